@@ -1,0 +1,278 @@
+//! The `/live` WebSocket door: the seed's subscribe/unsubscribe protocol,
+//! with one task per connection that answers requests, forwards the newest
+//! state of each subscribed session, pings the idle and drops the stuck.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{FutureExt, SinkExt};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::{StreamExt, StreamMap};
+use uuid::Uuid;
+
+use crate::error::WireError;
+use crate::hub::{Hub, Subscription};
+use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
+use crate::server::AppState;
+
+/// Close codes of RFC 6455 that the hub sends.
+const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_DATA: u16 = 1007;
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Largest message a client may send; larger closes with 1009.
+    pub max_message: usize,
+    /// Sessions one connection may follow at once.
+    pub max_subscriptions: usize,
+    /// A connection silent this long is pinged; silent twice as long, dropped.
+    pub ping_interval: Duration,
+    /// A connection that cannot take a write for this long is dropped.
+    pub send_timeout: Duration,
+    /// Origins allowed besides the hub's own address.
+    pub allow_origins: Vec<String>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            max_message: 4096,
+            max_subscriptions: 64,
+            ping_interval: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(10),
+            allow_origins: Vec::new(),
+        }
+    }
+}
+
+/// A browser page may open `/live` only from the hub's own address or an
+/// allowed origin; clients without `Origin` (scripts, servers) may always.
+fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if config.allow_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let config = state.config.live.clone();
+    if !origin_allowed(&headers, &config) {
+        tracing::info!(
+            origin = ?headers.get(header::ORIGIN),
+            "live connection refused: origin not allowed"
+        );
+        return WireError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not open /live; start the hub with --allow-origin",
+        )
+        .into_response();
+    }
+    let AppState {
+        hub, shutdown, tasks, ..
+    } = state;
+    ws
+        // Small buffers: an idle subscriber must cost little. The read buffer
+        // grows on demand up to one message.
+        .read_buffer_size(512)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(config.max_message)
+        .max_frame_size(config.max_message)
+        .on_failed_upgrade(|e| tracing::info!(error = %e, "live upgrade failed"))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                Connection::new(socket, hub, config).run(shutdown).await;
+            })
+        })
+}
+
+struct Connection {
+    socket: WebSocket,
+    hub: Hub,
+    config: Arc<LiveConfig>,
+    subscriptions: StreamMap<Uuid, Subscription>,
+    /// Subscribed ids that name no session: acknowledged like the seed
+    /// does, counted against the limit, never fed.
+    unknown: HashSet<Uuid>,
+    /// Frames to write before waiting again, written with one flush.
+    outbox: Vec<Message>,
+}
+
+/// Why a connection ends.
+enum End {
+    ClientLeft,
+    Close(u16, &'static str),
+    Drop(&'static str),
+}
+
+impl Connection {
+    fn new(socket: WebSocket, hub: Hub, config: LiveConfig) -> Connection {
+        Connection {
+            socket,
+            hub,
+            config: Arc::new(config),
+            subscriptions: StreamMap::new(),
+            unknown: HashSet::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
+        let interval = self.config.ping_interval;
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let end = loop {
+            let step = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
+                incoming = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    self.on_incoming(incoming)
+                }
+                Some((_, state)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    self.outbox.extend(state.frames.iter().cloned().map(Message::Text));
+                    // Whatever else is ready goes out in the same write.
+                    while let Some(Some((_, state))) = self.subscriptions.next().now_or_never() {
+                        self.outbox.extend(state.frames.iter().cloned().map(Message::Text));
+                    }
+                    Ok(())
+                }
+                _ = ticker.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= interval * 2 {
+                        Err(End::Drop("stopped answering pings"))
+                    } else {
+                        if silent >= interval {
+                            self.outbox.push(Message::Ping(Default::default()));
+                        }
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(end) = step {
+                break end;
+            }
+            if let Err(end) = self.flush().await {
+                break end;
+            }
+        };
+        match end {
+            End::ClientLeft => {}
+            End::Close(code, reason) => {
+                let frame = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(self.config.send_timeout, self.socket.send(frame)).await;
+            }
+            End::Drop(why) => tracing::info!(reason = why, "live connection dropped"),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let frames = std::mem::take(&mut self.outbox);
+        let socket = &mut self.socket;
+        let write = async move {
+            for frame in frames {
+                socket.feed(frame).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(self.config.send_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientLeft),
+            Err(_) => Err(End::Drop("too slow to take updates")),
+        }
+    }
+
+    fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Result<(), End> {
+        match incoming {
+            None | Some(Ok(Message::Close(_))) => Err(End::ClientLeft),
+            Some(Err(e)) => Err(classify(e)),
+            Some(Ok(Message::Text(text))) => {
+                let reply = match parse_live_request(text.as_str()) {
+                    Ok(request) => self.on_request(request),
+                    Err(e) => Err(e),
+                };
+                let frame = reply.unwrap_or_else(|e| e.to_json());
+                self.outbox.push(Message::Text(frame.into()));
+                Ok(())
+            }
+            Some(Ok(Message::Binary(_))) => {
+                self.outbox.push(Message::Text(LiveError::BinaryNotSupported.to_json().into()));
+                Ok(())
+            }
+            // Pongs only prove the peer is alive; tungstenite answers pings.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+        }
+    }
+
+    fn on_request(&mut self, LiveRequest { action, session_id }: LiveRequest) -> Result<String, LiveError> {
+        match action {
+            Action::Subscribe => {
+                let known = self.subscriptions.contains_key(&session_id) || self.unknown.contains(&session_id);
+                if !known {
+                    if self.subscriptions.len() + self.unknown.len() >= self.config.max_subscriptions {
+                        return Err(LiveError::TooManySubscriptions(self.config.max_subscriptions));
+                    }
+                    match self.hub.subscribe(session_id) {
+                        // Its current state follows `subscribed` on the next turn.
+                        Some(sub) => {
+                            self.subscriptions.insert(session_id, sub);
+                        }
+                        None => {
+                            self.unknown.insert(session_id);
+                        }
+                    }
+                }
+                Ok(to_json(&LiveEvent::Subscribed { session_id }))
+            }
+            Action::Unsubscribe => {
+                self.subscriptions.remove(&session_id);
+                self.unknown.remove(&session_id);
+                Ok(to_json(&LiveEvent::Unsubscribed { session_id }))
+            }
+        }
+    }
+}
+
+fn classify(e: axum::Error) -> End {
+    use std::error::Error as _;
+    match e.source().and_then(|s| s.downcast_ref::<tungstenite::Error>()) {
+        Some(tungstenite::Error::Capacity(_)) => {
+            End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)")
+        }
+        Some(tungstenite::Error::Utf8(_)) => End::Close(INVALID_DATA, "text is not valid UTF-8"),
+        Some(
+            tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Io(_),
+        ) => End::ClientLeft,
+        _ => {
+            tracing::info!(error = %e, "live connection broke the WebSocket protocol");
+            End::Close(PROTOCOL_ERROR, "protocol error")
+        }
+    }
+}

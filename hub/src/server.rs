@@ -1,0 +1,196 @@
+//! Serving the hub's doors on a listener: the router, the connection
+//! limit, and an orderly shutdown that closes every WebSocket with 1001.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::hub::Hub;
+use crate::live::{self, LiveConfig};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub admin_token: String,
+    pub live: LiveConfig,
+    /// Open TCP connections at most (HTTP and WebSocket); further ones wait
+    /// in the kernel's backlog.
+    pub max_connections: usize,
+    /// Kernel send buffer per connection. Small, so that a subscriber who
+    /// reads slowly holds few stale tallies in the kernel: the hub keeps
+    /// only the newest for it instead.
+    pub send_buffer: usize,
+    /// An HTTP request taking longer than this is answered 408.
+    pub request_timeout: Duration,
+    /// How long shutdown waits for live connections to close.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(admin_token: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            admin_token: admin_token.into(),
+            live: LiveConfig::default(),
+            max_connections: 16_384,
+            send_buffer: 32 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Owns every live connection task.
+    pub tasks: TaskTracker,
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    let api = crate::http::routes().layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ));
+    Router::new()
+        .route("/live", get(live::upgrade))
+        .merge(api)
+        .with_state(state)
+}
+
+/// Serves the hub on `listener` until `shutdown` is cancelled; then stops
+/// accepting, lets requests in flight finish, closes live connections with
+/// 1001 and returns. The hub itself keeps running: its owner shuts it down.
+pub async fn run(
+    listener: TcpListener,
+    hub: Hub,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let tasks = TaskTracker::new();
+    let grace = config.shutdown_grace;
+    let listener = BoundedListener {
+        permits: Arc::new(Semaphore::new(config.max_connections)),
+        send_buffer: config.send_buffer,
+        inner: listener,
+    };
+    let state = AppState {
+        hub,
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(left = tasks.len(), "live connections still open after the grace period");
+    }
+    Ok(())
+}
+
+/// A listener that holds one permit per open connection.
+struct BoundedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+    send_buffer: usize,
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = CountedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CountedStream, SocketAddr) {
+        // The semaphore is never closed, so this only waits.
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return std::future::pending().await;
+        };
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer);
+                    return (
+                        CountedStream {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                // The peer gave up before we accepted: nothing to do.
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait for some to free.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// A TCP stream that gives its connection permit back when dropped.
+pub struct CountedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
