@@ -230,14 +230,13 @@ async fn export_csv(
     let id = session_id(&id)?;
     let session = state.hub.session(id).ok_or_else(WireError::not_found)?;
     let ballots = state.hub.ballots(id).await?;
-    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
     let t = &session.tally;
-    let result = session.result.map(|r| r.as_str()).unwrap_or("");
+    let id_text = session.id.to_string();
     let rows: [[&str; 2]; 4] = [
-        ["session", &session.id.to_string()],
+        ["session", &id_text],
         ["title", &csv_cell(&session.title)],
         ["status", if session.result.is_some() { "closed" } else { "open" }],
-        ["result", result],
+        ["result", session.result.map(|r| r.as_str()).unwrap_or("")],
     ];
     let counts = [
         ("for", t.votes_for),
@@ -245,14 +244,18 @@ async fn export_csv(
         ("abstain", t.votes_abstain),
         ("total", t.total()),
     ];
-    let written = (|| -> Result<(), csv::Error> {
+    let body = (|| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut summary = csv::Writer::from_writer(Vec::new());
         for row in rows {
-            w.write_record(row)?;
+            summary.write_record(row)?;
         }
         for (name, n) in counts {
-            w.write_record([name, &n.to_string()])?;
+            summary.write_record([name, &n.to_string()])?;
         }
-        w.write_record([""])?;
+        let mut out = summary.into_inner()?;
+        // A blank line between the summary and the ballots.
+        out.push(b'\n');
+        let mut w = csv::Writer::from_writer(out);
         w.write_record(["voter", "choice", "time"])?;
         for b in &ballots {
             let choice = match b.ballot {
@@ -261,9 +264,8 @@ async fn export_csv(
             };
             w.write_record([&*csv_cell(&b.voter), &choice, &b.cast_at])?;
         }
-        Ok(())
+        Ok(w.into_inner()?)
     })();
-    let body = written.and_then(|()| w.into_inner().map_err(|e| e.into_error().into()));
     let body = body.map_err(|e| {
         tracing::error!(error = %e, "csv export failed");
         WireError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", "the export could not be written")

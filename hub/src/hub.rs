@@ -96,8 +96,9 @@ pub struct Published {
     pub tally: Tally,
     pub seq: u64,
     pub standing: Standing,
-    /// `vote_update`, then `session_closed` when closed.
-    pub frames: Vec<axum::extract::ws::Utf8Bytes>,
+    /// `vote_update`, then `session_closed` when closed: shared bytes, ready
+    /// for every subscriber's socket without copying.
+    pub frames: Vec<tungstenite::Utf8Bytes>,
 }
 
 /// The parts of a session that never change after creation.
@@ -348,8 +349,11 @@ fn view(slot: &SessionSlot) -> SessionView {
     }
 }
 
+/// The current time in RFC 3339, to the millisecond.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
+    let now = OffsetDateTime::now_utc();
+    now.replace_millisecond(now.millisecond())
+        .unwrap_or(now)
         .format(&Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }

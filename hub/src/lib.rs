@@ -17,6 +17,7 @@ pub mod rules;
 pub mod server;
 pub mod store;
 pub mod tally;
+mod text_guard;
 
 pub use hub::{Hub, HubError, Limits, Subscription};
 pub use live::LiveConfig;

@@ -6,11 +6,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::Message;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::{StreamExt, StreamMap};
 use uuid::Uuid;
@@ -19,6 +25,7 @@ use crate::error::WireError;
 use crate::hub::{Hub, Subscription};
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
 use crate::server::AppState;
+use crate::text_guard::TextGuard;
 
 /// Close codes of RFC 6455 that the hub sends.
 const GOING_AWAY: u16 = 1001;
@@ -71,13 +78,39 @@ fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// The WebSocket handshake, done here rather than by axum's extractor so
+/// that the socket can be wrapped in a [`TextGuard`] before tungstenite
+/// reads from it.
+pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
     let config = state.config.live.clone();
-    if !origin_allowed(&headers, &config) {
-        tracing::info!(
-            origin = ?headers.get(header::ORIGIN),
-            "live connection refused: origin not allowed"
-        );
+    let headers = req.headers();
+    let token_in = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let key = headers.get(header::SEC_WEBSOCKET_KEY);
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let (true, true, Some(key), true) = (
+        token_in(header::CONNECTION, "upgrade"),
+        token_in(header::UPGRADE, "websocket"),
+        key,
+        version_ok,
+    ) else {
+        return WireError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            "/live speaks WebSocket (version 13) only",
+        )
+        .into_response();
+    };
+    if !origin_allowed(headers, &config) {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "live connection refused: origin not allowed");
         return WireError::new(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
@@ -85,27 +118,44 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
         )
         .into_response();
     }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let AppState {
         hub, shutdown, tasks, ..
     } = state;
-    ws
-        // Small buffers: an idle subscriber must cost little. The read buffer
-        // grows on demand up to one message.
-        .read_buffer_size(512)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-        .max_message_size(config.max_message)
-        .max_frame_size(config.max_message)
-        .on_failed_upgrade(|e| tracing::info!(error = %e, "live upgrade failed"))
-        .on_upgrade(move |socket| {
-            tasks.track_future(async move {
-                Connection::new(socket, hub, config).run(shutdown).await;
-            })
-        })
+    tasks.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::info!(error = %e, "live upgrade failed");
+                return;
+            }
+        };
+        // Small buffers: an idle subscriber must cost little. The read
+        // buffer grows on demand up to one message.
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(512)
+            .write_buffer_size(0)
+            .max_write_buffer_size(64 * 1024)
+            .max_message_size(Some(config.max_message))
+            .max_frame_size(Some(config.max_message));
+        let io = TextGuard::new(TokioIo::new(upgraded), config.max_message);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+        Connection::new(socket, hub, config).run(shutdown).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+type Socket = WebSocketStream<TextGuard<TokioIo<Upgraded>>>;
+
 struct Connection {
-    socket: WebSocket,
+    socket: Socket,
     hub: Hub,
     config: Arc<LiveConfig>,
     subscriptions: StreamMap<Uuid, Subscription>,
@@ -124,7 +174,7 @@ enum End {
 }
 
 impl Connection {
-    fn new(socket: WebSocket, hub: Hub, config: LiveConfig) -> Connection {
+    fn new(socket: Socket, hub: Hub, config: LiveConfig) -> Connection {
         Connection {
             socket,
             hub,
@@ -144,7 +194,7 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
-                incoming = self.socket.recv() => {
+                incoming = self.socket.next() => {
                     last_heard = Instant::now();
                     self.on_incoming(incoming)
                 }
@@ -179,7 +229,7 @@ impl Connection {
             End::ClientLeft => {}
             End::Close(code, reason) => {
                 let frame = Message::Close(Some(CloseFrame {
-                    code,
+                    code: code.into(),
                     reason: reason.into(),
                 }));
                 let _ = tokio::time::timeout(self.config.send_timeout, self.socket.send(frame)).await;
@@ -207,7 +257,7 @@ impl Connection {
         }
     }
 
-    fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Result<(), End> {
+    fn on_incoming(&mut self, incoming: Option<Result<Message, tungstenite::Error>>) -> Result<(), End> {
         match incoming {
             None | Some(Ok(Message::Close(_))) => Err(End::ClientLeft),
             Some(Err(e)) => Err(classify(e)),
@@ -225,7 +275,7 @@ impl Connection {
                 Ok(())
             }
             // Pongs only prove the peer is alive; tungstenite answers pings.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
         }
     }
 
@@ -258,18 +308,14 @@ impl Connection {
     }
 }
 
-fn classify(e: axum::Error) -> End {
-    use std::error::Error as _;
-    match e.source().and_then(|s| s.downcast_ref::<tungstenite::Error>()) {
-        Some(tungstenite::Error::Capacity(_)) => {
-            End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)")
+fn classify(e: tungstenite::Error) -> End {
+    match e {
+        tungstenite::Error::Capacity(_) => End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)"),
+        // Only a fragmented message gets here: see `TextGuard`.
+        tungstenite::Error::Utf8(_) => End::Close(INVALID_DATA, "text is not valid UTF-8"),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed | tungstenite::Error::Io(_) => {
+            End::ClientLeft
         }
-        Some(tungstenite::Error::Utf8(_)) => End::Close(INVALID_DATA, "text is not valid UTF-8"),
-        Some(
-            tungstenite::Error::ConnectionClosed
-            | tungstenite::Error::AlreadyClosed
-            | tungstenite::Error::Io(_),
-        ) => End::ClientLeft,
         _ => {
             tracing::info!(error = %e, "live connection broke the WebSocket protocol");
             End::Close(PROTOCOL_ERROR, "protocol error")
