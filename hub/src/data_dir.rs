@@ -54,7 +54,8 @@ pub fn load_or_create_token(dir: &Path) -> Result<(String, bool), TokenError> {
                 options.mode(0o600);
             }
             let mut file = options.open(&path).map_err(io)?;
-            file.write_all(format!("{token}\n").as_bytes()).map_err(io)?;
+            file.write_all(format!("{token}\n").as_bytes())
+                .map_err(io)?;
             file.sync_all().map_err(io)?;
             Ok((token, true))
         }

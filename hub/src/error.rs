@@ -39,11 +39,19 @@ impl WireError {
     }
 
     pub fn forbidden() -> WireError {
-        WireError::new(StatusCode::FORBIDDEN, "admin_token_invalid", "the admin token is wrong")
+        WireError::new(
+            StatusCode::FORBIDDEN,
+            "admin_token_invalid",
+            "the admin token is wrong",
+        )
     }
 
     pub fn not_found() -> WireError {
-        WireError::new(StatusCode::NOT_FOUND, "session_not_found", "no session with this id")
+        WireError::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no session with this id",
+        )
     }
 }
 
@@ -99,7 +107,13 @@ mod tests {
 
     #[test]
     fn codes_are_stable() {
-        assert_eq!(WireError::from(HubError::SessionClosed).code, "session_closed");
-        assert_eq!(WireError::from(HubError::NotOnRoll).status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            WireError::from(HubError::SessionClosed).code,
+            "session_closed"
+        );
+        assert_eq!(
+            WireError::from(HubError::NotOnRoll).status,
+            StatusCode::FORBIDDEN
+        );
     }
 }

@@ -41,7 +41,11 @@ pub fn routes() -> Router<AppState> {
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async {
-            WireError::new(StatusCode::NOT_FOUND, "not_found", "no such page or API call")
+            WireError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such page or API call",
+            )
         })
         .method_not_allowed_fallback(|| async {
             WireError::new(
@@ -69,7 +73,12 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(WireError::unauthorized)?;
         // Constant time, so the token cannot be guessed byte by byte.
-        if bool::from(token.trim().as_bytes().ct_eq(state.config.admin_token.as_bytes())) {
+        if bool::from(
+            token
+                .trim()
+                .as_bytes()
+                .ct_eq(state.config.admin_token.as_bytes()),
+        ) {
             Ok(Admin)
         } else {
             Err(WireError::forbidden())
@@ -88,7 +97,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, WireError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                WireError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+                WireError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is too large",
+                )
             } else {
                 WireError::bad_body("the request body could not be read")
             }
@@ -115,9 +128,16 @@ async fn list_sessions(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.hub.sessions())
 }
 
-async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, WireError> {
+async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
     let id = session_id(&id)?;
-    state.hub.session(id).map(Json).ok_or_else(WireError::not_found)
+    state
+        .hub
+        .session(id)
+        .map(Json)
+        .ok_or_else(WireError::not_found)
 }
 
 async fn create_session(
@@ -144,13 +164,23 @@ fn ballot_from_body(body: BallotBody) -> Result<(String, Ballot), WireError> {
         (Some(_), Some(_)) => return Err(invalid("send either \"choice\" or \"grade\", not both")),
         (Some(choice), None) => match choice.as_str().and_then(Choice::parse) {
             Some(c) => Ballot::Choice(c),
-            None => return Err(invalid("\"choice\" must be \"for\", \"against\" or \"abstain\"")),
+            None => {
+                return Err(invalid(
+                    "\"choice\" must be \"for\", \"against\" or \"abstain\"",
+                ));
+            }
         },
         (None, Some(grade)) => match grade.as_i64() {
-            Some(g) if (i64::from(MIN_GRADE)..=i64::from(MAX_GRADE)).contains(&g) => Ballot::Grade(g as i8),
+            Some(g) if (i64::from(MIN_GRADE)..=i64::from(MAX_GRADE)).contains(&g) => {
+                Ballot::Grade(g as i8)
+            }
             _ => return Err(invalid("\"grade\" must be a whole number from -3 to 3")),
         },
-        (None, None) => return Err(invalid("a ballot needs a \"choice\" (or a \"grade\" on a nuanced scale)")),
+        (None, None) => {
+            return Err(invalid(
+                "a ballot needs a \"choice\" (or a \"grade\" on a nuanced scale)",
+            ));
+        }
     };
     Ok((voter, ballot))
 }
@@ -165,7 +195,11 @@ async fn cast(
     Ok(Json(state.hub.cast(id, voter, ballot).await?))
 }
 
-async fn close(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<impl IntoResponse, WireError> {
+async fn close(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
     let id = session_id(&id)?;
     Ok(Json(state.hub.close(id).await?))
 }
@@ -187,7 +221,10 @@ async fn register_voters(
     let mut voters: Vec<NewVoter> = body
         .names
         .into_iter()
-        .map(|name| NewVoter { name, groups: Vec::new() })
+        .map(|name| NewVoter {
+            name,
+            groups: Vec::new(),
+        })
         .collect();
     voters.extend(body.voters);
     if voters.is_empty() {
@@ -235,7 +272,14 @@ async fn export_csv(
     let rows: [[&str; 2]; 4] = [
         ["session", &id_text],
         ["title", &csv_cell(&session.title)],
-        ["status", if session.result.is_some() { "closed" } else { "open" }],
+        [
+            "status",
+            if session.result.is_some() {
+                "closed"
+            } else {
+                "open"
+            },
+        ],
         ["result", session.result.map(|r| r.as_str()).unwrap_or("")],
     ];
     let counts = [
@@ -268,7 +312,11 @@ async fn export_csv(
     })();
     let body = body.map_err(|e| {
         tracing::error!(error = %e, "csv export failed");
-        WireError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", "the export could not be written")
+        WireError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "export_failed",
+            "the export could not be written",
+        )
     })?;
     Ok((
         [

@@ -206,7 +206,11 @@ impl Hub {
         let writer = std::thread::Builder::new()
             .name("votehub-writer".into())
             .spawn(move || core.run(rx))
-            .map_err(|e| HubError::Store(StoreError::Inconsistent(format!("cannot start writer: {e}"))))?;
+            .map_err(|e| {
+                HubError::Store(StoreError::Inconsistent(format!(
+                    "cannot start writer: {e}"
+                )))
+            })?;
         Ok(Hub {
             inner: Arc::new(Inner {
                 commands: tx,
@@ -233,7 +237,12 @@ impl Hub {
     }
 
     /// Records a ballot; returns once it is durable.
-    pub async fn cast(&self, session: Uuid, voter: String, ballot: Ballot) -> Result<VoteReceipt, HubError> {
+    pub async fn cast(
+        &self,
+        session: Uuid,
+        voter: String,
+        ballot: Ballot,
+    ) -> Result<VoteReceipt, HubError> {
         self.call(|reply| Command::Cast {
             session,
             voter,
@@ -262,7 +271,10 @@ impl Hub {
     pub fn broadcast(&self, session: Uuid) -> Result<SessionView, HubError> {
         {
             let registry = self.read();
-            let slot = registry.sessions.get(&session).ok_or(HubError::SessionNotFound)?;
+            let slot = registry
+                .sessions
+                .get(&session)
+                .ok_or(HubError::SessionNotFound)?;
             // Marking the value as changed re-delivers it to every receiver.
             slot.live.send_modify(|_| {});
         }
@@ -272,7 +284,10 @@ impl Hub {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         // A poisoned lock means a panic while swapping a map entry; the map
         // itself is still consistent, so keep serving.
-        self.inner.registry.read().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn session(&self, id: Uuid) -> Option<SessionView> {
@@ -382,7 +397,11 @@ pub fn normalise_code(input: &str) -> Option<String> {
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if chars.len() != 8 || !chars.iter().all(|c| CODE_ALPHABET.contains(&(*c as u8)) && c.is_ascii()) {
+    if chars.len() != 8
+        || !chars
+            .iter()
+            .all(|c| CODE_ALPHABET.contains(&(*c as u8)) && c.is_ascii())
+    {
         return None;
     }
     let mut code: String = chars[..4].iter().collect();
@@ -429,8 +448,11 @@ struct Batch {
     voters: Vec<RollEntry>,
     /// Ballots written in this batch, for re-votes within it.
     pending: HashMap<(Uuid, String), Ballot>,
-    replies: Vec<Box<dyn FnOnce(Result<(), HubError>) + Send>>,
+    replies: Vec<PendingReply>,
 }
+
+/// An answer held back until its batch is committed (or refused).
+type PendingReply = Box<dyn FnOnce(Result<(), HubError>) + Send>;
 
 impl Batch {
     fn remember(&mut self, id: Uuid, state: Option<&SessionState>) {
@@ -469,11 +491,17 @@ impl Core {
                 Some("adopted") => Some(Outcome::Adopted),
                 Some("rejected") => Some(Outcome::Rejected),
                 Some(other) => {
-                    return Err(StoreError::Inconsistent(format!("unknown result {other:?}")).into());
+                    return Err(
+                        StoreError::Inconsistent(format!("unknown result {other:?}")).into(),
+                    );
                 }
             };
             let state = SessionState {
-                status: if result.is_some() { Status::Closed } else { Status::Open },
+                status: if result.is_some() {
+                    Status::Closed
+                } else {
+                    Status::Open
+                },
                 result,
                 closed_at: record.closed_at,
                 tally,
@@ -512,7 +540,9 @@ impl Core {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut stopping = false;
         while !stopping {
-            let Some(first) = rx.blocking_recv() else { break };
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
             let mut batch = Batch::default();
             let mut next = Some(first);
             let mut handled = 0;
@@ -643,7 +673,13 @@ impl Core {
         Ok(id)
     }
 
-    fn cast(&mut self, id: Uuid, voter: String, ballot: Ballot, batch: &mut Batch) -> Result<VoteReceipt, HubError> {
+    fn cast(
+        &mut self,
+        id: Uuid,
+        voter: String,
+        ballot: Ballot,
+        batch: &mut Batch,
+    ) -> Result<VoteReceipt, HubError> {
         let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
         if session.state.status == Status::Closed {
             return Err(HubError::SessionClosed);
@@ -665,7 +701,8 @@ impl Core {
             Some(b) => Some(*b),
             None => self.store.ballot(id, &key.1)?,
         };
-        if previous.is_none() && session.state.tally.total() >= self.limits.max_ballots_per_session {
+        if previous.is_none() && session.state.tally.total() >= self.limits.max_ballots_per_session
+        {
             return Err(HubError::Full("this session has reached its ballot limit"));
         }
         let groups = self.groups_of(session.meta.electorate, &key.1).to_vec();
@@ -697,7 +734,10 @@ impl Core {
     }
 
     fn close(&mut self, id: Uuid, batch: &mut Batch) -> Result<CloseReceipt, HubError> {
-        let session = self.sessions.get_mut(&id).ok_or(HubError::SessionNotFound)?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(HubError::SessionNotFound)?;
         let state = &mut session.state;
         if let Some(result) = state.result {
             // Closing again answers the stored result; nothing is written or
@@ -732,7 +772,11 @@ impl Core {
         Ok(receipt)
     }
 
-    fn register(&mut self, voters: Vec<NewVoter>, batch: &mut Batch) -> Result<Vec<RollEntry>, HubError> {
+    fn register(
+        &mut self,
+        voters: Vec<NewVoter>,
+        batch: &mut Batch,
+    ) -> Result<Vec<RollEntry>, HubError> {
         let mut entries = Vec::with_capacity(voters.len());
         let mut fresh: Vec<RollEntry> = Vec::new();
         for v in voters {
@@ -753,17 +797,23 @@ impl Core {
             }
             groups.sort();
             groups.dedup();
-            let known = self
-                .names
-                .get(&name)
-                .cloned()
-                .or_else(|| fresh.iter().find(|e| e.name == name).map(|e| e.code.clone()));
+            let known = self.names.get(&name).cloned().or_else(|| {
+                fresh
+                    .iter()
+                    .find(|e| e.name == name)
+                    .map(|e| e.code.clone())
+            });
             if let Some(code) = known {
                 let groups = self
                     .codes
                     .get(&code)
                     .cloned()
-                    .or_else(|| fresh.iter().find(|e| e.code == code).map(|e| e.groups.clone()))
+                    .or_else(|| {
+                        fresh
+                            .iter()
+                            .find(|e| e.code == code)
+                            .map(|e| e.groups.clone())
+                    })
                     .unwrap_or_default();
                 entries.push(RollEntry { name, code, groups });
                 continue;
@@ -777,11 +827,7 @@ impl Core {
                     break c;
                 }
             };
-            let entry = RollEntry {
-                name,
-                code,
-                groups,
-            };
+            let entry = RollEntry { name, code, groups };
             fresh.push(entry.clone());
             entries.push(entry);
         }
@@ -844,7 +890,9 @@ impl Core {
                 }
                 let message = e.to_string();
                 for reply in replies {
-                    reply(Err(HubError::Store(StoreError::Inconsistent(message.clone()))));
+                    reply(Err(HubError::Store(StoreError::Inconsistent(
+                        message.clone(),
+                    ))));
                 }
             }
         }
@@ -853,7 +901,9 @@ impl Core {
     fn publish(&self, touched: &[(Uuid, Option<SessionState>)], voters: Vec<RollEntry>) {
         let mut registry = self.registry_mut();
         for (id, before) in touched {
-            let Some(session) = self.sessions.get(id) else { continue };
+            let Some(session) = self.sessions.get(id) else {
+                continue;
+            };
             let published = publish_state(&session.meta, &session.state);
             if before.is_none() {
                 tracing::info!(session = %id, title = %session.meta.title, "session created");
@@ -889,7 +939,12 @@ impl Core {
 }
 
 fn meta_from_record(r: &SessionRecord) -> Result<SessionMeta, HubError> {
-    let bad = |what: &str| HubError::Store(StoreError::Inconsistent(format!("session {}: bad {what}", r.id)));
+    let bad = |what: &str| {
+        HubError::Store(StoreError::Inconsistent(format!(
+            "session {}: bad {what}",
+            r.id
+        )))
+    };
     Ok(SessionMeta {
         id: r.id,
         title: r.title.clone(),
@@ -897,7 +952,8 @@ fn meta_from_record(r: &SessionRecord) -> Result<SessionMeta, HubError> {
         rule: serde_json::from_str(&r.rule).map_err(|_| bad("rule"))?,
         electorate: serde_json::from_value(serde_json::Value::String(r.electorate.clone()))
             .map_err(|_| bad("electorate"))?,
-        scale: serde_json::from_value(serde_json::Value::String(r.scale.clone())).map_err(|_| bad("scale"))?,
+        scale: serde_json::from_value(serde_json::Value::String(r.scale.clone()))
+            .map_err(|_| bad("scale"))?,
         created_at: r.created_at.clone(),
     })
 }
@@ -955,7 +1011,11 @@ mod tests {
         assert_eq!(normalise_code("abcd efgh").as_deref(), Some("ABCD-EFGH"));
         assert_eq!(normalise_code("ABCDEFGH").as_deref(), Some("ABCD-EFGH"));
         assert_eq!(normalise_code("ABCD-EFG"), None);
-        assert_eq!(normalise_code("ABCD-EFG0"), None, "0 is not in the alphabet");
+        assert_eq!(
+            normalise_code("ABCD-EFG0"),
+            None,
+            "0 is not in the alphabet"
+        );
         assert_eq!(normalise_code("ÀBCD-EFGH"), None);
     }
 }

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
-use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::Message;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::{StreamExt, StreamMap};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use uuid::Uuid;
 
 use crate::error::WireError;
@@ -68,7 +68,11 @@ fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if config.allow_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+    if config
+        .allow_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -121,7 +125,10 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let AppState {
-        hub, shutdown, tasks, ..
+        hub,
+        shutdown,
+        tasks,
+        ..
     } = state;
     tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -232,7 +239,8 @@ impl Connection {
                     code: code.into(),
                     reason: reason.into(),
                 }));
-                let _ = tokio::time::timeout(self.config.send_timeout, self.socket.send(frame)).await;
+                let _ =
+                    tokio::time::timeout(self.config.send_timeout, self.socket.send(frame)).await;
             }
             End::Drop(why) => tracing::info!(reason = why, "live connection dropped"),
         }
@@ -257,7 +265,10 @@ impl Connection {
         }
     }
 
-    fn on_incoming(&mut self, incoming: Option<Result<Message, tungstenite::Error>>) -> Result<(), End> {
+    fn on_incoming(
+        &mut self,
+        incoming: Option<Result<Message, tungstenite::Error>>,
+    ) -> Result<(), End> {
         match incoming {
             None | Some(Ok(Message::Close(_))) => Err(End::ClientLeft),
             Some(Err(e)) => Err(classify(e)),
@@ -271,7 +282,9 @@ impl Connection {
                 Ok(())
             }
             Some(Ok(Message::Binary(_))) => {
-                self.outbox.push(Message::Text(LiveError::BinaryNotSupported.to_json().into()));
+                self.outbox.push(Message::Text(
+                    LiveError::BinaryNotSupported.to_json().into(),
+                ));
                 Ok(())
             }
             // Pongs only prove the peer is alive; tungstenite answers pings.
@@ -279,13 +292,21 @@ impl Connection {
         }
     }
 
-    fn on_request(&mut self, LiveRequest { action, session_id }: LiveRequest) -> Result<String, LiveError> {
+    fn on_request(
+        &mut self,
+        LiveRequest { action, session_id }: LiveRequest,
+    ) -> Result<String, LiveError> {
         match action {
             Action::Subscribe => {
-                let known = self.subscriptions.contains_key(&session_id) || self.unknown.contains(&session_id);
+                let known = self.subscriptions.contains_key(&session_id)
+                    || self.unknown.contains(&session_id);
                 if !known {
-                    if self.subscriptions.len() + self.unknown.len() >= self.config.max_subscriptions {
-                        return Err(LiveError::TooManySubscriptions(self.config.max_subscriptions));
+                    if self.subscriptions.len() + self.unknown.len()
+                        >= self.config.max_subscriptions
+                    {
+                        return Err(LiveError::TooManySubscriptions(
+                            self.config.max_subscriptions,
+                        ));
                     }
                     match self.hub.subscribe(session_id) {
                         // Its current state follows `subscribed` on the next turn.
@@ -310,12 +331,14 @@ impl Connection {
 
 fn classify(e: tungstenite::Error) -> End {
     match e {
-        tungstenite::Error::Capacity(_) => End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)"),
+        tungstenite::Error::Capacity(_) => {
+            End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)")
+        }
         // Only a fragmented message gets here: see `TextGuard`.
         tungstenite::Error::Utf8(_) => End::Close(INVALID_DATA, "text is not valid UTF-8"),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed | tungstenite::Error::Io(_) => {
-            End::ClientLeft
-        }
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Io(_) => End::ClientLeft,
         _ => {
             tracing::info!(error = %e, "live connection broke the WebSocket protocol");
             End::Close(PROTOCOL_ERROR, "protocol error")

@@ -34,7 +34,11 @@ struct ServeArgs {
     #[arg(long, env = "VOTEHUB_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Extra browser origin allowed to open /live (repeatable).
-    #[arg(long = "allow-origin", env = "VOTEHUB_ALLOW_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-origin",
+        env = "VOTEHUB_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
     allow_origins: Vec<String>,
     /// Open connections at most (HTTP and live); keep below the file-descriptor limit.
     #[arg(long, env = "VOTEHUB_MAX_CONNECTIONS", default_value_t = 16_384)]
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let rendered = e.render().to_string();
             let line = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("votehub: {} (see votehub --help)", line.trim_start_matches("error: "));
+            eprintln!(
+                "votehub: {} (see votehub --help)",
+                line.trim_start_matches("error: ")
+            );
             return ExitCode::from(USAGE);
         }
     };
@@ -67,7 +74,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("votehub: cannot start the runtime: {e}");

@@ -457,15 +457,27 @@ mod tests {
         assert_eq!(err(""), LiveError::InvalidJson);
         assert_eq!(err("{}"), LiveError::MissingFields);
         assert_eq!(err(r#"{"action":"subscribe"}"#), LiveError::MissingFields);
-        assert_eq!(err(r#"{"action":"","session_id":"x"}"#), LiveError::MissingFields);
-        assert_eq!(err(r#"{"action":0,"session_id":"x"}"#), LiveError::MissingFields);
-        assert_eq!(err(r#"{"action":"subscribe","session_id":"nope"}"#), LiveError::InvalidSessionId);
+        assert_eq!(
+            err(r#"{"action":"","session_id":"x"}"#),
+            LiveError::MissingFields
+        );
+        assert_eq!(
+            err(r#"{"action":0,"session_id":"x"}"#),
+            LiveError::MissingFields
+        );
+        assert_eq!(
+            err(r#"{"action":"subscribe","session_id":"nope"}"#),
+            LiveError::InvalidSessionId
+        );
         assert_eq!(
             err(&format!(r#"{{"action":"dance","session_id":"{ID}"}}"#)),
             LiveError::UnknownAction("dance".into())
         );
         // The invalid id is reported before the unknown action, as in the seed.
-        assert_eq!(err(r#"{"action":"dance","session_id":"x"}"#), LiveError::InvalidSessionId);
+        assert_eq!(
+            err(r#"{"action":"dance","session_id":"x"}"#),
+            LiveError::InvalidSessionId
+        );
     }
 
     #[test]
@@ -474,8 +486,14 @@ mod tests {
         assert_eq!(err("42"), LiveError::MissingFields);
         assert_eq!(err(r#""subscribe""#), LiveError::MissingFields);
         assert_eq!(err("null"), LiveError::MissingFields);
-        assert_eq!(err(r#"{"action":"subscribe","session_id":123}"#), LiveError::InvalidSessionId);
-        assert_eq!(err(r#"{"action":"subscribe","session_id":["x"]}"#), LiveError::InvalidSessionId);
+        assert_eq!(
+            err(r#"{"action":"subscribe","session_id":123}"#),
+            LiveError::InvalidSessionId
+        );
+        assert_eq!(
+            err(r#"{"action":"subscribe","session_id":["x"]}"#),
+            LiveError::InvalidSessionId
+        );
         // Non-ASCII digits are not hex digits.
         assert_eq!(
             err(r#"{"action":"subscribe","session_id":"١١١١١١١١١١١١١١١١١١١١١١١١١١١١١١١١"}"#),
@@ -493,7 +511,8 @@ mod tests {
 
     #[test]
     fn unknown_non_string_actions_print_like_python() {
-        let unknown = |a: &str| err(&format!(r#"{{"action":{a},"session_id":"{ID}"}}"#)).to_string();
+        let unknown =
+            |a: &str| err(&format!(r#"{{"action":{a},"session_id":"{ID}"}}"#)).to_string();
         assert_eq!(unknown("1"), "Action inconnue: 1");
         assert_eq!(unknown("true"), "Action inconnue: True");
         assert_eq!(unknown("1.5"), "Action inconnue: 1.5");
@@ -507,23 +526,36 @@ mod tests {
         let r = ok(&format!(r#"{{"action":"subscribe","session_id":"{ID}"}}"#));
         assert_eq!(r.action, Action::Subscribe);
         let upper = ID.to_uppercase();
-        ok(&format!(r#"{{"action":"unsubscribe","session_id":"{upper}"}}"#));
-        ok(&format!(r#"{{"action":"subscribe","session_id":"{{{ID}}}"}}"#));
-        ok(&format!(r#"{{"action":"subscribe","session_id":"urn:uuid:{ID}"}}"#));
+        ok(&format!(
+            r#"{{"action":"unsubscribe","session_id":"{upper}"}}"#
+        ));
+        ok(&format!(
+            r#"{{"action":"subscribe","session_id":"{{{ID}}}"}}"#
+        ));
+        ok(&format!(
+            r#"{{"action":"subscribe","session_id":"urn:uuid:{ID}"}}"#
+        ));
         let simple = ID.replace('-', "");
-        ok(&format!(r#"{{"action":"subscribe","session_id":"{simple}"}}"#));
+        ok(&format!(
+            r#"{{"action":"subscribe","session_id":"{simple}"}}"#
+        ));
         // Extra fields, even absurd ones, are ignored as in the seed.
         ok(&format!(
             r#"{{"action":"subscribe","session_id":"{ID}","n":1e999999,"deep":[[[[]]]],"big":123456789012345678901234567890}}"#
         ));
         // A repeated key keeps its last value, as json.loads does.
-        let r = ok(&format!(r#"{{"action":"x","action":"unsubscribe","session_id":"{ID}"}}"#));
+        let r = ok(&format!(
+            r#"{{"action":"x","action":"unsubscribe","session_id":"{ID}"}}"#
+        ));
         assert_eq!(r.action, Action::Unsubscribe);
     }
 
     #[test]
     fn errors_carry_text_and_code() {
         let v: Value = serde_json::from_str(&LiveError::InvalidJson.to_json()).expect("json");
-        assert_eq!(v, serde_json::json!({"error": "JSON invalide", "code": "invalid_json"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "JSON invalide", "code": "invalid_json"})
+        );
     }
 }

@@ -76,14 +76,21 @@ pub enum RuleError {
     #[error("unknown rule kind {0:?}: use majority, supermajority or inertia")]
     UnknownKind(String),
     #[error("the {kind} rule does not take {field:?}")]
-    FieldNotAllowed { kind: &'static str, field: &'static str },
+    FieldNotAllowed {
+        kind: &'static str,
+        field: &'static str,
+    },
     #[error("the supermajority rule needs a ratio above 0.5 and at most 1")]
     BadRatio,
     #[error("{0}")]
     BadInertia(&'static str),
-    #[error("the inertia rule needs an electorate size: give \"electorate\" or register the voter roll first")]
+    #[error(
+        "the inertia rule needs an electorate size: give \"electorate\" or register the voter roll first"
+    )]
     NoElectorate,
-    #[error("group minimums need a group name, a size of at least 1 and an exponent between 0 and 1")]
+    #[error(
+        "group minimums need a group name, a size of at least 1 and an exponent between 0 and 1"
+    )]
     BadGroup,
     #[error("a rule may list at most {0} group minimums")]
     TooManyGroups(usize),
@@ -188,8 +195,7 @@ impl TryFrom<RuleSpec> for Rule {
         }
         for g in &spec.groups {
             let name_ok = !g.group.trim().is_empty() && g.group.chars().count() <= 64;
-            if !name_ok || g.size == 0 || g.size > MAX_COUNT || !(0.0..=1.0).contains(&g.exponent)
-            {
+            if !name_ok || g.size == 0 || g.size > MAX_COUNT || !(0.0..=1.0).contains(&g.exponent) {
                 return Err(RuleError::BadGroup);
             }
         }
@@ -273,7 +279,8 @@ impl Inertia {
     pub fn threshold(&self, turnout: f64) -> f64 {
         let w = self.electorate as f64;
         let participation = (turnout / w).min(1.0);
-        let factor = self.majority + (1.0 - self.majority) * (1.0 - participation.powf(self.gradient));
+        let factor =
+            self.majority + (1.0 - self.majority) * (1.0 - participation.powf(self.gradient));
         self.constant + self.base.powf(w) + factor * (turnout - self.constant).max(0.0)
     }
 }
@@ -471,7 +478,11 @@ mod tests {
                 (got - threshold).abs() < 0.001,
                 "W={w} T={t}: threshold {got}, expected ≈ {threshold}"
             );
-            assert_eq!(inertia(w).standing(&tally(0, t, 0)).needed, needed, "W={w} T={t}");
+            assert_eq!(
+                inertia(w).standing(&tally(0, t, 0)).needed,
+                needed,
+                "W={w} T={t}"
+            );
         }
         // 79 of 100 adopt, 78 do not.
         assert_eq!(inertia(7000).outcome(&tally(79, 21, 0)), Outcome::Adopted);
@@ -538,18 +549,25 @@ mod tests {
                     kind: RuleKind::Supermajority { ratio },
                     ..Rule::default()
                 }),
-                (1u64..20_000, 0.5f64..0.99, 0.05f64..2.0, 0.0f64..0.9, 0.0f64..20.0).prop_map(
-                    |(electorate, majority, gradient, base, constant)| Rule {
-                        kind: RuleKind::Inertia(Inertia {
-                            electorate,
-                            majority,
-                            gradient,
-                            base,
-                            constant,
-                        }),
-                        ..Rule::default()
-                    }
-                ),
+                (
+                    1u64..20_000,
+                    0.5f64..0.99,
+                    0.05f64..2.0,
+                    0.0f64..0.9,
+                    0.0f64..20.0
+                )
+                    .prop_map(
+                        |(electorate, majority, gradient, base, constant)| Rule {
+                            kind: RuleKind::Inertia(Inertia {
+                                electorate,
+                                majority,
+                                gradient,
+                                base,
+                                constant,
+                            }),
+                            ..Rule::default()
+                        }
+                    ),
             ]
         }
 

@@ -20,14 +20,18 @@ const APPLICATION_ID: i32 = 0x766f_7465;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path} is not a votehub database (it belongs to another program); move it away or choose another data directory")]
+    #[error(
+        "{path} is not a votehub database (it belongs to another program); move it away or choose another data directory"
+    )]
     Foreign { path: PathBuf },
     #[error("{path} is not a database, or is damaged: {source}")]
     Corrupt {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("{path} was written by a newer votehub (schema {found}, this one knows {known}); upgrade votehub")]
+    #[error(
+        "{path} was written by a newer votehub (schema {found}, this one knows {known}); upgrade votehub"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -293,9 +297,9 @@ impl Store for SqliteStore {
     }
 
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT choice, grade FROM ballots WHERE session_id = ?1 AND voter = ?2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT choice, grade FROM ballots WHERE session_id = ?1 AND voter = ?2",
+        )?;
         let found = stmt
             .query_row(params![session.to_string(), voter], |r| {
                 Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?))
@@ -382,14 +386,20 @@ impl Store for SqliteStore {
                     tx.prepare_cached(
                         "UPDATE sessions SET result = ?2, closed_at = ?3 WHERE id = ?1",
                     )?
-                    .execute(params![session.to_string(), result, closed_at])?;
+                    .execute(params![
+                        session.to_string(),
+                        result,
+                        closed_at
+                    ])?;
                     note_seq(&mut seqs, *session, *seq);
                 }
                 Write::Voter(v) => {
                     let groups = serde_json::to_string(&v.groups)
                         .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
-                    tx.prepare_cached("INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)")?
-                        .execute(params![v.code, v.name, groups])?;
+                    tx.prepare_cached(
+                        "INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![v.code, v.name, groups])?;
                 }
             }
         }
@@ -498,16 +508,27 @@ mod tests {
     fn refuses_foreign_and_corrupt_files_without_touching_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
-        std::fs::write(&path, b"these are my holiday notes, not a database at all....").expect("write");
+        std::fs::write(
+            &path,
+            b"these are my holiday notes, not a database at all....",
+        )
+        .expect("write");
         let before = std::fs::read(&path).expect("read");
-        assert!(matches!(SqliteStore::open(dir.path()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            SqliteStore::open(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
         assert_eq!(std::fs::read(&path).expect("read"), before);
 
         let other = tempfile::tempdir().expect("tempdir");
         let conn = Connection::open(other.path().join(DB_FILE)).expect("sqlite");
-        conn.execute_batch("CREATE TABLE recipes (name TEXT)").expect("create");
+        conn.execute_batch("CREATE TABLE recipes (name TEXT)")
+            .expect("create");
         drop(conn);
-        assert!(matches!(SqliteStore::open(other.path()), Err(StoreError::Foreign { .. })));
+        assert!(matches!(
+            SqliteStore::open(other.path()),
+            Err(StoreError::Foreign { .. })
+        ));
     }
 
     #[test]
@@ -515,8 +536,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(SqliteStore::open(dir.path()).expect("open"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
-        conn.pragma_update(None, "user_version", 99).expect("pragma");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("pragma");
         drop(conn);
-        assert!(matches!(SqliteStore::open(dir.path()), Err(StoreError::TooNew { .. })));
+        assert!(matches!(
+            SqliteStore::open(dir.path()),
+            Err(StoreError::TooNew { .. })
+        ));
     }
 }

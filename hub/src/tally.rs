@@ -159,7 +159,10 @@ impl Tally {
             Some(_) => self.votes_abstain as f64 / 2.0,
             None => 0.0,
         };
-        (self.votes_for as f64 + half, self.votes_against as f64 + half)
+        (
+            self.votes_for as f64 + half,
+            self.votes_against as f64 + half,
+        )
     }
 
     pub fn grades(&self) -> Option<&[u64; GRADES]> {

@@ -28,7 +28,11 @@ enum State {
     /// Passing `remaining` payload bytes through.
     Pass { remaining: u64 },
     /// Holding a whole small text frame until its UTF-8 can be checked.
-    Text { header: Vec<u8>, payload: Vec<u8>, len: usize },
+    Text {
+        header: Vec<u8>,
+        payload: Vec<u8>,
+        len: usize,
+    },
 }
 
 pub struct TextGuard<S> {
@@ -85,7 +89,8 @@ impl<S> TextGuard<S> {
                 State::Header => {
                     self.header.push(bytes[0]);
                     bytes = &bytes[1..];
-                    if self.header.len() < 2 || self.header.len() < Self::header_len(self.header[1]) {
+                    if self.header.len() < 2 || self.header.len() < Self::header_len(self.header[1])
+                    {
                         continue;
                     }
                     let header = std::mem::take(&mut self.header);
@@ -136,12 +141,24 @@ impl<S> TextGuard<S> {
         if payload.len() < *len {
             return;
         }
-        let State::Text { header, payload, .. } = std::mem::replace(&mut self.state, State::Header) else {
+        let State::Text {
+            header, payload, ..
+        } = std::mem::replace(&mut self.state, State::Header)
+        else {
             return;
         };
         let mask_at = header.len() - 4;
-        let mask = [header[mask_at], header[mask_at + 1], header[mask_at + 2], header[mask_at + 3]];
-        let unmasked: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+        let mask = [
+            header[mask_at],
+            header[mask_at + 1],
+            header[mask_at + 2],
+            header[mask_at + 3],
+        ];
+        let unmasked: Vec<u8> = payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
         if std::str::from_utf8(&unmasked).is_ok() {
             self.ready.extend_from_slice(&header);
             self.ready.extend_from_slice(&payload);
@@ -157,7 +174,11 @@ impl<S> TextGuard<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TextGuard<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if this.ready_from < this.ready.len() {
@@ -186,7 +207,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for TextGuard<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for TextGuard<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["code"], want_code, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -32,21 +35,35 @@ async fn health_and_sessions() {
     assert_eq!(first["status"], "open");
     assert_eq!(first["rule"], json!({"kind": "majority"}));
     assert_eq!(first["electorate"], "open");
-    assert_eq!(first["tally"], json!({"for": 0, "against": 0, "abstain": 0, "total": 0}));
+    assert_eq!(
+        first["tally"],
+        json!({"for": 0, "against": 0, "abstain": 0, "total": 0})
+    );
     assert_eq!(first["seq"], 0);
     assert_eq!(first["subscribers"], 0);
     assert_eq!(first["result"], Value::Null);
     assert_eq!(first["closed_at"], Value::Null);
-    assert!(first["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        first["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     let second = api.create(json!({"title": "Statutes"})).await;
 
     let (_, list) = api.get("/api/sessions").await;
-    let titles: Vec<&str> = list.as_array().expect("list").iter().map(|s| s["title"].as_str().expect("title")).collect();
+    let titles: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["title"].as_str().expect("title"))
+        .collect();
     assert_eq!(titles, ["Statutes", "Budget 2027"], "newest first");
 
     let id = second["id"].as_str().expect("id");
     assert_eq!(api.session(id).await["title"], "Statutes");
-    let (status, body) = api.get("/api/sessions/6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10").await;
+    let (status, body) = api
+        .get("/api/sessions/6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10")
+        .await;
     assert_error(status, &body, 404, "session_not_found");
     let (status, body) = api.get("/api/sessions/not-a-uuid").await;
     assert_error(status, &body, 404, "session_not_found");
@@ -58,10 +75,18 @@ async fn admin_calls_need_the_token() {
     let api = hub.api();
     let id = api.create_titled("Guarded").await;
     let calls = [
-        ("POST", "/api/sessions".to_owned(), Some(json!({"title": "x"}))),
+        (
+            "POST",
+            "/api/sessions".to_owned(),
+            Some(json!({"title": "x"})),
+        ),
         ("POST", format!("/api/sessions/{id}/close"), None),
         ("POST", format!("/api/sessions/{id}/broadcast"), None),
-        ("POST", "/api/voters".to_owned(), Some(json!({"names": ["Ann"]}))),
+        (
+            "POST",
+            "/api/voters".to_owned(),
+            Some(json!({"names": ["Ann"]})),
+        ),
         ("GET", "/api/voters".to_owned(), None),
         ("GET", format!("/api/sessions/{id}/export.csv"), None),
     ];
@@ -90,11 +115,26 @@ async fn bad_session_bodies_are_refused_plainly() {
         (json!({"title": "x".repeat(201)}), "invalid_session"),
         (json!({"title": 5}), "invalid_body"),
         (json!({"title": "t", "electorat": "roll"}), "invalid_body"),
-        (json!({"title": "t", "electorate": "everyone"}), "invalid_body"),
-        (json!({"title": "t", "rule": {"kind": "dictator"}}), "invalid_rule"),
-        (json!({"title": "t", "rule": {"kind": "supermajority", "ratio": 0.4}}), "invalid_rule"),
-        (json!({"title": "t", "rule": {"kind": "majority", "ration": 0.7}}), "invalid_body"),
-        (json!({"title": "t", "rule": {"kind": "inertia"}}), "invalid_rule"),
+        (
+            json!({"title": "t", "electorate": "everyone"}),
+            "invalid_body",
+        ),
+        (
+            json!({"title": "t", "rule": {"kind": "dictator"}}),
+            "invalid_rule",
+        ),
+        (
+            json!({"title": "t", "rule": {"kind": "supermajority", "ratio": 0.4}}),
+            "invalid_rule",
+        ),
+        (
+            json!({"title": "t", "rule": {"kind": "majority", "ration": 0.7}}),
+            "invalid_body",
+        ),
+        (
+            json!({"title": "t", "rule": {"kind": "inertia"}}),
+            "invalid_rule",
+        ),
     ];
     for (body, code) in bad {
         let (status, reply) = api.admin("/api/sessions", Some(body.clone())).await;
@@ -117,12 +157,18 @@ async fn ballots_one_per_voter_and_every_refusal() {
 
     let (status, receipt) = api.vote(&id, "ann", "for").await;
     assert_eq!(status, 200);
-    assert_eq!(receipt, json!({"tally": {"for": 1, "against": 0, "abstain": 0, "total": 1}, "seq": 1}));
+    assert_eq!(
+        receipt,
+        json!({"tally": {"for": 1, "against": 0, "abstain": 0, "total": 1}, "seq": 1})
+    );
     let (_, receipt) = api.vote(&id, "bob", "abstain").await;
     assert_eq!(receipt["tally"]["total"], 2);
     // Ann changes her mind: replaced, not added.
     let (_, receipt) = api.vote(&id, "ann", "against").await;
-    assert_eq!(receipt, json!({"tally": {"for": 0, "against": 1, "abstain": 1, "total": 2}, "seq": 3}));
+    assert_eq!(
+        receipt,
+        json!({"tally": {"for": 0, "against": 1, "abstain": 1, "total": 2}, "seq": 3})
+    );
 
     let path = format!("/api/sessions/{id}/votes");
     let bad = [
@@ -140,16 +186,23 @@ async fn ballots_one_per_voter_and_every_refusal() {
     for body in bad {
         let (status, reply) = api.send("POST", &path, Some(body.clone()), None).await;
         assert_eq!(status, 400, "{body} → {reply}");
-        assert!(["invalid_ballot", "invalid_body"].contains(&reply["code"].as_str().expect("code")));
+        assert!(
+            ["invalid_ballot", "invalid_body"].contains(&reply["code"].as_str().expect("code"))
+        );
     }
     let (status, reply) = api.send("POST", &path, None, None).await;
     assert_error(status, &reply, 400, "invalid_body");
-    let (status, reply) = api.vote("6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10", "ann", "for").await;
+    let (status, reply) = api
+        .vote("6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10", "ann", "for")
+        .await;
     assert_error(status, &reply, 404, "session_not_found");
 
     // None of the refusals changed anything.
     let session = api.session(&id).await;
-    assert_eq!(session["tally"], json!({"for": 0, "against": 1, "abstain": 1, "total": 2}));
+    assert_eq!(
+        session["tally"],
+        json!({"for": 0, "against": 1, "abstain": 1, "total": 2})
+    );
     assert_eq!(session["seq"], 3);
 
     let (status, closed) = api.admin(&format!("/api/sessions/{id}/close"), None).await;
@@ -208,7 +261,12 @@ async fn supermajority_and_quorum_decide_at_close() {
 async fn the_roll_issues_codes_and_only_they_vote() {
     let hub = HubProcess::start();
     let api = hub.api();
-    let (status, issued) = api.admin("/api/voters", Some(json!({"names": ["Ann Martin", "Bob Durand"]}))).await;
+    let (status, issued) = api
+        .admin(
+            "/api/voters",
+            Some(json!({"names": ["Ann Martin", "Bob Durand"]})),
+        )
+        .await;
     assert_eq!(status, 201);
     let issued = issued.as_array().expect("list").clone();
     assert_eq!(issued.len(), 2);
@@ -219,17 +277,26 @@ async fn the_roll_issues_codes_and_only_they_vote() {
     assert_eq!(ann.len(), 9);
 
     // Registering a name again returns its code, not a second one.
-    let (_, again) = api.admin("/api/voters", Some(json!({"names": ["Ann Martin"]}))).await;
+    let (_, again) = api
+        .admin("/api/voters", Some(json!({"names": ["Ann Martin"]})))
+        .await;
     assert_eq!(again[0]["code"], ann.as_str());
     let (_, roll) = api.send("GET", "/api/voters", None, Some(TOKEN)).await;
     assert_eq!(roll.as_array().expect("roll").len(), 2);
 
-    for body in [json!({"names": []}), json!({"names": [""]}), json!({"names": "Ann"}), json!({})] {
+    for body in [
+        json!({"names": []}),
+        json!({"names": [""]}),
+        json!({"names": "Ann"}),
+        json!({}),
+    ] {
         let (status, reply) = api.admin("/api/voters", Some(body)).await;
         assert_eq!(status, 400, "{reply}");
     }
 
-    let id = api.create(json!({"title": "Members only", "electorate": "roll"})).await["id"]
+    let id = api
+        .create(json!({"title": "Members only", "electorate": "roll"}))
+        .await["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -243,7 +310,10 @@ async fn the_roll_issues_codes_and_only_they_vote() {
     assert_eq!(api.vote(&id, &loose, "against").await.0, 200);
     let (status, receipt) = api.vote(&id, &bob, "for").await;
     assert_eq!(status, 200);
-    assert_eq!(receipt["tally"], json!({"for": 2, "against": 0, "abstain": 0, "total": 2}));
+    assert_eq!(
+        receipt["tally"],
+        json!({"for": 2, "against": 0, "abstain": 0, "total": 2})
+    );
     let rows = csv_ballots(&api.csv(&id).await);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[&bob], "for");

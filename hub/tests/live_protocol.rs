@@ -20,7 +20,10 @@ async fn seed_table_row_by_row_with_codes() {
     let hub = HubProcess::start();
     let mut live = Live::connect(&hub.live_url()).await;
     let cases = [
-        ("not json".to_owned(), json!({"error": "JSON invalide", "code": "invalid_json"})),
+        (
+            "not json".to_owned(),
+            json!({"error": "JSON invalide", "code": "invalid_json"}),
+        ),
         (
             r#"{"action":"subscribe"}"#.to_owned(),
             json!({"error": "Champs 'action' et 'session_id' requis", "code": "missing_fields"}),
@@ -47,7 +50,10 @@ async fn seed_table_row_by_row_with_codes() {
         ),
         // Again, without a second registration.
         (
-            format!(r#"{{"action":"subscribe","session_id":"{}"}}"#, ID.to_uppercase()),
+            format!(
+                r#"{{"action":"subscribe","session_id":"{}"}}"#,
+                ID.to_uppercase()
+            ),
             json!({"event": "subscribed", "session_id": ID}),
         ),
         (
@@ -67,7 +73,8 @@ async fn what_crashes_the_seed_is_answered_and_the_connection_stays() {
     let api = hub.api();
     let id = api.create_titled("Still here").await;
     let mut live = Live::connect(&hub.live_url()).await;
-    let missing = json!({"error": "Champs 'action' et 'session_id' requis", "code": "missing_fields"});
+    let missing =
+        json!({"error": "Champs 'action' et 'session_id' requis", "code": "missing_fields"});
     let invalid_id = json!({"error": "session_id invalide", "code": "invalid_session_id"});
     let invalid_json = json!({"error": "JSON invalide", "code": "invalid_json"});
     let deep = "[".repeat(50_000 / 2);
@@ -76,18 +83,35 @@ async fn what_crashes_the_seed_is_answered_and_the_connection_stays() {
         ("123".into(), missing.clone()),
         ("null".into(), missing.clone()),
         (r#""subscribe""#.into(), missing.clone()),
-        (r#"{"action":"subscribe","session_id":123}"#.into(), invalid_id.clone()),
-        (r#"{"action":"subscribe","session_id":{"a":1}}"#.into(), invalid_id.clone()),
-        (r#"{"action":"subscribe","session_id":true}"#.into(), invalid_id.clone()),
+        (
+            r#"{"action":"subscribe","session_id":123}"#.into(),
+            invalid_id.clone(),
+        ),
+        (
+            r#"{"action":"subscribe","session_id":{"a":1}}"#.into(),
+            invalid_id.clone(),
+        ),
+        (
+            r#"{"action":"subscribe","session_id":true}"#.into(),
+            invalid_id.clone(),
+        ),
         // Arabic-Indic digits: Python's int() takes them, a UUID does not.
         (
             r#"{"action":"subscribe","session_id":"٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠"}"#.into(),
             invalid_id.clone(),
         ),
-        (r#"{"action":1e999999,"session_id":"x"}"#.into(), invalid_json.clone()),
-        (format!(r#"{{"action":{}"#, &deep[..1000]), invalid_json.clone()),
         (
-            format!(r#"{{"action":"subscribe","session_id":"{id}","n":123456789012345678901234567890e400}}"#),
+            r#"{"action":1e999999,"session_id":"x"}"#.into(),
+            invalid_json.clone(),
+        ),
+        (
+            format!(r#"{{"action":{}"#, &deep[..1000]),
+            invalid_json.clone(),
+        ),
+        (
+            format!(
+                r#"{{"action":"subscribe","session_id":"{id}","n":123456789012345678901234567890e400}}"#
+            ),
             json!({"event": "subscribed", "session_id": id}),
         ),
     ];
@@ -100,19 +124,24 @@ async fn what_crashes_the_seed_is_answered_and_the_connection_stays() {
     let update = live.next_json().await;
     assert_eq!(update["event"], "vote_update");
 
-    live.ws.send(Message::Binary(Bytes::from_static(&[0, 159, 146, 150]))).await.expect("send");
+    live.ws
+        .send(Message::Binary(Bytes::from_static(&[0, 159, 146, 150])))
+        .await
+        .expect("send");
     let reply = live.next_json().await;
     assert_eq!(reply["code"], "binary_not_supported");
     assert!(reply["error"].is_string());
 
     // A text frame that is not UTF-8 (sent raw: tungstenite would refuse to build it).
-    let frame = Message::Frame(tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
-        Bytes::from_static(b"{\"action\":\"subscribe\",\xff}"),
-        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
-            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+    let frame = Message::Frame(
+        tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+            Bytes::from_static(b"{\"action\":\"subscribe\",\xff}"),
+            tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+            ),
+            true,
         ),
-        true,
-    ));
+    );
     live.ws.send(frame).await.expect("send raw frame");
     assert_eq!(live.next_json().await, invalid_json);
 
@@ -138,7 +167,12 @@ async fn subscribing_sends_the_current_state_and_every_change() {
     assert_eq!(current["event"], "vote_update");
     assert_eq!(current["session_id"], id.as_str());
     assert_eq!(
-        (&current["votes_for"], &current["votes_against"], &current["votes_abstain"], &current["votes_total"]),
+        (
+            &current["votes_for"],
+            &current["votes_against"],
+            &current["votes_abstain"],
+            &current["votes_total"]
+        ),
         (&json!(1), &json!(1), &json!(1), &json!(3))
     );
     assert_eq!(current["seq"], 3);
@@ -146,12 +180,22 @@ async fn subscribing_sends_the_current_state_and_every_change() {
     let (_, receipt) = api.vote(&id, "d", "for").await;
     let update = live.next_json().await;
     assert_eq!(update["votes_total"], 4);
-    assert_eq!(update["seq"], receipt["seq"], "same seq in the answer and on /live");
+    assert_eq!(
+        update["seq"], receipt["seq"],
+        "same seq in the answer and on /live"
+    );
 
     // A re-vote changes the split, not the total.
     api.vote(&id, "d", "against").await;
     let update = live.next_json().await;
-    assert_eq!((&update["votes_for"], &update["votes_against"], &update["votes_total"]), (&json!(1), &json!(2), &json!(4)));
+    assert_eq!(
+        (
+            &update["votes_for"],
+            &update["votes_against"],
+            &update["votes_total"]
+        ),
+        (&json!(1), &json!(2), &json!(4))
+    );
 
     let (status, closed) = api.admin(&format!("/api/sessions/{id}/close"), None).await;
     assert_eq!(status, 200);
@@ -178,7 +222,9 @@ async fn subscribing_sends_the_current_state_and_every_change() {
     assert_eq!(closed_event["result"], "rejected");
 
     // Broadcast pushes the state again to every subscriber.
-    let (status, _) = api.admin(&format!("/api/sessions/{id}/broadcast"), None).await;
+    let (status, _) = api
+        .admin(&format!("/api/sessions/{id}/broadcast"), None)
+        .await;
     assert_eq!(status, 200);
     for client in [&mut live, &mut late] {
         assert_eq!(client.next_json().await["event"], "vote_update");
@@ -186,9 +232,11 @@ async fn subscribing_sends_the_current_state_and_every_change() {
     }
 
     // After unsubscribing, nothing more arrives.
-    late.send_json(json!({"action": "unsubscribe", "session_id": id})).await;
+    late.send_json(json!({"action": "unsubscribe", "session_id": id}))
+        .await;
     assert_eq!(late.next_json().await["event"], "unsubscribed");
-    api.admin(&format!("/api/sessions/{id}/broadcast"), None).await;
+    api.admin(&format!("/api/sessions/{id}/broadcast"), None)
+        .await;
     assert_eq!(live.next_json().await["event"], "vote_update");
     late.expect_silence(Duration::from_millis(300)).await;
 }
@@ -209,7 +257,9 @@ async fn subscriber_count_follows_connections() {
     // The server notices the close shortly after.
     let mut n = 2;
     for _ in 0..100 {
-        n = api.session(&id).await["subscribers"].as_u64().expect("count");
+        n = api.session(&id).await["subscribers"]
+            .as_u64()
+            .expect("count");
         if n == 1 {
             break;
         }
@@ -225,7 +275,8 @@ async fn a_message_over_4_kib_closes_with_1009_and_is_not_acted_on() {
     let id = api.create_titled("Big").await;
     let mut live = Live::connect(&hub.live_url()).await;
     let padding = "x".repeat(4100);
-    live.send_json(json!({"action": "subscribe", "session_id": id, "padding": padding})).await;
+    live.send_json(json!({"action": "subscribe", "session_id": id, "padding": padding}))
+        .await;
     match live.next_message().await {
         Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
         other => panic!("expected close 1009, got {other:?}"),
@@ -235,7 +286,8 @@ async fn a_message_over_4_kib_closes_with_1009_and_is_not_acted_on() {
     // Exactly 4 KiB is fine.
     let mut live = Live::connect(&hub.live_url()).await;
     let base = json!({"action": "subscribe", "session_id": id, "p": ""}).to_string();
-    let msg = json!({"action": "subscribe", "session_id": id, "p": "y".repeat(4096 - base.len())}).to_string();
+    let msg = json!({"action": "subscribe", "session_id": id, "p": "y".repeat(4096 - base.len())})
+        .to_string();
     assert_eq!(msg.len(), 4096);
     live.send(&msg).await;
     assert_eq!(live.next_json().await["event"], "subscribed");
@@ -243,16 +295,19 @@ async fn a_message_over_4_kib_closes_with_1009_and_is_not_acted_on() {
 
 #[tokio::test]
 async fn origin_is_checked_for_browsers_only() {
-    let hub = InProcess::start(|c| c.live.allow_origins = vec!["https://decision.example".into()]).await;
+    let hub =
+        InProcess::start(|c| c.live.allow_origins = vec!["https://decision.example".into()]).await;
     let url = hub.live_url();
     let with_origin = |origin: Option<String>| {
         let mut req = url.as_str().into_client_request().expect("request");
         if let Some(o) = origin {
-            req.headers_mut().insert("origin", o.parse().expect("header"));
+            req.headers_mut()
+                .insert("origin", o.parse().expect("header"));
         }
         req
     };
-    let refused = tokio_tungstenite::connect_async(with_origin(Some("http://evil.example".into()))).await;
+    let refused =
+        tokio_tungstenite::connect_async(with_origin(Some("http://evil.example".into()))).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("expected 403, got {other:?}"),
@@ -295,7 +350,9 @@ async fn idle_connections_are_pinged_and_the_silent_dropped() {
         "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         hub.addr
     );
-    raw.write_all(handshake.as_bytes()).await.expect("handshake");
+    raw.write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
     let mut buf = vec![0u8; 4096];
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -321,12 +378,17 @@ async fn a_stuck_subscriber_neither_delays_others_nor_stays_forever() {
 
     // Subscribes, then never reads again.
     let mut stuck = tokio::net::TcpStream::connect(hub.addr).await.expect("tcp");
-    socket2::SockRef::from(&stuck).set_recv_buffer_size(4096).expect("rcvbuf");
+    socket2::SockRef::from(&stuck)
+        .set_recv_buffer_size(4096)
+        .expect("rcvbuf");
     let handshake = format!(
         "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         hub.addr
     );
-    stuck.write_all(handshake.as_bytes()).await.expect("handshake");
+    stuck
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
     let sub = format!(r#"{{"action":"subscribe","session_id":"{id}"}}"#);
     let mut frame = vec![0x81, 0x80 | sub.len() as u8, 0, 0, 0, 0];
     frame.extend_from_slice(sub.as_bytes());

@@ -41,7 +41,14 @@ impl HubProcess {
 
     pub fn start_in(data: &Path) -> HubProcess {
         let mut child = Command::new(binary())
-            .args(["serve", "--bind", "127.0.0.1:0", "--admin-token", TOKEN, "--data"])
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--admin-token",
+                TOKEN,
+                "--data",
+            ])
             .arg(data)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -58,7 +65,12 @@ impl HubProcess {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().expect("addr").parse().expect("addr");
+                    let addr: SocketAddr = rest
+                        .split_whitespace()
+                        .next()
+                        .expect("addr")
+                        .parse()
+                        .expect("addr");
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -96,7 +108,10 @@ impl HubProcess {
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
@@ -130,10 +145,17 @@ impl InProcess {
         let hub = votehub::Hub::open(store, votehub::Limits::default()).expect("hub");
         let mut config = votehub::ServerConfig::new(TOKEN);
         configure(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let served = tokio::spawn(votehub::run(listener, hub.clone(), config, shutdown.clone()));
+        let served = tokio::spawn(votehub::run(
+            listener,
+            hub.clone(),
+            config,
+            shutdown.clone(),
+        ));
         InProcess {
             addr,
             hub,
@@ -169,9 +191,17 @@ impl Api {
         }
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -254,7 +284,9 @@ pub struct Live {
 
 impl Live {
     pub async fn connect(url: &str) -> Live {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /live");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect /live");
         Live { ws }
     }
 
@@ -289,17 +321,18 @@ impl Live {
 
     /// Asserts nothing arrives for `wait`.
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(wait, self.ws.next()).await {
-            if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
-                panic!("expected silence, got {m:?}");
-            }
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(wait, self.ws.next()).await
+            && !matches!(m, Message::Ping(_) | Message::Pong(_))
+        {
+            panic!("expected silence, got {m:?}");
         }
     }
 
     /// Subscribes and returns what follows `subscribed` for a known session:
     /// its `vote_update` (and `session_closed` when closed) is read by the caller.
     pub async fn subscribe(&mut self, id: &str) {
-        self.send_json(json!({"action": "subscribe", "session_id": id})).await;
+        self.send_json(json!({"action": "subscribe", "session_id": id}))
+            .await;
         let reply = self.next_json().await;
         assert_eq!(reply, json!({"event": "subscribed", "session_id": id}));
     }
