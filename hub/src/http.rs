@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
                 .post(register_voters)
                 .layer(DefaultBodyLimit::max(ROLL_BODY_LIMIT)),
         )
+        .route("/api/voters/{code}", get(check_code))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async {
             WireError::new(
@@ -243,6 +244,23 @@ async fn register_voters(
     }
     let entries = state.hub.register_voters(voters).await?;
     Ok((StatusCode::CREATED, Json(entries)))
+}
+
+/// Lets the participant page check a voting code when it is typed, and greet
+/// its holder by name. The code is the credential: whoever has it may know
+/// whose it is.
+async fn check_code(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
+    let entry = state.hub.roll_entry(&code).ok_or_else(|| {
+        WireError::new(
+            StatusCode::NOT_FOUND,
+            "voter_not_on_roll",
+            "this code is not on the voter roll",
+        )
+    })?;
+    Ok(Json(entry))
 }
 
 async fn roll(State(state): State<AppState>, _: Admin) -> impl IntoResponse {

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -167,7 +168,24 @@ struct Inner {
     // an `.await`.
     registry: Arc<RwLock<Registry>>,
     changes: watch::Sender<u64>,
+    /// Ticks when a session is created or closed: the list changed.
+    lobby: watch::Sender<u64>,
+    /// Open live connections (browsers and other clients).
+    connections: Arc<AtomicUsize>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Counts as an open live connection while held.
+pub struct ConnectionGuard {
+    connections: Arc<AtomicUsize>,
+    changes: watch::Sender<u64>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        self.changes.send_modify(|v| *v += 1);
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, HubError>>;
@@ -192,7 +210,9 @@ impl Hub {
         let loaded = store.load()?;
         let registry = Arc::new(RwLock::new(Registry::default()));
         let (changes, _) = watch::channel(0u64);
+        let (lobby, _) = watch::channel(0u64);
         let mut core = Core {
+            lobby: lobby.clone(),
             store: Box::new(store),
             sessions: HashMap::new(),
             codes: HashMap::new(),
@@ -216,6 +236,8 @@ impl Hub {
                 commands: tx,
                 registry,
                 changes,
+                lobby,
+                connections: Arc::default(),
                 writer: std::sync::Mutex::new(Some(writer)),
             }),
         })
@@ -327,6 +349,38 @@ impl Hub {
         self.inner.changes.subscribe()
     }
 
+    /// Ticks when a session is created or closed, for clients that show the
+    /// list of sessions.
+    pub fn lobby(&self) -> watch::Receiver<u64> {
+        self.inner.lobby.subscribe()
+    }
+
+    /// Registers an open live connection until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.inner.connections.fetch_add(1, Ordering::Relaxed);
+        self.inner.changes.send_modify(|v| *v += 1);
+        ConnectionGuard {
+            connections: self.inner.connections.clone(),
+            changes: self.inner.changes.clone(),
+        }
+    }
+
+    /// Open live connections right now.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Relaxed)
+    }
+
+    /// The roll entry of a code, typed as people type it.
+    pub fn roll_entry(&self, typed: &str) -> Option<RollEntry> {
+        let code = normalise_code(typed)?;
+        self.read().roll.iter().find(|e| e.code == code).cloned()
+    }
+
+    /// Voters on the roll.
+    pub fn roll_size(&self) -> usize {
+        self.read().roll.len()
+    }
+
     /// Lets queued writes finish, then stops the writer thread. Calls made
     /// afterwards fail with [`HubError::ShuttingDown`].
     pub async fn shutdown(&self) {
@@ -436,6 +490,7 @@ struct Core {
     names: HashMap<String, String>,
     registry: Arc<RwLock<Registry>>,
     changes: watch::Sender<u64>,
+    lobby: watch::Sender<u64>,
     limits: Limits,
 }
 
@@ -899,6 +954,7 @@ impl Core {
     }
 
     fn publish(&self, touched: &[(Uuid, Option<SessionState>)], voters: Vec<RollEntry>) {
+        let mut list_changed = false;
         let mut registry = self.registry_mut();
         for (id, before) in touched {
             let Some(session) = self.sessions.get(id) else {
@@ -906,6 +962,7 @@ impl Core {
             };
             let published = publish_state(&session.meta, &session.state);
             if before.is_none() {
+                list_changed = true;
                 tracing::info!(session = %id, title = %session.meta.title, "session created");
                 registry.order.push(*id);
                 registry.sessions.insert(
@@ -919,6 +976,7 @@ impl Core {
                 if session.state.status == Status::Closed
                     && before.as_ref().is_some_and(|b| b.status == Status::Open)
                 {
+                    list_changed = true;
                     tracing::info!(
                         session = %id,
                         result = session.state.result.map(Outcome::as_str).unwrap_or("?"),
@@ -934,6 +992,9 @@ impl Core {
             registry.roll.extend(voters);
         }
         drop(registry);
+        if list_changed {
+            self.lobby.send_modify(|v| *v += 1);
+        }
         self.changes.send_modify(|v| *v += 1);
     }
 }

@@ -12,6 +12,8 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod live;
+pub mod network;
+pub mod pages;
 pub mod protocol;
 pub mod rules;
 pub mod server;

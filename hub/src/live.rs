@@ -3,7 +3,7 @@
 //! state of each subscribed session, pings the idle and drops the stuck.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,15 +14,16 @@ use futures_util::{FutureExt, SinkExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::WatchStream;
 use tokio_stream::{StreamExt, StreamMap};
 use tokio_tungstenite::WebSocketStream;
-use tungstenite::Message;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
 use crate::error::WireError;
-use crate::hub::{Hub, Subscription};
+use crate::hub::{ConnectionGuard, Hub, Subscription};
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
 use crate::server::AppState;
 use crate::text_guard::TextGuard;
@@ -39,7 +40,8 @@ pub struct LiveConfig {
     pub max_message: usize,
     /// Sessions one connection may follow at once.
     pub max_subscriptions: usize,
-    /// A connection silent this long is pinged; silent twice as long, dropped.
+    /// A connection silent this long is pinged; one that leaves the ping
+    /// unanswered as long again is dropped.
     pub ping_interval: Duration,
     /// A connection that cannot take a write for this long is dropped.
     pub send_timeout: Duration,
@@ -169,8 +171,22 @@ struct Connection {
     /// Subscribed ids that name no session: acknowledged like the seed
     /// does, counted against the limit, never fed.
     unknown: HashSet<Uuid>,
+    /// The list of sessions, followed by subscribing to the nil UUID.
+    lobby: Option<WatchStream<u64>>,
     /// Frames to write before waiting again, written with one flush.
     outbox: Vec<Message>,
+    _presence: ConnectionGuard,
+}
+
+/// `{"event": "sessions_changed"}`, serialised once for every connection.
+static SESSIONS_CHANGED: LazyLock<Utf8Bytes> =
+    LazyLock::new(|| to_json(&LiveEvent::SessionsChanged).into());
+
+async fn next_tick(lobby: &mut Option<WatchStream<u64>>) -> Option<u64> {
+    match lobby {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why a connection ends.
@@ -184,10 +200,12 @@ impl Connection {
     fn new(socket: Socket, hub: Hub, config: LiveConfig) -> Connection {
         Connection {
             socket,
+            _presence: hub.connection_opened(),
             hub,
             config: Arc::new(config),
             subscriptions: StreamMap::new(),
             unknown: HashSet::new(),
+            lobby: None,
             outbox: Vec::new(),
         }
     }
@@ -197,12 +215,16 @@ impl Connection {
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        // When the unanswered ping went out: the peer gets a whole interval
+        // to answer it, whatever the timer's jitter.
+        let mut ping_sent: Option<Instant> = None;
         let end = loop {
             let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
                 incoming = self.socket.next() => {
                     last_heard = Instant::now();
+                    ping_sent = None;
                     self.on_incoming(incoming)
                 }
                 Some((_, state)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
@@ -213,17 +235,21 @@ impl Connection {
                     }
                     Ok(())
                 }
-                _ = ticker.tick() => {
-                    let silent = last_heard.elapsed();
-                    if silent >= interval * 2 {
-                        Err(End::Drop("stopped answering pings"))
-                    } else {
-                        if silent >= interval {
+                Some(_) = next_tick(&mut self.lobby) => {
+                    self.outbox.push(Message::Text(SESSIONS_CHANGED.clone()));
+                    Ok(())
+                }
+                _ = ticker.tick() => match ping_sent {
+                    Some(sent) if sent.elapsed() >= interval => Err(End::Drop("stopped answering pings")),
+                    Some(_) => Ok(()),
+                    None => {
+                        if last_heard.elapsed() >= interval {
                             self.outbox.push(Message::Ping(Default::default()));
+                            ping_sent = Some(Instant::now());
                         }
                         Ok(())
                     }
-                }
+                },
             };
             if let Err(end) = step {
                 break end;
@@ -299,14 +325,21 @@ impl Connection {
         match action {
             Action::Subscribe => {
                 let known = self.subscriptions.contains_key(&session_id)
-                    || self.unknown.contains(&session_id);
+                    || self.unknown.contains(&session_id)
+                    || (session_id.is_nil() && self.lobby.is_some());
                 if !known {
-                    if self.subscriptions.len() + self.unknown.len()
-                        >= self.config.max_subscriptions
-                    {
+                    let followed = self.subscriptions.len()
+                        + self.unknown.len()
+                        + usize::from(self.lobby.is_some());
+                    if followed >= self.config.max_subscriptions {
                         return Err(LiveError::TooManySubscriptions(
                             self.config.max_subscriptions,
                         ));
+                    }
+                    if session_id.is_nil() {
+                        // Its current state, `sessions_changed`, follows at once.
+                        self.lobby = Some(WatchStream::new(self.hub.lobby()));
+                        return Ok(to_json(&LiveEvent::Subscribed { session_id }));
                     }
                     match self.hub.subscribe(session_id) {
                         // Its current state follows `subscribed` on the next turn.
@@ -321,6 +354,9 @@ impl Connection {
                 Ok(to_json(&LiveEvent::Subscribed { session_id }))
             }
             Action::Unsubscribe => {
+                if session_id.is_nil() {
+                    self.lobby = None;
+                }
                 self.subscriptions.remove(&session_id);
                 self.unknown.remove(&session_id);
                 Ok(to_json(&LiveEvent::Unsubscribed { session_id }))

@@ -253,6 +253,8 @@ pub enum LiveEvent<'a> {
         #[serde(flatten)]
         counts: LiveCounts<'a>,
     },
+    /// To subscribers of the nil UUID: a session was created or closed.
+    SessionsChanged,
 }
 
 /// The tally fields of `vote_update` and `session_closed`: the seed's names

@@ -59,6 +59,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Owns every live connection task.
     pub tasks: TaskTracker,
+    /// Where the server listens, for the join addresses.
+    pub local_addr: SocketAddr,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     ));
     Router::new()
         .route("/live", get(live::upgrade))
+        .merge(crate::pages::routes())
         .merge(api)
         .with_state(state)
 }
@@ -84,6 +87,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let tasks = TaskTracker::new();
     let grace = config.shutdown_grace;
+    let local_addr = listener.local_addr()?;
     let listener = BoundedListener {
         permits: Arc::new(Semaphore::new(config.max_connections)),
         send_buffer: config.send_buffer,
@@ -94,6 +98,7 @@ pub async fn run(
         config: Arc::new(config),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
+        local_addr,
     };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())

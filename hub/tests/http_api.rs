@@ -339,3 +339,64 @@ async fn unknown_routes_and_methods_answer_json() {
     let (status, body) = api.send("DELETE", "/api/sessions", None, Some(TOKEN)).await;
     assert_error(status, &body, 405, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn pages_join_info_and_codes() {
+    let hub = HubProcess::start();
+    let api = hub.api();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/screen", "text/html"),
+        ("/assets/participant.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let resp = api
+            .client
+            .get(format!("{}{path}", api.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .to_owned();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+        assert!(!resp.text().await.expect("body").is_empty());
+    }
+    let (status, body) = api.get("/assets/../Cargo.toml").await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, info) = api.get("/api/info").await;
+    assert_eq!(status, 200);
+    assert_eq!(info["join_urls"], json!([format!("http://{}/", hub.addr)]));
+    assert_eq!(info["roll_size"], 0);
+
+    let resp = api
+        .client
+        .get(format!("{}/qr.svg?data=http://192.0.2.1:8765/", api.base))
+        .send()
+        .await
+        .expect("qr");
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    assert!(resp.text().await.expect("svg").starts_with("<?xml"));
+    let (status, body) = api.get(&format!("/qr.svg?data={}", "x".repeat(300))).await;
+    assert_error(status, &body, 400, "invalid_qr");
+
+    let (_, roll) = api
+        .admin("/api/voters", Some(json!({"names": ["Ann"]})))
+        .await;
+    let code = roll[0]["code"].as_str().expect("code");
+    let (status, entry) = api
+        .get(&format!("/api/voters/{}", code.to_lowercase()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (entry["name"].as_str(), entry["code"].as_str()),
+        (Some("Ann"), Some(code))
+    );
+    let (status, body) = api.get("/api/voters/ZZZZ-ZZZZ").await;
+    assert_error(status, &body, 404, "voter_not_on_roll");
+    let (_, info) = api.get("/api/info").await;
+    assert_eq!(info["roll_size"], 1);
+}

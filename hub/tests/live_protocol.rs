@@ -445,3 +445,26 @@ async fn shutdown_closes_live_connections_with_1001() {
     }
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn the_nil_uuid_follows_the_list_of_sessions() {
+    let hub = HubProcess::start();
+    let api = hub.api();
+    let mut live = Live::connect(&hub.live_url()).await;
+    let nil = "00000000-0000-0000-0000-000000000000";
+    live.subscribe(nil).await;
+    assert_eq!(live.next_json().await, json!({"event": "sessions_changed"}));
+    let id = api.create_titled("New").await;
+    assert_eq!(live.next_json().await, json!({"event": "sessions_changed"}));
+    // Ballots do not change the list…
+    api.vote(&id, "a", "for").await;
+    live.expect_silence(Duration::from_millis(300)).await;
+    // …a close does.
+    api.admin(&format!("/api/sessions/{id}/close"), None).await;
+    assert_eq!(live.next_json().await, json!({"event": "sessions_changed"}));
+    live.send_json(json!({"action": "unsubscribe", "session_id": nil}))
+        .await;
+    assert_eq!(live.next_json().await["event"], "unsubscribed");
+    api.create_titled("Unseen").await;
+    live.expect_silence(Duration::from_millis(300)).await;
+}

@@ -1,0 +1,102 @@
+// Shared by the browser tests: the real votehub binary on a loopback port,
+// its HTTP API, and Debian's Chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = process.env.VOTEHUB_BIN ?? join(ROOT, 'target', 'debug', 'votehub');
+export const TOKEN = 'browser-test-token';
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `votehub serve`; resolves once it logs its address. */
+export async function startHub({ data = mkdtempSync(join(tmpdir(), 'votehub-')), port = 0 } = {}) {
+  const proc = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--admin-token', TOKEN], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`votehub did not start:\n${log}`)), 20000);
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    proc.once('exit', (code) => reject(new Error(`votehub exited with ${code}:\n${log}`)));
+  });
+  const stop = (signal = 'SIGTERM') => new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
+  return { proc, url, data, port: Number(new URL(url).port), stop };
+}
+
+export function api(base) {
+  const call = async (method, path, body, admin = false) => {
+    const headers = { 'content-type': 'application/json' };
+    if (admin) headers.authorization = `Bearer ${TOKEN}`;
+    const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = text; }
+    return { status: r.status, body: json };
+  };
+  return {
+    call,
+    async create(body) {
+      const r = await call('POST', '/api/sessions', body, true);
+      if (r.status !== 201) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    },
+    vote: (id, voter, choice) => call('POST', `/api/sessions/${id}/votes`, { voter, choice }),
+    close: (id) => call('POST', `/api/sessions/${id}/close`, undefined, true),
+    session: async (id) => (await call('GET', `/api/sessions/${id}`)).body,
+    voters: (names) => call('POST', '/api/voters', { names }, true),
+  };
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+}
+
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+/** Waits until `fn` returns true (polling the page's DOM through it). */
+export async function until(what, fn, timeout = 15000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    try { last = await fn(); if (last === true) return; } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+}
+
+/** The counts a participant page shows for a session. */
+export async function shownTally(page, id) {
+  return page.evaluate((sid) => {
+    const card = document.querySelector(`[data-session="${sid}"]`);
+    if (!card) return null;
+    const n = (k) => Number(card.querySelector(`[data-count="${k}"]`)?.textContent);
+    return { for: n('for'), against: n('against'), abstain: n('abstain') };
+  }, id);
+}

@@ -1,0 +1,100 @@
+// The hub's /live protocol for the pages: one WebSocket that follows the
+// session list and any number of sessions, reconnects with backoff when the
+// network or the hub goes away, resubscribes, and keeps for each session
+// only the state with the highest seq.
+
+const LOBBY = '00000000-0000-0000-0000-000000000000';
+
+export class Live {
+  /**
+   * @param {{onState: (s: object) => void, onSessionsChanged: () => void,
+   *          onStatus: (status: 'connecting'|'online'|'offline') => void}} handlers
+   */
+  constructor(handlers) {
+    this.handlers = handlers;
+    this.followed = new Set();
+    this.seqs = new Map();
+    this.attempt = 0;
+    this.ws = null;
+  }
+
+  start() {
+    this.handlers.onStatus('connecting');
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/live`;
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.handlers.onStatus('online');
+      this.send(LOBBY, 'subscribe');
+      for (const id of this.followed) this.send(id, 'subscribe');
+    };
+    ws.onmessage = (e) => this.receive(e.data);
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.handlers.onStatus('offline');
+      // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted hub is
+      // not hit by every phone in the same millisecond.
+      const delay = Math.min(10000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() / 2);
+      setTimeout(() => this.start(), delay);
+    };
+  }
+
+  get online() {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  send(id, action) {
+    if (this.online) this.ws.send(JSON.stringify({ action, session_id: id }));
+  }
+
+  follow(id) {
+    if (this.followed.has(id)) return;
+    this.followed.add(id);
+    this.send(id, 'subscribe');
+  }
+
+  unfollow(id) {
+    if (!this.followed.delete(id)) return;
+    this.send(id, 'unsubscribe');
+  }
+
+  /** Keeps a state from any source (HTTP answer or /live) if it is the newest. */
+  offer(state) {
+    const seen = this.seqs.get(state.id) ?? -1;
+    // Equal seqs carry the same counts (a close arrives as a vote_update and
+    // a session_closed with one seq): taking both only adds fields.
+    if (state.seq < seen) return;
+    this.seqs.set(state.id, state.seq);
+    this.handlers.onState(state);
+  }
+
+  receive(text) {
+    let msg;
+    try { msg = JSON.parse(text); } catch { return; }
+    if (msg.event === 'sessions_changed') this.handlers.onSessionsChanged();
+    if (msg.event === 'vote_update' || msg.event === 'session_closed') {
+      this.offer({
+        id: msg.session_id,
+        seq: msg.seq,
+        for: msg.votes_for, against: msg.votes_against, abstain: msg.votes_abstain, total: msg.votes_total,
+        grades: msg.grades ?? null,
+        needed: msg.needed, adopted_if_closed_now: msg.adopted_if_closed_now, groups: msg.groups ?? [],
+        status: msg.event === 'session_closed' ? 'closed' : undefined,
+        result: msg.result ?? null,
+      });
+    }
+  }
+}
+
+/** The same state shape from a Session of the HTTP API. */
+export function stateOfSession(s) {
+  return {
+    id: s.id, seq: s.seq,
+    for: s.tally.for, against: s.tally.against, abstain: s.tally.abstain, total: s.tally.total,
+    grades: s.tally.grades ?? null, median: s.tally.median ?? null,
+    needed: s.needed, adopted_if_closed_now: s.adopted_if_closed_now, groups: s.groups ?? [],
+    status: s.status, result: s.result,
+  };
+}
