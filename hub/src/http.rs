@@ -267,16 +267,6 @@ async fn roll(State(state): State<AppState>, _: Admin) -> impl IntoResponse {
     Json(state.hub.roll())
 }
 
-/// Spreadsheets run cells that start with these as formulas; voter ids in
-/// an open session are typed by anyone, so such cells are defused.
-fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}").into()
-    } else {
-        s.into()
-    }
-}
-
 async fn export_csv(
     State(state): State<AppState>,
     _: Admin,
@@ -285,49 +275,7 @@ async fn export_csv(
     let id = session_id(&id)?;
     let session = state.hub.session(id).ok_or_else(WireError::not_found)?;
     let ballots = state.hub.ballots(id).await?;
-    let t = &session.tally;
-    let id_text = session.id.to_string();
-    let rows: [[&str; 2]; 4] = [
-        ["session", &id_text],
-        ["title", &csv_cell(&session.title)],
-        [
-            "status",
-            if session.result.is_some() {
-                "closed"
-            } else {
-                "open"
-            },
-        ],
-        ["result", session.result.map(|r| r.as_str()).unwrap_or("")],
-    ];
-    let counts = [
-        ("for", t.votes_for),
-        ("against", t.votes_against),
-        ("abstain", t.votes_abstain),
-        ("total", t.total()),
-    ];
-    let body = (|| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let mut summary = csv::Writer::from_writer(Vec::new());
-        for row in rows {
-            summary.write_record(row)?;
-        }
-        for (name, n) in counts {
-            summary.write_record([name, &n.to_string()])?;
-        }
-        let mut out = summary.into_inner()?;
-        // A blank line between the summary and the ballots.
-        out.push(b'\n');
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(["voter", "choice", "time"])?;
-        for b in &ballots {
-            let choice = match b.ballot {
-                Ballot::Choice(c) => c.as_str().to_owned(),
-                Ballot::Grade(g) => g.to_string(),
-            };
-            w.write_record([&*csv_cell(&b.voter), &choice, &b.cast_at])?;
-        }
-        Ok(w.into_inner()?)
-    })();
+    let body = crate::export::session_csv(&session, &ballots);
     let body = body.map_err(|e| {
         tracing::error!(error = %e, "csv export failed");
         WireError::new(

@@ -9,8 +9,10 @@
 
 pub mod data_dir;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod hub;
+pub mod launch;
 pub mod live;
 pub mod network;
 pub mod pages;

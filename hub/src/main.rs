@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use votehub::{Hub, Limits, ServerConfig, SqliteStore, data_dir};
+use votehub::data_dir;
+use votehub::launch::{self, Settings};
 
 #[derive(Parser)]
 #[command(name = "votehub", version, about = "Live voting hub for assemblies")]
@@ -96,40 +97,24 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    // Bind first: a port in use must not leave a data directory behind.
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let data = args.data.unwrap_or_else(data_dir::default_dir);
-    let store = SqliteStore::open(&data).map_err(|e| e.to_string())?;
-    let admin_token = match args.admin_token {
-        Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
-        Some(_) => return Err("the admin token must not be empty".into()),
-        None => {
-            let (token, made) = data_dir::load_or_create_token(&data).map_err(|e| e.to_string())?;
-            if made {
-                eprintln!(
-                    "votehub: admin token (shown once, kept in {}): {token}",
-                    data.join(data_dir::TOKEN_FILE).display()
-                );
-            }
-            token
-        }
-    };
-    let hub = Hub::open(store, Limits::default()).map_err(|e| e.to_string())?;
-    let mut config = ServerConfig::new(admin_token);
-    config.live.allow_origins = args.allow_origins;
-    config.max_connections = args.max_connections;
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    tracing::info!(data = %data.display(), "listening on http://{addr}");
-    let served = votehub::run(listener, hub.clone(), config, shutdown).await;
-    // Queued ballots are written before the process ends.
-    hub.shutdown().await;
+    let mut settings = Settings::new(args.bind, args.data.unwrap_or_else(data_dir::default_dir));
+    settings.admin_token = args.admin_token;
+    settings.allow_origins = args.allow_origins;
+    settings.max_connections = args.max_connections;
+    let running = launch::start(settings).await.map_err(|e| e.to_string())?;
+    if running.token_created {
+        eprintln!(
+            "votehub: admin token (shown once, kept in {}): {}",
+            running.data.join(data_dir::TOKEN_FILE).display(),
+            running.admin_token
+        );
+    }
+    tokio::spawn(stop_on_signal(running.shutdown_token()));
+    tracing::info!(data = %running.data.display(), "listening on http://{}", running.addr);
+    for url in running.join_urls() {
+        tracing::info!("participants open {url}");
+    }
+    let served = running.wait().await;
     tracing::info!("stopped");
     served.map_err(|e| format!("server failed: {e}"))
 }

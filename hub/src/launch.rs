@@ -1,0 +1,138 @@
+//! Starting a whole hub — port, store, admin token, core, server — from a
+//! few settings, and stopping it in order. `votehub serve` and the desktop
+//! app both start their hub here, so they fail the same way for the same
+//! reasons.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::data_dir::{self, TokenError};
+use crate::hub::{Hub, HubError, Limits};
+use crate::server::ServerConfig;
+use crate::store::{SqliteStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data: PathBuf,
+    /// `None`: the token kept in the data directory, made on first start.
+    pub admin_token: Option<String>,
+    pub allow_origins: Vec<String>,
+    pub max_connections: usize,
+}
+
+impl Settings {
+    pub fn new(bind: SocketAddr, data: PathBuf) -> Settings {
+        Settings {
+            bind,
+            data,
+            admin_token: None,
+            allow_origins: Vec::new(),
+            max_connections: ServerConfig::new("").max_connections,
+        }
+    }
+}
+
+/// Why a hub did not start; each says what to fix in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the admin token must not be empty")]
+    EmptyToken,
+    #[error("cannot start the hub: {0}")]
+    Hub(#[from] HubError),
+}
+
+impl StartError {
+    /// The port is taken: the organiser should pick another.
+    pub fn is_port_in_use(&self) -> bool {
+        matches!(self, StartError::Bind { source, .. } if source.kind() == io::ErrorKind::AddrInUse)
+    }
+}
+
+/// A hub serving on its port.
+pub struct Running {
+    pub hub: Hub,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    pub admin_token: String,
+    /// The token was made by this start (show it once).
+    pub token_created: bool,
+    shutdown: CancellationToken,
+    served: JoinHandle<io::Result<()>>,
+}
+
+/// Binds first, so that a port in use leaves nothing behind in the data
+/// directory; then opens the store and starts serving.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.bind,
+        source,
+    })?;
+    let store = SqliteStore::open(&settings.data)?;
+    let (admin_token, token_created) = match settings.admin_token {
+        Some(t) if t.trim().is_empty() => return Err(StartError::EmptyToken),
+        Some(t) => (t.trim().to_owned(), false),
+        None => data_dir::load_or_create_token(&settings.data)?,
+    };
+    let hub = Hub::open(store, Limits::default())?;
+    let mut config = ServerConfig::new(admin_token.clone());
+    config.live.allow_origins = settings.allow_origins;
+    config.max_connections = settings.max_connections;
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(crate::run(listener, hub.clone(), config, shutdown.clone()));
+    Ok(Running {
+        hub,
+        addr,
+        data: settings.data,
+        admin_token,
+        token_created,
+        shutdown,
+        served,
+    })
+}
+
+impl Running {
+    /// Cancelling it stops the server as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The addresses participants should open.
+    pub fn join_urls(&self) -> Vec<String> {
+        crate::network::join_urls(self.addr)
+    }
+
+    /// Waits until the server stops (its token was cancelled), then lets the
+    /// hub write what is queued.
+    pub async fn wait(self) -> io::Result<()> {
+        let served = match self.served.await {
+            Ok(result) => result,
+            Err(e) => Err(io::Error::other(e)),
+        };
+        self.hub.shutdown().await;
+        served
+    }
+
+    /// Stops serving: live connections are closed with 1001, requests in
+    /// flight finish, queued ballots are written.
+    pub async fn stop(self) -> io::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}

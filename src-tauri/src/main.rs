@@ -1,0 +1,3 @@
+fn main() {
+    votehub_desktop::run()
+}
