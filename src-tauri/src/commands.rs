@@ -1,0 +1,157 @@
+//! The window's commands: each a one-line door onto the hub API that the
+//! HTTP server uses too. Errors carry the same text and code as over HTTP.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tauri::{AppHandle, Runtime, State};
+use uuid::Uuid;
+use votehub::error::WireError;
+use votehub::protocol::{CloseReceipt, NewSession, NewVoter, RollEntry, SessionView};
+use votehub::{Hub, HubError};
+
+use crate::host::{Host, HubStatus, Snapshot};
+use crate::settings::Settings;
+
+/// An error as the window shows it.
+#[derive(Debug, Serialize)]
+pub struct CommandError {
+    pub error: String,
+    pub code: String,
+}
+
+impl CommandError {
+    fn new(code: &str, error: impl ToString) -> CommandError {
+        CommandError {
+            error: error.to_string(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl From<HubError> for CommandError {
+    fn from(e: HubError) -> CommandError {
+        let wire = WireError::from(e);
+        CommandError::new(wire.code, wire.message)
+    }
+}
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+fn hub(host: &Host) -> Result<Hub> {
+    host.hub()
+        .ok_or_else(|| CommandError::new("hub_not_running", "the hub is not running"))
+}
+
+fn session_id(id: &str) -> Result<Uuid> {
+    Uuid::try_parse(id).map_err(|_| CommandError::from(HubError::SessionNotFound))
+}
+
+#[tauri::command]
+pub fn snapshot(host: State<'_, Host>) -> Snapshot {
+    host.snapshot()
+}
+
+#[tauri::command]
+pub async fn create_session(host: State<'_, Host>, session: NewSession) -> Result<SessionView> {
+    Ok(hub(&host)?.create_session(session).await?)
+}
+
+#[tauri::command]
+pub async fn close_session(host: State<'_, Host>, id: String) -> Result<CloseReceipt> {
+    Ok(hub(&host)?.close(session_id(&id)?).await?)
+}
+
+#[tauri::command]
+pub fn broadcast(host: State<'_, Host>, id: String) -> Result<SessionView> {
+    Ok(hub(&host)?.broadcast(session_id(&id)?)?)
+}
+
+#[tauri::command]
+pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Result<Vec<RollEntry>> {
+    let voters = names
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .map(|name| NewVoter { name, groups: Vec::new() })
+        .collect::<Vec<_>>();
+    if voters.is_empty() {
+        return Err(CommandError::new("invalid_voters", "paste at least one name"));
+    }
+    Ok(hub(&host)?.register_voters(voters).await?)
+}
+
+#[tauri::command]
+pub fn roll(host: State<'_, Host>) -> Result<Vec<RollEntry>> {
+    Ok(hub(&host)?.roll())
+}
+
+/// Where exports go: `exports/` in the data directory.
+fn exports_dir(host: &Host) -> Result<PathBuf> {
+    match host.status() {
+        HubStatus::Running { data_dir, .. } => Ok(data_dir.join("exports")),
+        _ => Err(CommandError::new("hub_not_running", "the hub is not running")),
+    }
+}
+
+fn write_export(host: &Host, name: &str, bytes: &[u8]) -> Result<String> {
+    let dir = exports_dir(host)?;
+    let path = dir.join(name);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, bytes))
+        .map_err(|e| CommandError::new("export_failed", format!("cannot write {}: {e}", path.display())))?;
+    Ok(path.display().to_string())
+}
+
+/// Writes a session's CSV into the data directory; returns its path.
+#[tauri::command]
+pub async fn export_session(host: State<'_, Host>, id: String) -> Result<String> {
+    let hub = hub(&host)?;
+    let id = session_id(&id)?;
+    let session = hub.session(id).ok_or(HubError::SessionNotFound)?;
+    let ballots = hub.ballots(id).await?;
+    let csv = votehub::export::session_csv(&session, &ballots)
+        .map_err(|e| CommandError::new("export_failed", e))?;
+    write_export(&host, &format!("session-{id}.csv"), &csv)
+}
+
+/// Writes the roll with its codes into the data directory; returns its path.
+#[tauri::command]
+pub fn export_roll(host: State<'_, Host>) -> Result<String> {
+    let csv = votehub::export::roll_csv(&hub(&host)?.roll()).map_err(|e| CommandError::new("export_failed", e))?;
+    write_export(&host, "voter-roll.csv", &csv)
+}
+
+#[tauri::command]
+pub fn qr_svg(data: String) -> Result<String> {
+    votehub::pages::qr_svg(&data).ok_or_else(|| CommandError::new("invalid_qr", "nothing to encode"))
+}
+
+#[tauri::command]
+pub fn get_settings<R: Runtime>(app: AppHandle<R>) -> Settings {
+    Settings::load(&app)
+}
+
+#[tauri::command]
+pub fn save_settings<R: Runtime>(app: AppHandle<R>, settings: Settings) -> Result<()> {
+    settings
+        .save(&app)
+        .map_err(|e| CommandError::new("invalid_settings", e))
+}
+
+/// Restarts the hub with the saved settings, or on `port` (kept in the
+/// settings) after a start failure.
+#[tauri::command]
+pub async fn restart_hub<R: Runtime>(app: AppHandle<R>, host: State<'_, Host>, port: Option<u16>) -> Result<HubStatus> {
+    let mut settings = Settings::load(&app);
+    if let Some(port) = port {
+        settings.port = port;
+        settings
+            .save(&app)
+            .map_err(|e| CommandError::new("invalid_settings", e))?;
+    }
+    let launch = settings
+        .launch()
+        .map_err(|e| CommandError::new("invalid_settings", e))?;
+    Ok(host.restart(&app, launch).await)
+}

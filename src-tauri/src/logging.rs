@@ -1,0 +1,24 @@
+//! Logs: tracing to the terminal and to `votehub.log` in the data directory.
+
+use std::path::Path;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt};
+
+pub fn init(data: &Path) {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Without a usable data directory the hub will not start either; the
+    // window says why, and the terminal still gets the log.
+    let file = std::fs::create_dir_all(data)
+        .ok()
+        .map(|()| fmt::layer().with_ansi(false).with_writer(tracing_appender::rolling::never(data, "votehub.log")));
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(terminal)
+        .with(file)
+        .try_init();
+}

@@ -1,0 +1,138 @@
+// The real desktop app under Xvfb, driven through tauri-driver and
+// WebKitWebDriver: a moderator creates a session in the window, ballots
+// arrive from outside over HTTP, the window's tally and subscriber count
+// move, the moderator closes the session from the window, and a WebSocket
+// subscriber receives `session_closed`.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, freePort, until } from '../browser/harness.mjs';
+
+const APP = process.env.VOTEHUB_DESKTOP_BIN ?? join(ROOT, 'target', 'debug', 'votehub-desktop');
+const TOKEN = 'desktop-test-token';
+const children = [];
+
+function start(cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (c) => { log += c; });
+  children.push(child);
+  child.log = () => log;
+  return child;
+}
+
+after(() => { for (const c of children.reverse()) c.kill('SIGTERM'); });
+
+function tauriDriver() {
+  const local = join(homedir(), '.cargo', 'bin', 'tauri-driver');
+  return existsSync(local) ? local : 'tauri-driver';
+}
+
+/** A small W3C WebDriver client over fetch. */
+function webdriver(base) {
+  const req = async (method, path, body) => {
+    const r = await fetch(base + path, {
+      method, headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await r.json();
+    if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value)}`);
+    return json.value;
+  };
+  let sid;
+  const el = async (css) => Object.values(await req('POST', `/session/${sid}/element`, { using: 'css selector', value: css }))[0];
+  return {
+    async open(application) {
+      const value = await req('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application } } } });
+      sid = value.sessionId;
+    },
+    close: () => sid && req('DELETE', `/session/${sid}`),
+    run: (script, ...args) => req('POST', `/session/${sid}/execute/sync`, { script, args }),
+    async click(css) { await req('POST', `/session/${sid}/element/${await el(css)}/click`, {}); },
+    async type(css, text) { await req('POST', `/session/${sid}/element/${await el(css)}/value`, { text }); },
+    screenshot: () => req('GET', `/session/${sid}/screenshot`),
+  };
+}
+
+test('create, watch and close a session from the real window', { timeout: 180000 }, async () => {
+  const display = `:${90 + Math.floor(Math.random() * 9)}`;
+  start('Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp']);
+  await new Promise((r) => setTimeout(r, 1000));
+
+  const hubPort = await freePort();
+  const driverPort = await freePort();
+  const nativePort = await freePort();
+  const data = mkdtempSync(join(tmpdir(), 'votehub-desktop-'));
+  const driver = start(tauriDriver(), ['--port', String(driverPort), '--native-port', String(nativePort)], {
+    DISPLAY: display,
+    VOTEHUB_BIND: `127.0.0.1:${hubPort}`,
+    VOTEHUB_DATA: data,
+    VOTEHUB_ADMIN_TOKEN: TOKEN,
+    LANG: 'en_US.UTF-8',
+  });
+  const wd = webdriver(`http://127.0.0.1:${driverPort}`);
+  await until('tauri-driver', async () => (await fetch(`http://127.0.0.1:${driverPort}/status`)).ok, 20000)
+    .catch((e) => { throw new Error(`${e.message}\n${driver.log()}`); });
+  await wd.open(APP);
+  try {
+    const hub = `http://127.0.0.1:${hubPort}`;
+    await until('the hub in the window', async () =>
+      (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'running', 30000);
+    const urls = await wd.run("return [...document.querySelectorAll('.join-url')].map(e => e.dataset.url)");
+    assert.deepEqual(urls, [`${hub}/`], 'the window shows the address participants open');
+    assert.equal(await wd.run("return document.querySelectorAll('.join-item img[src^=\"data:image/svg+xml\"]').length"), 1, 'with its QR code');
+
+    // The moderator creates a session in the window.
+    await wd.type('#new-title', 'Budget 2027');
+    await wd.type('#new-form textarea[name="description"]', 'Adopt the budget as presented by the treasurer.');
+    await wd.click('#create-session');
+    let session;
+    await until('the session on the hub', async () => {
+      const list = await (await fetch(`${hub}/api/sessions`)).json();
+      session = list.find((s) => s.title === 'Budget 2027');
+      return !!session;
+    });
+    const card = `[data-session="${session.id}"]`;
+    await until('the session in the window', async () => await wd.run(`return !!document.querySelector('${card}')`));
+
+    // A participant screen subscribes over /live; ballots come in over HTTP.
+    const ws = new WebSocket(`ws://127.0.0.1:${hubPort}/live`);
+    const events = [];
+    ws.onmessage = (e) => events.push(JSON.parse(e.data));
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    ws.send(JSON.stringify({ action: 'subscribe', session_id: session.id }));
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${hub}/api/sessions/${session.id}/votes`, {
+        method: 'POST', body: JSON.stringify({ voter: `v${i}`, choice: i < 7 ? 'for' : 'against' }),
+      });
+      assert.equal(r.status, 200);
+    }
+    const shown = (what) => wd.run(`return document.querySelector('${card} ${what}')?.textContent`);
+    await until('the tally in the window', async () => (await shown('[data-count="for"]')) === '7' && (await shown('[data-count="against"]')) === '3');
+    await until('the subscriber count in the window', async () =>
+      (await wd.run(`return document.querySelector('${card} [data-subscribers]').dataset.subscribers`)) === '1');
+    await until('the connected browsers', async () =>
+      Number(await wd.run("return document.querySelector('#connections').dataset.count")) >= 1);
+    writeFileSync(join(ROOT, 'docs', 'screenshots', 'desktop.png'), Buffer.from(await wd.screenshot(), 'base64'));
+
+    // The moderator closes it from the window, confirming first.
+    await wd.click(`${card} button[data-action="close"]`);
+    await until('the confirmation', async () => await wd.run("return document.querySelector('#confirm').open"));
+    await wd.click('#confirm-yes');
+    await until('session_closed on the subscriber', async () => events.some((e) => e.event === 'session_closed'));
+    const closed = events.find((e) => e.event === 'session_closed');
+    assert.equal(closed.result, 'adopted');
+    assert.equal(closed.votes_for, 7);
+    assert.equal(closed.votes_total, 10);
+    await until('the result in the window', async () =>
+      (await wd.run(`return document.querySelector('${card} .result').dataset.result`)) === 'adopted');
+    const status = await (await fetch(`${hub}/api/sessions/${session.id}`)).json();
+    assert.equal(status.status, 'closed');
+    ws.close();
+  } finally {
+    await wd.close().catch(() => {});
+  }
+});
