@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use votehub::data_dir;
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the hub without a window (servers, CI, benchmarks).
     Serve(ServeArgs),
+    /// Measure what a hub carries: fan-out latency, idle memory, ballot intake.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,6 +97,23 @@ fn main() -> ExitCode {
                 ExitCode::from(USAGE)
             }
         },
+        Command::Bench(args) => {
+            let json = args.json;
+            match runtime.block_on(bench::run(args)) {
+                Ok(report) => {
+                    bench::print(&report, json);
+                    if report.exact && report.errors == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(message) => {
+                    eprintln!("votehub bench: {message}");
+                    ExitCode::from(USAGE)
+                }
+            }
+        }
     }
 }
 

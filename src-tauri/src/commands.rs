@@ -73,10 +73,16 @@ pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Resul
         .into_iter()
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
-        .map(|name| NewVoter { name, groups: Vec::new() })
+        .map(|name| NewVoter {
+            name,
+            groups: Vec::new(),
+        })
         .collect::<Vec<_>>();
     if voters.is_empty() {
-        return Err(CommandError::new("invalid_voters", "paste at least one name"));
+        return Err(CommandError::new(
+            "invalid_voters",
+            "paste at least one name",
+        ));
     }
     Ok(hub(&host)?.register_voters(voters).await?)
 }
@@ -90,7 +96,10 @@ pub fn roll(host: State<'_, Host>) -> Result<Vec<RollEntry>> {
 fn exports_dir(host: &Host) -> Result<PathBuf> {
     match host.status() {
         HubStatus::Running { data_dir, .. } => Ok(data_dir.join("exports")),
-        _ => Err(CommandError::new("hub_not_running", "the hub is not running")),
+        _ => Err(CommandError::new(
+            "hub_not_running",
+            "the hub is not running",
+        )),
     }
 }
 
@@ -99,7 +108,12 @@ fn write_export(host: &Host, name: &str, bytes: &[u8]) -> Result<String> {
     let path = dir.join(name);
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&path, bytes))
-        .map_err(|e| CommandError::new("export_failed", format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| {
+            CommandError::new(
+                "export_failed",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
     Ok(path.display().to_string())
 }
 
@@ -118,13 +132,15 @@ pub async fn export_session(host: State<'_, Host>, id: String) -> Result<String>
 /// Writes the roll with its codes into the data directory; returns its path.
 #[tauri::command]
 pub fn export_roll(host: State<'_, Host>) -> Result<String> {
-    let csv = votehub::export::roll_csv(&hub(&host)?.roll()).map_err(|e| CommandError::new("export_failed", e))?;
+    let csv = votehub::export::roll_csv(&hub(&host)?.roll())
+        .map_err(|e| CommandError::new("export_failed", e))?;
     write_export(&host, "voter-roll.csv", &csv)
 }
 
 #[tauri::command]
 pub fn qr_svg(data: String) -> Result<String> {
-    votehub::pages::qr_svg(&data).ok_or_else(|| CommandError::new("invalid_qr", "nothing to encode"))
+    votehub::pages::qr_svg(&data)
+        .ok_or_else(|| CommandError::new("invalid_qr", "nothing to encode"))
 }
 
 #[tauri::command]
@@ -142,7 +158,11 @@ pub fn save_settings<R: Runtime>(app: AppHandle<R>, settings: Settings) -> Resul
 /// Restarts the hub with the saved settings, or on `port` (kept in the
 /// settings) after a start failure.
 #[tauri::command]
-pub async fn restart_hub<R: Runtime>(app: AppHandle<R>, host: State<'_, Host>, port: Option<u16>) -> Result<HubStatus> {
+pub async fn restart_hub<R: Runtime>(
+    app: AppHandle<R>,
+    host: State<'_, Host>,
+    port: Option<u16>,
+) -> Result<HubStatus> {
     let mut settings = Settings::load(&app);
     if let Some(port) = port {
         settings.port = port;

@@ -85,7 +85,11 @@ impl Host {
 
     /// Stops the hub that runs, if any, and starts one with `settings`.
     /// A failure is kept as the status, for the window to show.
-    pub async fn restart<R: Runtime>(&self, app: &AppHandle<R>, settings: launch::Settings) -> HubStatus {
+    pub async fn restart<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        settings: launch::Settings,
+    ) -> HubStatus {
         let mut running = self.running.lock().await;
         if let Some((old, forwarder)) = running.take() {
             forwarder.cancel();
@@ -107,7 +111,11 @@ impl Host {
                 tracing::info!("listening on http://{}", started.addr);
                 self.set(status.clone(), Some(started.hub.clone()));
                 let forwarder = CancellationToken::new();
-                tauri::async_runtime::spawn(forward(app.clone(), started.hub.clone(), forwarder.clone()));
+                tauri::async_runtime::spawn(forward(
+                    app.clone(),
+                    started.hub.clone(),
+                    forwarder.clone(),
+                ));
                 *running = Some((started, forwarder));
                 status
             }

@@ -13,9 +13,11 @@ pub fn init(data: &Path) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // Without a usable data directory the hub will not start either; the
     // window says why, and the terminal still gets the log.
-    let file = std::fs::create_dir_all(data)
-        .ok()
-        .map(|()| fmt::layer().with_ansi(false).with_writer(tracing_appender::rolling::never(data, "votehub.log")));
+    let file = std::fs::create_dir_all(data).ok().map(|()| {
+        fmt::layer()
+            .with_ansi(false)
+            .with_writer(tracing_appender::rolling::never(data, "votehub.log"))
+    });
     let _ = tracing_subscriber::registry()
         .with(filter())
         .with(terminal)

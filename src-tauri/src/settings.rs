@@ -78,7 +78,9 @@ impl Settings {
     pub fn launch(&self) -> Result<votehub::launch::Settings, SettingsError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = match env("VOTEHUB_BIND") {
-            Some(b) => b.parse::<SocketAddr>().map_err(|_| SettingsError::BadAddress(b))?,
+            Some(b) => b
+                .parse::<SocketAddr>()
+                .map_err(|_| SettingsError::BadAddress(b))?,
             None => {
                 let ip: IpAddr = self
                     .bind_address
@@ -89,12 +91,19 @@ impl Settings {
         };
         let data = env("VOTEHUB_DATA")
             .map(PathBuf::from)
-            .or_else(|| (!self.data_dir.trim().is_empty()).then(|| PathBuf::from(self.data_dir.trim())))
+            .or_else(|| {
+                (!self.data_dir.trim().is_empty()).then(|| PathBuf::from(self.data_dir.trim()))
+            })
             .unwrap_or_else(votehub::data_dir::default_dir);
         let mut launch = votehub::launch::Settings::new(bind, data);
         launch.admin_token = env("VOTEHUB_ADMIN_TOKEN");
         launch.allow_origins = env("VOTEHUB_ALLOW_ORIGINS")
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(launch)
     }
