@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -46,6 +45,12 @@ pub struct BenchArgs {
     /// Stop and fail after this many seconds, whatever the scenario.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Receive buffer of each subscriber socket, in bytes. Small, like the
+    /// window of a phone that reads its one socket promptly: a load
+    /// generator reading thousands of sockets on one core would otherwise
+    /// let stale tallies pile up in its own kernel buffers and measure that.
+    #[arg(long, default_value_t = 4096)]
+    rcvbuf: u32,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -105,6 +110,9 @@ pub struct Report {
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<Percentiles>,
+    /// From sending a ballot to the hub's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ack_ms: Option<Percentiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
     delivered_messages: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,7 +165,7 @@ impl Target {
     /// Loopback targets get connections from several 127.0.0.x addresses,
     /// so that more than one address's worth of ports can be open.
     fn source(&self, i: usize) -> Option<SocketAddr> {
-        if !self.addr.ip().is_loopback() || !self.addr.is_ipv4() {
+        if !self.addr.ip().is_loopback() || !self.addr.is_ipv4() || i < PER_SOURCE {
             return None;
         }
         let n = (i / PER_SOURCE) as u8;
@@ -231,6 +239,8 @@ struct Shared {
     /// Last `votes_total` and `votes_for` each subscriber saw.
     last: Vec<(AtomicU64, AtomicU64)>,
     errors: AtomicU64,
+    /// From sending a ballot to its acknowledgement.
+    acks: Mutex<Histogram<u64>>,
 }
 
 impl Shared {
@@ -249,6 +259,9 @@ impl Shared {
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
             errors: AtomicU64::new(0),
+            acks: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?,
+            ),
         })
     }
 
@@ -258,47 +271,208 @@ impl Shared {
             let h = h.lock().unwrap_or_else(|e| e.into_inner());
             all.add(&*h).ok()?;
         }
-        if all.is_empty() {
+        Percentiles::of(&all)
+    }
+
+    fn record_ack(&self, sent_ns: u64) {
+        let now = self.start.elapsed().as_nanos() as u64;
+        let mut h = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = h.record((now.saturating_sub(sent_ns) / 1000).max(1));
+    }
+
+    fn ack_percentiles(&self) -> Option<Percentiles> {
+        Percentiles::of(&self.acks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+        if h.is_empty() {
             return None;
         }
         let ms = |us: u64| us as f64 / 1000.0;
         Some(Percentiles {
-            p50: ms(all.value_at_quantile(0.50)),
-            p90: ms(all.value_at_quantile(0.90)),
-            p99: ms(all.value_at_quantile(0.99)),
-            max: ms(all.max()),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
         })
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// The subscriber side of `/live`, written by hand for the load generator's
+/// hot path: it reads whole batches of server frames per system call and
+/// looks only at what it needs, so that one core can follow thousands of
+/// subscribers without becoming what the benchmark measures.
+struct Subscriber {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
 
-async fn connect(target: &Target, i: usize, session: &str) -> Result<Socket, String> {
-    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    if let Some(source) = target.source(i) {
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+impl Subscriber {
+    async fn connect(
+        target: &Target,
+        i: usize,
+        session: &str,
+        rcvbuf: u32,
+    ) -> Result<Subscriber, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        // Before connecting, so that the window is scaled to it.
         socket
-            .bind(source)
-            .map_err(|e| format!("bind {source}: {e}"))?;
-    }
-    let stream = socket
-        .connect(target.addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/live", target.host), stream)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let subscribe = json!({"action": "subscribe", "session_id": session}).to_string();
-    ws.send(Message::text(subscribe))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The seed answers `subscribed` only; votehub then sends the tally.
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"subscribed\"") => return Ok(ws),
-            Some(Ok(_)) => {}
-            other => return Err(format!("no subscribed: {other:?}")),
+            .set_recv_buffer_size(rcvbuf)
+            .map_err(|e| e.to_string())?;
+        if let Some(source) = target.source(i) {
+            // Ports of an earlier run may still be in TIME_WAIT.
+            socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+            socket
+                .bind(source)
+                .map_err(|e| format!("bind {source}: {e}"))?;
         }
+        let mut stream = socket
+            .connect(target.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let request = format!(
+            "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            target.host
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut sub = Subscriber {
+            stream,
+            buf: vec![0; 4096],
+            start: 0,
+            end: 0,
+        };
+        // The answer's head, then whatever frames came with it.
+        loop {
+            if let Some(at) = sub.buf[..sub.end].windows(4).position(|w| w == b"\r\n\r\n") {
+                if !sub.buf.starts_with(b"HTTP/1.1 101") {
+                    let head = String::from_utf8_lossy(&sub.buf[..at]).into_owned();
+                    return Err(format!("handshake refused: {head}"));
+                }
+                sub.start = at + 4;
+                break;
+            }
+            if sub.end == sub.buf.len() {
+                return Err("handshake answer too long".into());
+            }
+            let n = sub
+                .stream
+                .read(&mut sub.buf[sub.end..])
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed during the handshake".into());
+            }
+            sub.end += n;
+        }
+        let subscribe = json!({"action": "subscribe", "session_id": session}).to_string();
+        sub.send(OP_TEXT, subscribe.as_bytes()).await?;
+        // The seed answers `subscribed` only; votehub then sends the tally.
+        loop {
+            match sub.next_text().await? {
+                Some(range)
+                    if sub.buf[range.clone()]
+                        .windows(12)
+                        .any(|w| w == b"\"subscribed\"") =>
+                {
+                    return Ok(sub);
+                }
+                Some(_) => {}
+                None => return Err("closed before subscribed".into()),
+            }
+        }
+    }
+
+    /// A client frame: masked, as the protocol requires (with a zero key,
+    /// which leaves the payload as is). Payloads here are under 126 bytes.
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let len = u8::try_from(payload.len())
+            .ok()
+            .filter(|l| *l < 126)
+            .ok_or("frame too long")?;
+        let mut frame = Vec::with_capacity(6 + payload.len());
+        frame.extend_from_slice(&[0x80 | opcode, 0x80 | len, 0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next text frame's place in `buf`; pings are answered on the way.
+    /// `None` once the server closes.
+    async fn next_text(&mut self) -> Result<Option<std::ops::Range<usize>>, String> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((opcode, payload)) = self.parse() {
+                match opcode {
+                    OP_TEXT => return Ok(Some(payload)),
+                    OP_PING => {
+                        let data = self.buf[payload].to_vec();
+                        self.send(OP_PONG, &data).await?;
+                    }
+                    OP_CLOSE => return Ok(None),
+                    _ => {}
+                }
+                continue;
+            }
+            // Keep the partial frame, at the front, and read more.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let n = self
+                .stream
+                .read(&mut self.buf[self.end..])
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.end += n;
+        }
+    }
+
+    /// One complete server frame (unmasked) at `start`, if there is one.
+    fn parse(&mut self) -> Option<(u8, std::ops::Range<usize>)> {
+        let b = &self.buf[self.start..self.end];
+        if b.len() < 2 {
+            return None;
+        }
+        let (len, head) = match b[1] & 0x7F {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if b.len() < head + len {
+            return None;
+        }
+        let opcode = b[0] & 0x0F;
+        let payload = self.start + head..self.start + head + len;
+        self.start += head + len;
+        Some((opcode, payload))
     }
 }
 
@@ -307,6 +481,7 @@ async fn open_subscribers(
     target: &Arc<Target>,
     session: &str,
     n: usize,
+    rcvbuf: u32,
     shared: &Arc<Shared>,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
@@ -316,7 +491,7 @@ async fn open_subscribers(
         .map(|i| {
             let target = target.clone();
             let session = session.to_owned();
-            async move { (i, connect(&target, i, &session).await) }
+            async move { (i, Subscriber::connect(&target, i, &session, rcvbuf).await) }
         })
         .buffer_unordered(CONNECT_BURST);
     tokio::pin!(opened);
@@ -332,36 +507,39 @@ async fn open_subscribers(
 /// Reads one subscriber's frames until stopped, recording for each newly
 /// seen ballot k the time since it was sent.
 async fn follow(
-    mut ws: Socket,
+    mut ws: Subscriber,
     i: usize,
     shared: Arc<Shared>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let shard = &shared.histograms[i % shared.histograms.len()];
     let (seen_total, seen_for) = &shared.last[i];
+    let mut stopped = std::pin::pin!(stop.cancelled());
     loop {
-        let msg = tokio::select! {
-            () = stop.cancelled() => break,
-            msg = ws.next() => msg,
+        let frame = tokio::select! {
+            () = &mut stopped => break,
+            frame = ws.next_text() => frame,
         };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => {
+        let range = match frame {
+            Ok(Some(range)) => range,
+            Ok(None) | Err(_) => {
                 if !stop.is_cancelled() {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
                 break;
             }
         };
-        let Some(total) = number_after(&text, "\"votes_total\":") else {
+        let Ok(text) = std::str::from_utf8(&ws.buf[range]) else {
+            continue;
+        };
+        let Some(total) = number_after(text, "\"votes_total\":") else {
             continue;
         };
         if shared.counting.load(Ordering::Relaxed) {
             shared.delivered.fetch_add(1, Ordering::Relaxed);
         }
         let before = seen_total.fetch_max(total, Ordering::Relaxed);
-        if let Some(f) = number_after(&text, "\"votes_for\":") {
+        if let Some(f) = number_after(text, "\"votes_for\":") {
             seen_for.store(f, Ordering::Relaxed);
         }
         if total > before {
@@ -375,7 +553,54 @@ async fn follow(
             }
         }
     }
-    let _ = ws.close(None).await;
+    let _ = ws.send(OP_CLOSE, &[]).await;
+}
+
+/// Sends ballot k+1 at `t0 + k / rate`, whatever the answers' delays (an
+/// open loop, as a room of people does), at most `IN_FLIGHT` at a time.
+async fn send_at_rate(
+    target: Arc<Target>,
+    session: String,
+    shared: Arc<Shared>,
+    ballots: u64,
+    rate: f64,
+    t0: Instant,
+    bar: ProgressBar,
+) -> Result<(), String> {
+    let hub = Hub {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(IN_FLIGHT)
+            .build()
+            .map_err(|e| e.to_string())?,
+        target,
+        token: String::new(),
+    };
+    let hub = Arc::new(hub);
+    let limit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut requests = tokio::task::JoinSet::new();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    for k in 0..ballots {
+        tokio::time::sleep_until((t0 + period.mul_f64(k as f64)).into()).await;
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let sent_ns = shared.start.elapsed().as_nanos() as u64;
+        shared.sent[k as usize].store(sent_ns, Ordering::Relaxed);
+        let (hub, session, shared) = (hub.clone(), session.clone(), shared.clone());
+        requests.spawn(async move {
+            if hub.vote(&session, k + 1).await {
+                shared.record_ack(sent_ns);
+            } else {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+        });
+        bar.inc(1);
+    }
+    while requests.join_next().await.is_some() {}
+    Ok(())
 }
 
 struct Hub {
@@ -411,7 +636,11 @@ impl Hub {
 
     async fn vote(&self, session: &str, k: u64) -> bool {
         // One ballot in three against, the rest for: a tally that is easy to check.
-        let choice = if k.is_multiple_of(3) { "against" } else { "for" };
+        let choice = if k.is_multiple_of(3) {
+            "against"
+        } else {
+            "for"
+        };
         let resp = self
             .http
             .post(format!("{}/api/sessions/{session}/votes", self.target.base))
@@ -499,46 +728,37 @@ async fn scenario(
             report.rate = Some(rate);
             let session = hub.create_session("bench fanout").await?;
             let shared = Arc::new(Shared::new(ballots, subscribers)?);
-            let tasks = open_subscribers(target, &session, subscribers, &shared, stop).await?;
+            let tasks =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
             // Let the initial tallies settle before the clock starts.
             tokio::time::sleep(Duration::from_millis(500)).await;
             let cpu0 = server.and_then(Proc::cpu_s);
             shared.counting.store(true, Ordering::Relaxed);
             let t0 = Instant::now();
             let bar = progress(ballots, "ballots");
-            let limit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-            let mut requests = tokio::task::JoinSet::new();
-            let period = Duration::from_secs_f64(1.0 / rate);
-            for k in 0..ballots {
-                tokio::time::sleep_until((t0 + period.mul_f64(k as f64)).into()).await;
-                let permit = limit
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                shared.sent[k as usize]
-                    .store(shared.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let (http, target, token, session, shared) = (
-                    hub.http.clone(),
-                    hub.target.clone(),
-                    hub.token.clone(),
-                    session.clone(),
-                    shared.clone(),
-                );
-                requests.spawn(async move {
-                    let one = Hub {
-                        http,
-                        target,
-                        token,
-                    };
-                    if !one.vote(&session, k + 1).await {
-                        shared.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    drop(permit);
-                });
-                bar.inc(1);
-            }
-            while requests.join_next().await.is_some() {}
+            // The sender gets a thread and a runtime of its own: on a load
+            // generator busy reading thousands of sockets, its requests and
+            // their answers must not wait in line behind subscribers.
+            let sending = {
+                let (target, session, shared, bar) =
+                    (target.clone(), session.clone(), shared.clone(), bar.clone());
+                std::thread::Builder::new()
+                    .name("bench-sender".into())
+                    .spawn(move || -> Result<(), String> {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())?;
+                        runtime.block_on(send_at_rate(
+                            target, session, shared, ballots, rate, t0, bar,
+                        ))
+                    })
+                    .map_err(|e| e.to_string())?
+            };
+            tokio::task::spawn_blocking(move || sending.join())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|_| "the ballot sender panicked".to_owned())??;
             bar.finish_and_clear();
             report.exact = converge(&shared, ballots, deadline).await;
             report.duration_s = t0.elapsed().as_secs_f64();
@@ -553,6 +773,7 @@ async fn scenario(
                 }
             }
             report.latency_ms = shared.percentiles();
+            report.ack_ms = shared.ack_percentiles();
             report.errors = shared.errors.load(Ordering::Relaxed);
             stop.cancel();
             for t in tasks {
@@ -566,7 +787,8 @@ async fn scenario(
             let before = server.and_then(Proc::rss_kb);
             let shared = Arc::new(Shared::new(0, subscribers)?);
             let t0 = Instant::now();
-            let tasks = open_subscribers(target, &session, subscribers, &shared, stop).await?;
+            let tasks =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
             tokio::time::sleep(Duration::from_secs(hold.min(60))).await;
             let after = server.and_then(Proc::rss_kb);
             report.duration_s = t0.elapsed().as_secs_f64();
@@ -591,7 +813,8 @@ async fn scenario(
             report.clients = Some(clients);
             let session = hub.create_session("bench ingest").await?;
             let shared = Arc::new(Shared::new(ballots, subscribers)?);
-            let tasks = open_subscribers(target, &session, subscribers, &shared, stop).await?;
+            let tasks =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
             let next = Arc::new(AtomicU64::new(0));
             let bar = progress(ballots, "ballots");
             let t0 = Instant::now();
@@ -617,9 +840,11 @@ async fn scenario(
                         if k >= ballots {
                             break;
                         }
-                        shared.sent[k as usize]
-                            .store(shared.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        if !one.vote(&session, k + 1).await {
+                        let sent_ns = shared.start.elapsed().as_nanos() as u64;
+                        shared.sent[k as usize].store(sent_ns, Ordering::Relaxed);
+                        if one.vote(&session, k + 1).await {
+                            shared.record_ack(sent_ns);
+                        } else {
                             shared.errors.fetch_add(1, Ordering::Relaxed);
                         }
                         bar.inc(1);
@@ -630,6 +855,7 @@ async fn scenario(
             let acked = t0.elapsed().as_secs_f64();
             bar.finish_and_clear();
             report.ballots_per_s = Some(ballots as f64 / acked);
+            report.ack_ms = shared.ack_percentiles();
             report.duration_s = acked;
             report.exact = converge(&shared, ballots, deadline).await;
             report.errors = shared.errors.load(Ordering::Relaxed);
@@ -669,6 +895,10 @@ pub fn print(report: &Report, json: bool) {
         rows.push(("latency p90", format!("{:.1} ms", l.p90)));
         rows.push(("latency p99", format!("{:.1} ms", l.p99)));
         rows.push(("latency max", format!("{:.1} ms", l.max)));
+    }
+    if let Some(a) = &report.ack_ms {
+        rows.push(("ballot answer p50", format!("{:.1} ms", a.p50)));
+        rows.push(("ballot answer p99", format!("{:.1} ms", a.p99)));
     }
     if let Some(d) = report.delivered_messages {
         rows.push(("messages delivered", d.to_string()));

@@ -50,6 +50,8 @@ pub enum StartError {
     EmptyToken,
     #[error("cannot start the hub: {0}")]
     Hub(#[from] HubError),
+    #[error("cannot start the live runtime: {0}")]
+    Runtime(io::Error),
 }
 
 impl StartError {
@@ -69,6 +71,8 @@ pub struct Running {
     pub token_created: bool,
     shutdown: CancellationToken,
     served: JoinHandle<io::Result<()>>,
+    /// The runtime of the live connections; shut down after the server.
+    live: Option<tokio::runtime::Runtime>,
 }
 
 /// Binds first, so that a port in use leaves nothing behind in the data
@@ -94,6 +98,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let mut config = ServerConfig::new(admin_token.clone());
     config.live.allow_origins = settings.allow_origins;
     config.max_connections = settings.max_connections;
+    let live = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("votehub-live")
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    config.live_runtime = Some(live.handle().clone());
     let shutdown = CancellationToken::new();
     let served = tokio::spawn(crate::run(listener, hub.clone(), config, shutdown.clone()));
     Ok(Running {
@@ -104,6 +114,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         token_created,
         shutdown,
         served,
+        live: Some(live),
     })
 }
 
@@ -120,12 +131,16 @@ impl Running {
 
     /// Waits until the server stops (its token was cancelled), then lets the
     /// hub write what is queued.
-    pub async fn wait(self) -> io::Result<()> {
-        let served = match self.served.await {
+    pub async fn wait(mut self) -> io::Result<()> {
+        let served = match (&mut self.served).await {
             Ok(result) => result,
             Err(e) => Err(io::Error::other(e)),
         };
         self.hub.shutdown().await;
+        // Its connections are closed by now; nothing there waits for this.
+        if let Some(live) = self.live.take() {
+            live.shutdown_background();
+        }
         served
     }
 

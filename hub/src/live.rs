@@ -126,13 +126,14 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
     }
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let runtime = state.config.live_runtime.clone();
     let AppState {
         hub,
         shutdown,
         tasks,
         ..
     } = state;
-    tasks.spawn(async move {
+    let connection = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -142,16 +143,22 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         };
         // Small buffers: an idle subscriber must cost little. The read
         // buffer grows on demand up to one message.
+        // Frames are written at `flush`, so the frames of one wake-up
+        // (several sessions, or an update and a close) share one write.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(512)
-            .write_buffer_size(0)
+            .write_buffer_size(16 * 1024)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(config.max_message))
             .max_frame_size(Some(config.max_message));
         let io = TextGuard::new(TokioIo::new(upgraded), config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
         Connection::new(socket, hub, config).run(shutdown).await;
-    });
+    };
+    match runtime {
+        Some(runtime) => tasks.spawn_on(connection, &runtime),
+        None => tasks.spawn(connection),
+    };
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
@@ -218,10 +225,13 @@ impl Connection {
         // When the unanswered ping went out: the peer gets a whole interval
         // to answer it, whatever the timer's jitter.
         let mut ping_sent: Option<Instant> = None;
+        // Made once: every connection shares the token, and registering a
+        // new waiter on it at each turn of the loop costs.
+        let mut cancelled = std::pin::pin!(shutdown.cancelled());
         let end = loop {
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
+                () = &mut cancelled => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
                 incoming = self.socket.next() => {
                     last_heard = Instant::now();
                     ping_sent = None;
@@ -276,15 +286,20 @@ impl Connection {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let frames = std::mem::take(&mut self.outbox);
-        let socket = &mut self.socket;
-        let write = async move {
-            for frame in frames {
+        let (socket, outbox) = (&mut self.socket, &mut self.outbox);
+        let mut write = std::pin::pin!(async move {
+            for frame in outbox.drain(..) {
                 socket.feed(frame).await?;
             }
             socket.flush().await
+        });
+        // Nearly every write completes at once; only one that has to wait
+        // for the peer pays for a timer.
+        let written = match write.as_mut().now_or_never() {
+            Some(result) => Ok(result),
+            None => tokio::time::timeout(self.config.send_timeout, write).await,
         };
-        match tokio::time::timeout(self.config.send_timeout, write).await {
+        match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientLeft),
             Err(_) => Err(End::Drop("too slow to take updates")),

@@ -31,10 +31,17 @@ pub struct ServerConfig {
     /// reads slowly holds few stale tallies in the kernel: the hub keeps
     /// only the newest for it instead.
     pub send_buffer: usize,
+    /// Unsent bytes per connection at most (TCP_NOTSENT_LOWAT, Linux).
+    pub unsent_limit: u32,
     /// An HTTP request taking longer than this is answered 408.
     pub request_timeout: Duration,
     /// How long shutdown waits for live connections to close.
     pub shutdown_grace: Duration,
+    /// Where live connections run. A runtime of their own keeps a busy
+    /// fan-out (thousands of subscribers woken at each tally) from delaying
+    /// the answers to ballots, which then wait behind no one. `None`: the
+    /// runtime that calls [`run`].
+    pub live_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl ServerConfig {
@@ -43,9 +50,11 @@ impl ServerConfig {
             admin_token: admin_token.into(),
             live: LiveConfig::default(),
             max_connections: 16_384,
-            send_buffer: 32 * 1024,
+            send_buffer: 16 * 1024,
+            unsent_limit: 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            live_runtime: None,
         }
     }
 }
@@ -91,6 +100,7 @@ pub async fn run(
     let listener = BoundedListener {
         permits: Arc::new(Semaphore::new(config.max_connections)),
         send_buffer: config.send_buffer,
+        unsent_limit: config.unsent_limit,
         inner: listener,
     };
     let state = AppState {
@@ -118,6 +128,7 @@ struct BoundedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     send_buffer: usize,
+    unsent_limit: u32,
 }
 
 impl axum::serve::Listener for BoundedListener {
@@ -133,7 +144,14 @@ impl axum::serve::Listener for BoundedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer);
+                    let sock = socket2::SockRef::from(&stream);
+                    let _ = sock.set_send_buffer_size(self.send_buffer);
+                    // The kernel takes no more writes while this much is
+                    // still unsent: a subscriber that cannot keep up makes
+                    // its connection wait, and the hub sends it only the
+                    // newest tally when it can take one.
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    let _ = sock.set_tcp_notsent_lowat(self.unsent_limit);
                     return (
                         CountedStream {
                             stream,
