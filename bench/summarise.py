@@ -5,14 +5,16 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+# (label, value, higher is better)
 METRICS = [
-    ("latency p50 (ms)", lambda r: r.get("latency_ms", {}).get("p50")),
-    ("latency p99 (ms)", lambda r: r.get("latency_ms", {}).get("p99")),
-    ("server CPU / message (µs)", lambda r: r.get("server_cpu_us_per_message")),
-    ("ballots/s", lambda r: r.get("ballots_per_s")),
-    ("server memory / subscriber (KB)", lambda r: r.get("server_kb_per_subscriber")),
-    ("exact final tally", lambda r: r.get("exact")),
-    ("errors", lambda r: r.get("errors")),
+    ("latency p50 (ms)", lambda r: r.get("latency_ms", {}).get("p50"), False),
+    ("latency p99 (ms)", lambda r: r.get("latency_ms", {}).get("p99"), False),
+    ("ballot answer p99 (ms)", lambda r: r.get("ack_ms", {}).get("p99"), False),
+    ("server CPU / message (µs)", lambda r: r.get("server_cpu_us_per_message"), False),
+    ("ballots/s", lambda r: r.get("ballots_per_s"), True),
+    ("server memory / subscriber (KB)", lambda r: r.get("server_kb_per_subscriber"), False),
+    ("exact final tally", lambda r: r.get("exact"), None),
+    ("errors", lambda r: r.get("errors"), None),
 ]
 
 
@@ -25,10 +27,10 @@ def main(folder: str) -> None:
             runs[(scenario, server)].append(json.loads(path.read_text()))
         except json.JSONDecodeError:
             runs[(scenario, server)].append({"exact": False, "errors": "failed"})
-    print("| scenario | metric | votehub | seed | seed / votehub |")
+    print("| scenario | metric | votehub | seed | votehub better by |")
     print("|---|---|---|---|---|")
     for scenario in sorted({s for s, _ in runs}):
-        for label, get in METRICS:
+        for label, get, higher_better in METRICS:
             cells = {}
             for server in ("votehub", "seed"):
                 values = [get(r) for r in runs.get((scenario, server), [])]
@@ -46,8 +48,9 @@ def main(folder: str) -> None:
             fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v))
             ratio = ""
             a, b = cells["votehub"], cells["seed"]
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and a:
-                ratio = f"{b / a:,.1f}×"
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+            if numbers and higher_better is not None and a and b:
+                ratio = f"{(a / b if higher_better else b / a):,.1f}×"
             n = len(runs.get((scenario, "votehub"), [])) or len(runs.get((scenario, "seed"), []))
             print(f"| {scenario} (runs: {n}) | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::error::WireError;
 use crate::hub::{ConnectionGuard, Hub, Subscription};
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
-use crate::server::AppState;
+use crate::server::{AppState, ServerConfig};
 use crate::text_guard::TextGuard;
 
 /// Close codes of RFC 6455 that the hub sends.
@@ -88,7 +88,9 @@ fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
 /// that the socket can be wrapped in a [`TextGuard`] before tungstenite
 /// reads from it.
 pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
-    let config = state.config.live.clone();
+    // Shared by every connection: nothing of it is copied per subscriber.
+    let server_config = state.config.clone();
+    let config = &server_config.live;
     let headers = req.headers();
     let token_in = |name: header::HeaderName, token: &str| {
         headers
@@ -115,7 +117,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         )
         .into_response();
     };
-    if !origin_allowed(headers, &config) {
+    if !origin_allowed(headers, config) {
         tracing::info!(origin = ?headers.get(header::ORIGIN), "live connection refused: origin not allowed");
         return WireError::new(
             StatusCode::FORBIDDEN,
@@ -145,15 +147,18 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         // buffer grows on demand up to one message.
         // Frames are written at `flush`, so the frames of one wake-up
         // (several sessions, or an update and a close) share one write.
+        let config = &server_config.live;
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(512)
+            .read_buffer_size(256)
             .write_buffer_size(16 * 1024)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(config.max_message))
             .max_frame_size(Some(config.max_message));
         let io = TextGuard::new(TokioIo::new(upgraded), config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        Connection::new(socket, hub, config).run(shutdown).await;
+        Connection::new(socket, hub, server_config.clone())
+            .run(shutdown)
+            .await;
     };
     match runtime {
         Some(runtime) => tasks.spawn_on(connection, &runtime),
@@ -173,7 +178,7 @@ type Socket = WebSocketStream<TextGuard<TokioIo<Upgraded>>>;
 struct Connection {
     socket: Socket,
     hub: Hub,
-    config: Arc<LiveConfig>,
+    config: Arc<ServerConfig>,
     subscriptions: StreamMap<Uuid, Subscription>,
     /// Subscribed ids that name no session: acknowledged like the seed
     /// does, counted against the limit, never fed.
@@ -204,12 +209,12 @@ enum End {
 }
 
 impl Connection {
-    fn new(socket: Socket, hub: Hub, config: LiveConfig) -> Connection {
+    fn new(socket: Socket, hub: Hub, config: Arc<ServerConfig>) -> Connection {
         Connection {
             socket,
             _presence: hub.connection_opened(),
             hub,
-            config: Arc::new(config),
+            config,
             subscriptions: StreamMap::new(),
             unknown: HashSet::new(),
             lobby: None,
@@ -218,7 +223,7 @@ impl Connection {
     }
 
     async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
-        let interval = self.config.ping_interval;
+        let interval = self.config.live.ping_interval;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -276,7 +281,8 @@ impl Connection {
                     reason: reason.into(),
                 }));
                 let _ =
-                    tokio::time::timeout(self.config.send_timeout, self.socket.send(frame)).await;
+                    tokio::time::timeout(self.config.live.send_timeout, self.socket.send(frame))
+                        .await;
             }
             End::Drop(why) => tracing::info!(reason = why, "live connection dropped"),
         }
@@ -297,7 +303,7 @@ impl Connection {
         // for the peer pays for a timer.
         let written = match write.as_mut().now_or_never() {
             Some(result) => Ok(result),
-            None => tokio::time::timeout(self.config.send_timeout, write).await,
+            None => tokio::time::timeout(self.config.live.send_timeout, write).await,
         };
         match written {
             Ok(Ok(())) => Ok(()),
@@ -346,9 +352,9 @@ impl Connection {
                     let followed = self.subscriptions.len()
                         + self.unknown.len()
                         + usize::from(self.lobby.is_some());
-                    if followed >= self.config.max_subscriptions {
+                    if followed >= self.config.live.max_subscriptions {
                         return Err(LiveError::TooManySubscriptions(
-                            self.config.max_subscriptions,
+                            self.config.live.max_subscriptions,
                         ));
                     }
                     if session_id.is_nil() {

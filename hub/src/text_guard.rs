@@ -186,12 +186,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for TextGuard<S> {
                 buf.put_slice(&this.ready[this.ready_from..this.ready_from + n]);
                 this.ready_from += n;
                 if this.ready_from == this.ready.len() {
-                    this.ready.clear();
+                    // An idle connection keeps no buffer: clients send
+                    // little, so freeing it costs nothing that matters.
+                    this.ready = Vec::new();
                     this.ready_from = 0;
-                    // An idle connection keeps no buffer.
-                    if this.ready.capacity() > CHUNK {
-                        this.ready = Vec::new();
-                    }
                 }
                 return Poll::Ready(Ok(()));
             }
