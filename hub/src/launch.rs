@@ -151,3 +151,13 @@ impl Running {
         self.wait().await
     }
 }
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A runtime dropped the ordinary way blocks until its tasks end,
+        // which a runtime's own thread may not do.
+        if let Some(live) = self.live.take() {
+            live.shutdown_background();
+        }
+    }
+}

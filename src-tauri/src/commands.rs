@@ -170,8 +170,12 @@ pub async fn restart_hub<R: Runtime>(
             .save(&app)
             .map_err(|e| CommandError::new("invalid_settings", e))?;
     }
-    let launch = settings
+    let mut launch = settings
         .launch()
         .map_err(|e| CommandError::new("invalid_settings", e))?;
+    // The port chosen in the window wins, even over VOTEHUB_BIND's.
+    if let Some(port) = port {
+        launch.bind.set_port(port);
+    }
     Ok(host.restart(&app, launch).await)
 }

@@ -136,3 +136,47 @@ test('create, watch and close a session from the real window', { timeout: 180000
     await wd.close().catch(() => {});
   }
 });
+
+test('a port in use is shown in the window, and another port can be chosen there', { timeout: 180000 }, async () => {
+  const display = `:${80 + Math.floor(Math.random() * 9)}`;
+  start('Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp']);
+  await new Promise((r) => setTimeout(r, 1000));
+  // Something else holds the port the app is told to use.
+  const { createServer } = await import('node:net');
+  const squatter = createServer();
+  await new Promise((r) => squatter.listen(0, '127.0.0.1', r));
+  const taken = squatter.address().port;
+  const driverPort = await freePort();
+  const nativePort = await freePort();
+  const data = mkdtempSync(join(tmpdir(), 'votehub-desktop-'));
+  start(tauriDriver(), ['--port', String(driverPort), '--native-port', String(nativePort)], {
+    DISPLAY: display,
+    VOTEHUB_BIND: `127.0.0.1:${taken}`,
+    VOTEHUB_DATA: data,
+    VOTEHUB_ADMIN_TOKEN: TOKEN,
+    LANG: 'en_US.UTF-8',
+  });
+  const wd = webdriver(`http://127.0.0.1:${driverPort}`);
+  await until('tauri-driver', async () => (await fetch(`http://127.0.0.1:${driverPort}/status`)).ok, 20000);
+  await wd.open(APP);
+  try {
+    await until('the failure in the window', async () =>
+      (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'failed', 30000);
+    assert.equal(await wd.run("return document.querySelector('#failure').hidden"), false);
+    assert.match(await wd.run("return document.querySelector('#failure-message').textContent"), /in use/i);
+    assert.match(await wd.run("return document.querySelector('#port-label').textContent"), /already used/);
+
+    const free = await freePort();
+    await wd.run("document.querySelector('#port-input').value = ''");
+    await wd.type('#port-input', String(free));
+    await wd.click('#port-form button[type="submit"]');
+    await until('the hub on the new port', async () =>
+      (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'running', 30000);
+    const health = await (await fetch(`http://127.0.0.1:${free}/health`)).json();
+    assert.equal(health.status, 'ok');
+    assert.equal(await wd.run("return document.querySelector('#failure').hidden"), true);
+  } finally {
+    await wd.close().catch(() => {});
+    squatter.close();
+  }
+});
