@@ -100,6 +100,9 @@ pub struct Published {
     /// `vote_update`, then `session_closed` when closed: shared bytes, ready
     /// for every subscriber's socket without copying.
     pub frames: Vec<tungstenite::Utf8Bytes>,
+    /// The same frames as the live door puts them on the wire, made once
+    /// by the first subscriber that sends them and shared by the others.
+    pub wire: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// The parts of a session that never change after creation.
@@ -1058,6 +1061,7 @@ fn publish_state(meta: &SessionMeta, state: &SessionState) -> Arc<Published> {
         seq: state.seq,
         standing,
         frames,
+        wire: std::sync::OnceLock::new(),
     })
 }
 

@@ -10,9 +10,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::{StreamExt, StreamMap};
@@ -23,7 +25,7 @@ use tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
 use crate::error::WireError;
-use crate::hub::{ConnectionGuard, Hub, Subscription};
+use crate::hub::{ConnectionGuard, Hub, Published, Subscription};
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
 use crate::server::{AppState, ServerConfig};
 use crate::text_guard::TextGuard;
@@ -185,14 +187,48 @@ struct Connection {
     unknown: HashSet<Uuid>,
     /// The list of sessions, followed by subscribing to the nil UUID.
     lobby: Option<WatchStream<u64>>,
-    /// Frames to write before waiting again, written with one flush.
+    /// Replies and pings to write before waiting again, through tungstenite.
     outbox: Vec<Message>,
+    /// Session states to write after them, already framed: they go
+    /// straight to the socket, with no framing or copy per subscriber.
+    states: Vec<Bytes>,
+    /// tungstenite has queued a pong that may not be written yet; it must
+    /// leave before any frame written around tungstenite.
+    pong_queued: bool,
     _presence: ConnectionGuard,
 }
 
 /// `{"event": "sessions_changed"}`, serialised once for every connection.
 static SESSIONS_CHANGED: LazyLock<Utf8Bytes> =
     LazyLock::new(|| to_json(&LiveEvent::SessionsChanged).into());
+
+/// A published state as text frames (FIN, unmasked, as a server sends
+/// them), built by the first subscriber that needs it.
+fn wire(state: &Published) -> Bytes {
+    state
+        .wire
+        .get_or_init(|| {
+            let mut out = Vec::new();
+            for text in &state.frames {
+                let payload = text.as_bytes();
+                out.push(0x81);
+                match payload.len() {
+                    n if n < 126 => out.push(n as u8),
+                    n if n <= usize::from(u16::MAX) => {
+                        out.push(126);
+                        out.extend_from_slice(&(n as u16).to_be_bytes());
+                    }
+                    n => {
+                        out.push(127);
+                        out.extend_from_slice(&(n as u64).to_be_bytes());
+                    }
+                }
+                out.extend_from_slice(payload);
+            }
+            Bytes::from(out)
+        })
+        .clone()
+}
 
 async fn next_tick(lobby: &mut Option<WatchStream<u64>>) -> Option<u64> {
     match lobby {
@@ -219,6 +255,8 @@ impl Connection {
             unknown: HashSet::new(),
             lobby: None,
             outbox: Vec::new(),
+            states: Vec::new(),
+            pong_queued: false,
         }
     }
 
@@ -234,25 +272,27 @@ impl Connection {
         // new waiter on it at each turn of the loop costs.
         let mut cancelled = std::pin::pin!(shutdown.cancelled());
         let end = loop {
+            // Updates first: a wake-up for a new tally then costs no look at
+            // the socket, which is polled again before the task sleeps.
             let step = tokio::select! {
                 biased;
                 () = &mut cancelled => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
-                incoming = self.socket.next() => {
-                    last_heard = Instant::now();
-                    ping_sent = None;
-                    self.on_incoming(incoming)
-                }
                 Some((_, state)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    self.outbox.extend(state.frames.iter().cloned().map(Message::Text));
-                    // Whatever else is ready goes out in the same write.
+                    self.states.push(wire(&state));
+                    // Whatever else is ready goes out in the same flush.
                     while let Some(Some((_, state))) = self.subscriptions.next().now_or_never() {
-                        self.outbox.extend(state.frames.iter().cloned().map(Message::Text));
+                        self.states.push(wire(&state));
                     }
                     Ok(())
                 }
                 Some(_) = next_tick(&mut self.lobby) => {
                     self.outbox.push(Message::Text(SESSIONS_CHANGED.clone()));
                     Ok(())
+                }
+                incoming = self.socket.next() => {
+                    last_heard = Instant::now();
+                    ping_sent = None;
+                    self.on_incoming(incoming)
                 }
                 _ = ticker.tick() => match ping_sent {
                     Some(sent) if sent.elapsed() >= interval => Err(End::Drop("stopped answering pings")),
@@ -289,15 +329,27 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        if self.outbox.is_empty() {
+        if self.outbox.is_empty() && self.states.is_empty() {
             return Ok(());
         }
-        let (socket, outbox) = (&mut self.socket, &mut self.outbox);
+        let flush_tungstenite = !self.outbox.is_empty() || self.pong_queued;
+        self.pong_queued = false;
+        let (socket, outbox, states) = (&mut self.socket, &mut self.outbox, &mut self.states);
         let mut write = std::pin::pin!(async move {
-            for frame in outbox.drain(..) {
-                socket.feed(frame).await?;
+            if flush_tungstenite {
+                for frame in outbox.drain(..) {
+                    socket.feed(frame).await?;
+                }
+                socket.flush().await?;
             }
-            socket.flush().await
+            // tungstenite's buffer is empty now: whole frames may go
+            // around it without interleaving.
+            let io = socket.get_mut();
+            for state in states.drain(..) {
+                io.write_all(&state).await?;
+            }
+            io.flush().await?;
+            Ok::<(), tungstenite::Error>(())
         });
         // Nearly every write completes at once; only one that has to wait
         // for the peer pays for a timer.
@@ -335,7 +387,11 @@ impl Connection {
                 Ok(())
             }
             // Pongs only prove the peer is alive; tungstenite answers pings.
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+            Some(Ok(Message::Ping(_))) => {
+                self.pong_queued = true;
+                Ok(())
+            }
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
         }
     }
 

@@ -468,3 +468,39 @@ async fn the_nil_uuid_follows_the_list_of_sessions() {
     api.create_titled("Unseen").await;
     live.expect_silence(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn client_pings_interleaved_with_updates_keep_the_stream_whole() {
+    let hub = HubProcess::start();
+    let api = hub.api();
+    let id = api.create_titled("Pings").await;
+    let mut live = Live::connect(&hub.live_url()).await;
+    live.subscribe(&id).await;
+    live.next_json().await;
+    let mut pongs = 0;
+    for i in 0..30u8 {
+        // Each ping makes tungstenite queue a pong beside the tallies that
+        // the hub writes around it.
+        live.ws
+            .send(Message::Ping(Bytes::from(vec![i; 8])))
+            .await
+            .expect("ping");
+        assert_eq!(api.vote(&id, &format!("v{i}"), "for").await.0, 200);
+    }
+    let mut last_total = 0;
+    while last_total < 30 {
+        match tokio::time::timeout(Duration::from_secs(10), live.ws.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) => {
+                assert_eq!(p.len(), 8);
+                pongs += 1;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("a whole frame");
+                last_total = v["votes_total"].as_u64().expect("total");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(last_total, 30);
+    assert!(pongs > 0);
+}
