@@ -334,29 +334,36 @@ impl Connection {
         }
         let flush_tungstenite = !self.outbox.is_empty() || self.pong_queued;
         self.pong_queued = false;
-        let (socket, outbox, states) = (&mut self.socket, &mut self.outbox, &mut self.states);
-        let mut write = std::pin::pin!(async move {
-            if flush_tungstenite {
-                for frame in outbox.drain(..) {
-                    socket.feed(frame).await?;
+        let send_timeout = self.config.live.send_timeout;
+        let written = {
+            let (socket, outbox, states) = (&mut self.socket, &mut self.outbox, &mut self.states);
+            let mut write = std::pin::pin!(async move {
+                if flush_tungstenite {
+                    for frame in outbox.drain(..) {
+                        socket.feed(frame).await?;
+                    }
+                    socket.flush().await?;
                 }
-                socket.flush().await?;
+                // tungstenite's buffer is empty now: whole frames may go
+                // around it without interleaving.
+                let io = socket.get_mut();
+                for state in states.drain(..) {
+                    io.write_all(&state).await?;
+                }
+                io.flush().await?;
+                Ok::<(), tungstenite::Error>(())
+            });
+            // Nearly every write completes at once; only one that has to wait
+            // for the peer pays for a timer.
+            match write.as_mut().now_or_never() {
+                Some(result) => Ok(result),
+                None => tokio::time::timeout(send_timeout, write).await,
             }
-            // tungstenite's buffer is empty now: whole frames may go
-            // around it without interleaving.
-            let io = socket.get_mut();
-            for state in states.drain(..) {
-                io.write_all(&state).await?;
-            }
-            io.flush().await?;
-            Ok::<(), tungstenite::Error>(())
-        });
-        // Nearly every write completes at once; only one that has to wait
-        // for the peer pays for a timer.
-        let written = match write.as_mut().now_or_never() {
-            Some(result) => Ok(result),
-            None => tokio::time::timeout(self.config.live.send_timeout, write).await,
         };
+        // Thousands of connections sit idle between tallies: they keep no
+        // buffers (a fresh one is a cheap allocation next time).
+        self.outbox = Vec::new();
+        self.states = Vec::new();
         match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientLeft),

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import { ROOT, freePort, until } from '../browser/harness.mjs';
 
 const APP = process.env.VOTEHUB_DESKTOP_BIN ?? join(ROOT, 'target', 'debug', 'votehub-desktop');
@@ -101,8 +102,8 @@ test('create, watch and close a session from the real window', { timeout: 180000
     // A participant screen subscribes over /live; ballots come in over HTTP.
     const ws = new WebSocket(`ws://127.0.0.1:${hubPort}/live`);
     const events = [];
-    ws.onmessage = (e) => events.push(JSON.parse(e.data));
-    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    ws.on('message', (data) => events.push(JSON.parse(data.toString())));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
     ws.send(JSON.stringify({ action: 'subscribe', session_id: session.id }));
     for (let i = 0; i < 10; i++) {
       const r = await fetch(`${hub}/api/sessions/${session.id}/votes`, {
