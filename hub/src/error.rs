@@ -67,7 +67,9 @@ impl From<HubError> for WireError {
             HubError::Rule(_) => (S::BAD_REQUEST, "invalid_rule"),
             HubError::InvalidRoll(_) => (S::BAD_REQUEST, "invalid_voters"),
             HubError::Full(_) => (S::CONFLICT, "limit_reached"),
-            HubError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            HubError::ShuttingDown | HubError::Writer(_) => {
+                (S::SERVICE_UNAVAILABLE, "shutting_down")
+            }
             HubError::Store(inner) => {
                 tracing::error!(error = %inner, "storage failure answered as 503");
                 return WireError::new(

@@ -83,6 +83,8 @@ pub enum HubError {
     Full(&'static str),
     #[error("the hub is shutting down")]
     ShuttingDown,
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
 }
@@ -229,11 +231,7 @@ impl Hub {
         let writer = std::thread::Builder::new()
             .name("votehub-writer".into())
             .spawn(move || core.run(rx))
-            .map_err(|e| {
-                HubError::Store(StoreError::Inconsistent(format!(
-                    "cannot start writer: {e}"
-                )))
-            })?;
+            .map_err(HubError::Writer)?;
         Ok(Hub {
             inner: Arc::new(Inner {
                 commands: tx,
