@@ -15,6 +15,19 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 const ID: &str = "6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10";
 
+/// Asks for `/live` on a bare TCP stream, for clients that then misbehave
+/// in ways a WebSocket library would not let them.
+async fn raw_handshake(stream: &mut tokio::net::TcpStream, host: std::net::SocketAddr) {
+    let handshake = format!(
+        "GET /live HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+}
+
 #[tokio::test]
 async fn seed_table_row_by_row_with_codes() {
     let hub = HubProcess::start();
@@ -346,13 +359,7 @@ async fn idle_connections_are_pinged_and_the_silent_dropped() {
 
     // A client that completes the handshake and then never answers is dropped.
     let mut raw = tokio::net::TcpStream::connect(hub.addr).await.expect("tcp");
-    let handshake = format!(
-        "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        hub.addr
-    );
-    raw.write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
+    raw_handshake(&mut raw, hub.addr).await;
     let mut buf = vec![0u8; 4096];
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -381,14 +388,7 @@ async fn a_stuck_subscriber_neither_delays_others_nor_stays_forever() {
     socket2::SockRef::from(&stuck)
         .set_recv_buffer_size(4096)
         .expect("rcvbuf");
-    let handshake = format!(
-        "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        hub.addr
-    );
-    stuck
-        .write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
+    raw_handshake(&mut stuck, hub.addr).await;
     let sub = format!(r#"{{"action":"subscribe","session_id":"{id}"}}"#);
     let mut frame = vec![0x81, 0x80 | sub.len() as u8, 0, 0, 0, 0];
     frame.extend_from_slice(sub.as_bytes());
