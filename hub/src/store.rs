@@ -158,7 +158,6 @@ fn schema_version() -> usize {
 
 pub struct SqliteStore {
     conn: Connection,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -211,11 +210,7 @@ impl SqliteStore {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
         migrations().to_latest(&mut conn)?;
-        Ok(SqliteStore { conn, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SqliteStore { conn })
     }
 }
 
