@@ -3,7 +3,7 @@
 // bridge.js; everything else is plain DOM.
 import { call, onSnapshot } from './bridge.js';
 import { setLang, t, translate } from './i18n.js';
-import { el, renderBars, standing } from './tally.js';
+import { el, renderBars, standing, stateOfSession } from './tally.js';
 
 const $ = (id) => document.getElementById(id);
 let snapshot = null;
@@ -61,10 +61,6 @@ $('port-form').addEventListener('submit', async (e) => {
 
 // ── Sessions ───────────────────────────────────────────────────────────────
 
-function stateOf(s) {
-  return { ...s.tally, grades: s.tally.grades ?? null, needed: s.needed, adopted_if_closed_now: s.adopted_if_closed_now, status: s.status, result: s.result };
-}
-
 function buildCard(s) {
   const parts = {
     status: el('span', { class: 'pill' }),
@@ -97,7 +93,7 @@ function renderSessions(sessions) {
     let card = cards.get(s.id);
     if (!card) { card = buildCard(s); cards.set(s.id, card); }
     const { parts } = card;
-    const state = stateOf(s);
+    const state = stateOfSession(s);
     const open = s.status === 'open';
     card.node.classList.toggle('is-closed', !open);
     parts.status.textContent = open ? t('open') : t('closed');

@@ -87,14 +87,3 @@ export class Live {
     }
   }
 }
-
-/** The same state shape from a Session of the HTTP API. */
-export function stateOfSession(s) {
-  return {
-    id: s.id, seq: s.seq,
-    for: s.tally.for, against: s.tally.against, abstain: s.tally.abstain, total: s.tally.total,
-    grades: s.tally.grades ?? null, median: s.tally.median ?? null,
-    needed: s.needed, adopted_if_closed_now: s.adopted_if_closed_now, groups: s.groups ?? [],
-    status: s.status, result: s.result,
-  };
-}

@@ -3,8 +3,8 @@
 // the voting code (roll sessions), and never drops a ballot silently: one
 // that cannot be sent is kept and sent again when the connection is back.
 import { t, translate } from './i18n.js';
-import { Live, stateOfSession } from './live.js';
-import { el, renderBars, standing } from './tally.js';
+import { Live } from './live.js';
+import { el, mergeState, renderBars, standing, stateOfSession } from './tally.js';
 
 const store = {
   get(k) { try { return JSON.parse(localStorage.getItem(`votehub.${k}`)); } catch { return null; } },
@@ -39,7 +39,7 @@ const live = new Live({
   onState(state) {
     const s = sessions.get(state.id);
     if (!s) return;
-    s.state = { ...s.state, ...state, status: state.status ?? s.state.status, result: state.result ?? s.state.result };
+    s.state = mergeState(s.state, state);
     render(state.id);
   },
 });

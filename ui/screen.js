@@ -3,8 +3,8 @@
 // join with its QR code. `?session=<id>` pins a session; otherwise it shows
 // the newest open one, or the newest closed one when none is open.
 import { t, translate } from './i18n.js';
-import { Live, stateOfSession } from './live.js';
-import { el, renderBars, standing } from './tally.js';
+import { Live } from './live.js';
+import { el, mergeState, renderBars, standing, stateOfSession } from './tally.js';
 
 const $ = (id) => document.getElementById(id);
 const pinned = new URLSearchParams(location.search).get('session');
@@ -20,7 +20,7 @@ const live = new Live({
   onSessionsChanged: () => refresh(),
   onState(state) {
     if (!current || state.id !== current.meta.id) return;
-    current.state = { ...current.state, ...state, status: state.status ?? current.state.status, result: state.result ?? current.state.result };
+    current.state = mergeState(current.state, state);
     render();
   },
 });

@@ -48,3 +48,21 @@ export function standing(state) {
   const more = Math.max(0, Math.ceil(state.needed - approvals));
   return more > 0 ? t('needed', { n: more }) : t('neededAt', { n: state.needed });
 }
+
+/** The state the views draw, from a Session of the HTTP API (the same
+ *  shape as the states live.js makes of /live events). */
+export function stateOfSession(s) {
+  return {
+    id: s.id, seq: s.seq,
+    for: s.tally.for, against: s.tally.against, abstain: s.tally.abstain, total: s.tally.total,
+    grades: s.tally.grades ?? null, median: s.tally.median ?? null,
+    needed: s.needed, adopted_if_closed_now: s.adopted_if_closed_now, groups: s.groups ?? [],
+    status: s.status, result: s.result,
+  };
+}
+
+/** `next` laid over `prev`: /live events carry no status or result until
+ *  the close, so those are kept from before. */
+export function mergeState(prev, next) {
+  return { ...prev, ...next, status: next.status ?? prev.status, result: next.result ?? prev.result };
+}

@@ -567,7 +567,7 @@ async fn send_at_rate(
     t0: Instant,
     bar: ProgressBar,
 ) -> Result<(), String> {
-    let hub = Hub {
+    let hub = Api {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(IN_FLIGHT)
             .build()
@@ -603,13 +603,14 @@ async fn send_at_rate(
     Ok(())
 }
 
-struct Hub {
+/// The target hub's HTTP API, as the load generator uses it.
+struct Api {
     http: reqwest::Client,
     target: Arc<Target>,
     token: String,
 }
 
-impl Hub {
+impl Api {
     async fn create_session(&self, title: &str) -> Result<String, String> {
         let resp = self
             .http
@@ -684,7 +685,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, String> {
         .pool_max_idle_per_host(1024)
         .build()
         .map_err(|e| e.to_string())?;
-    let hub = Hub {
+    let hub = Api {
         http,
         target: target.clone(),
         token: args.admin_token.clone(),
@@ -703,7 +704,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, String> {
 
 async fn scenario(
     args: &BenchArgs,
-    hub: &Hub,
+    hub: &Api,
     target: &Arc<Target>,
     server: Option<&Proc>,
     stop: &tokio_util::sync::CancellationToken,
@@ -830,7 +831,7 @@ async fn scenario(
                     bar.clone(),
                 );
                 senders.spawn(async move {
-                    let one = Hub {
+                    let one = Api {
                         http,
                         target,
                         token,

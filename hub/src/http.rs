@@ -16,7 +16,7 @@ use crate::error::WireError;
 use crate::hub::MAX_VOTER;
 use crate::protocol::{BallotBody, Health, NewSession, NewVoter, VotersBody, parse_uuid};
 use crate::server::AppState;
-use crate::tally::{Ballot, Choice, MAX_GRADE, MIN_GRADE};
+use crate::tally::{Ballot, Choice};
 
 /// Bodies of ordinary calls; a session with a long description fits.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -171,11 +171,9 @@ fn ballot_from_body(body: BallotBody) -> Result<(String, Ballot), WireError> {
                 ));
             }
         },
-        (None, Some(grade)) => match grade.as_i64() {
-            Some(g) if (i64::from(MIN_GRADE)..=i64::from(MAX_GRADE)).contains(&g) => {
-                Ballot::Grade(g as i8)
-            }
-            _ => return Err(invalid("\"grade\" must be a whole number from -3 to 3")),
+        (None, Some(grade)) => match grade.as_i64().and_then(Ballot::grade) {
+            Some(ballot) => ballot,
+            None => return Err(invalid("\"grade\" must be a whole number from -3 to 3")),
         },
         (None, None) => {
             return Err(invalid(

@@ -99,9 +99,8 @@ pub struct Published {
     pub tally: Tally,
     pub seq: u64,
     pub standing: Standing,
-    /// `vote_update`, then `session_closed` when closed: shared bytes, ready
-    /// for every subscriber's socket without copying.
-    pub frames: Vec<tungstenite::Utf8Bytes>,
+    /// `vote_update`, then `session_closed` when closed, serialised once.
+    pub frames: Vec<String>,
     /// The same frames as the live door puts them on the wire, made once
     /// by the first subscriber that sends them and shared by the others.
     pub wire: std::sync::OnceLock<bytes::Bytes>,
@@ -1034,22 +1033,16 @@ fn publish_state(meta: &SessionMeta, state: &SessionState) -> Arc<Published> {
         grades: state.tally.grades(),
         groups: &standing.groups,
     };
-    let mut frames = vec![
-        to_json(&LiveEvent::VoteUpdate {
-            session_id: meta.id,
-            counts: counts(),
-        })
-        .into(),
-    ];
+    let mut frames = vec![to_json(&LiveEvent::VoteUpdate {
+        session_id: meta.id,
+        counts: counts(),
+    })];
     if let Some(result) = state.result {
-        frames.push(
-            to_json(&LiveEvent::SessionClosed {
-                session_id: meta.id,
-                result,
-                counts: counts(),
-            })
-            .into(),
-        );
+        frames.push(to_json(&LiveEvent::SessionClosed {
+            session_id: meta.id,
+            result,
+            counts: counts(),
+        }));
     }
     Arc::new(Published {
         status: state.status,

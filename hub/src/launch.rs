@@ -32,7 +32,7 @@ impl Settings {
             data,
             admin_token: None,
             allow_origins: Vec::new(),
-            max_connections: ServerConfig::new("").max_connections,
+            max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

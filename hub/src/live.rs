@@ -158,7 +158,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             .max_frame_size(Some(config.max_message));
         let io = TextGuard::new(TokioIo::new(upgraded), config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        Connection::new(socket, hub, server_config.clone())
+        Connection::new(socket, hub, server_config)
             .run(shutdown)
             .await;
     };

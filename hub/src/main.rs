@@ -46,7 +46,7 @@ struct ServeArgs {
     )]
     allow_origins: Vec<String>,
     /// Open connections at most (HTTP and live); keep below the file-descriptor limit.
-    #[arg(long, env = "VOTEHUB_MAX_CONNECTIONS", default_value_t = 16_384)]
+    #[arg(long, env = "VOTEHUB_MAX_CONNECTIONS", default_value_t = votehub::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 }
 

@@ -20,6 +20,10 @@ use tower_http::timeout::TimeoutLayer;
 use crate::hub::Hub;
 use crate::live::{self, LiveConfig};
 
+/// Open TCP connections at most, unless configured otherwise: below the
+/// common file-descriptor limits, far above a large assembly.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub admin_token: String,
@@ -49,7 +53,7 @@ impl ServerConfig {
         ServerConfig {
             admin_token: admin_token.into(),
             live: LiveConfig::default(),
-            max_connections: 16_384,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             send_buffer: 16 * 1024,
             unsent_limit: 1024,
             request_timeout: Duration::from_secs(30),

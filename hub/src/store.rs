@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use uuid::Uuid;
 
-use crate::tally::{Ballot, Choice, MAX_GRADE, MIN_GRADE};
+use crate::tally::{Ballot, Choice};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "votehub.db";
@@ -226,8 +226,8 @@ fn ballot_from_columns(choice: Option<String>, grade: Option<i64>) -> Result<Bal
         (Some(c), None) => Choice::parse(&c)
             .map(Ballot::Choice)
             .ok_or_else(|| StoreError::Inconsistent(format!("unknown choice {c:?}"))),
-        (None, Some(g)) if (i64::from(MIN_GRADE)..=i64::from(MAX_GRADE)).contains(&g) => {
-            Ok(Ballot::Grade(g as i8))
+        (None, Some(g)) => {
+            Ballot::grade(g).ok_or_else(|| StoreError::Inconsistent(format!("bad grade {g}")))
         }
         other => Err(StoreError::Inconsistent(format!("bad ballot {other:?}"))),
     }

@@ -77,6 +77,14 @@ impl Ballot {
         }
     }
 
+    /// A nuanced ballot, if `grade` is a whole grade from −3 to +3.
+    pub fn grade(grade: i64) -> Option<Ballot> {
+        i8::try_from(grade)
+            .ok()
+            .filter(|g| (MIN_GRADE..=MAX_GRADE).contains(g))
+            .map(Ballot::Grade)
+    }
+
     pub fn scale(self) -> Scale {
         match self {
             Ballot::Choice(_) => Scale::Choice,
@@ -241,6 +249,14 @@ mod tests {
         let mut plain = Tally::new(Scale::Choice);
         plain.add(&Ballot::Choice(Choice::Abstain), &[]);
         assert_eq!(plain.weighed(), (0.0, 0.0));
+    }
+
+    #[test]
+    fn grades_outside_the_scale_are_no_ballot() {
+        assert_eq!(Ballot::grade(-3), Some(Ballot::Grade(-3)));
+        assert_eq!(Ballot::grade(3), Some(Ballot::Grade(3)));
+        assert_eq!(Ballot::grade(4), None);
+        assert_eq!(Ballot::grade(-260), None, "no wrap-around into the range");
     }
 
     #[test]
