@@ -10,14 +10,9 @@
 //! published state of each session from a `watch` channel.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-
-use tokio_stream::Stream;
-use tokio_stream::wrappers::WatchStream;
 
 use rand::Rng;
 use time::OffsetDateTime;
@@ -91,19 +86,28 @@ pub enum HubError {
 
 /// What a subscriber receives: the state of a session at one `seq`, with
 /// its live frames serialised once for all subscribers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Published {
     pub status: Status,
     pub result: Option<Outcome>,
     pub closed_at: Option<String>,
     pub tally: Tally,
     pub seq: u64,
+    /// How many times a moderator re-broadcast this `seq`.
+    pub replay: u32,
     pub standing: Standing,
     /// `vote_update`, then `session_closed` when closed, serialised once.
     pub frames: Vec<String>,
     /// The same frames as the live door puts them on the wire, made once
     /// by the first subscriber that sends them and shared by the others.
     pub wire: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Published {
+    /// What orders the states of one session: later is newer.
+    pub fn version(&self) -> (u64, u32) {
+        (self.seq, self.replay)
+    }
 }
 
 /// The parts of a session that never change after creation.
@@ -138,18 +142,24 @@ struct Registry {
 pub struct Subscription {
     /// Always `Some` until dropped; an `Option` only so that `drop` can
     /// release the receiver before announcing the new subscriber count.
-    updates: Option<WatchStream<Arc<Published>>>,
+    updates: Option<watch::Receiver<Arc<Published>>>,
     changes: watch::Sender<u64>,
 }
 
-impl Stream for Subscription {
-    type Item = Arc<Published>;
+impl Subscription {
+    /// The session's newest state, marked as seen.
+    pub fn newest(&mut self) -> Option<Arc<Published>> {
+        self.updates
+            .as_mut()
+            .map(|updates| updates.borrow_and_update().clone())
+    }
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.updates.as_mut() {
-            Some(updates) => Pin::new(updates).poll_next(cx),
-            None => Poll::Ready(None),
-        }
+    /// Whether a state newer than the last one taken was published: one
+    /// atomic load, cheap enough to ask of thousands of subscribers.
+    pub fn has_news(&self) -> bool {
+        self.updates
+            .as_ref()
+            .is_some_and(|updates| updates.has_changed().unwrap_or(false))
     }
 }
 
@@ -297,9 +307,15 @@ impl Hub {
                 .sessions
                 .get(&session)
                 .ok_or(HubError::SessionNotFound)?;
-            // Marking the value as changed re-delivers it to every receiver.
-            slot.live.send_modify(|_| {});
+            // The same state again, as a newer version: every subscriber
+            // gets it once more.
+            slot.live.send_modify(|state| {
+                let mut again = Published::clone(state);
+                again.replay += 1;
+                *state = Arc::new(again);
+            });
         }
+        self.inner.changes.send_modify(|v| *v += 1);
         self.session(session).ok_or(HubError::SessionNotFound)
     }
 
@@ -338,9 +354,14 @@ impl Hub {
         let updates = self.read().sessions.get(&id)?.live.subscribe();
         self.inner.changes.send_modify(|v| *v += 1);
         Some(Subscription {
-            updates: Some(WatchStream::new(updates)),
+            updates: Some(updates),
             changes: self.inner.changes.clone(),
         })
+    }
+
+    /// A session's newest published state, without subscribing to it.
+    pub fn published(&self, id: Uuid) -> Option<Arc<Published>> {
+        Some(self.read().sessions.get(&id)?.live.borrow().clone())
     }
 
     /// Ticks after every change of any session, the roll, or a subscriber
@@ -1050,6 +1071,7 @@ fn publish_state(meta: &SessionMeta, state: &SessionState) -> Arc<Published> {
         closed_at: state.closed_at.clone(),
         tally: state.tally.clone(),
         seq: state.seq,
+        replay: 0,
         standing,
         frames,
         wire: std::sync::OnceLock::new(),

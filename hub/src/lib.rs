@@ -4,17 +4,20 @@
 //! desktop app and the `votehub` binary are thin shells over these.
 //!
 //! Dependencies point one way: `rules` and `tally` (pure) ← `hub` ← `store`;
-//! `protocol` declares the wire once; `http` and `live` are the doors, and
-//! `error` maps every error to the wire in one place.
+//! `protocol` declares the wire once; `http` and `live` are the doors (`live`
+//! writes through `outlet`s that `fanout` feeds), and `error` maps every
+//! error to the wire in one place.
 
 pub mod data_dir;
 pub mod error;
 pub mod export;
+pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod launch;
 pub mod live;
 pub mod network;
+pub mod outlet;
 pub mod pages;
 pub mod protocol;
 pub mod rules;

@@ -1,9 +1,13 @@
 //! The `/live` WebSocket door: the seed's subscribe/unsubscribe protocol,
-//! with one task per connection that answers requests, forwards the newest
-//! state of each subscribed session, pings the idle and drops the stuck.
+//! with one task per connection that answers requests, pings the idle and
+//! drops the stuck. Session states reach the connection through its
+//! outlet, written by the fan-out (`fanout`) without waking this task.
 
 use std::collections::HashSet;
+use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,13 +15,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt};
-use hyper::upgrade::Upgraded;
+use futures_util::SinkExt;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
-use tokio_stream::{StreamExt, StreamMap};
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -25,9 +30,11 @@ use tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
 use crate::error::WireError;
-use crate::hub::{ConnectionGuard, Hub, Published, Subscription};
+use crate::fanout::Fanout;
+use crate::hub::{ConnectionGuard, Hub, Subscription};
+use crate::outlet::{self, Outlet};
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
-use crate::server::{AppState, ServerConfig};
+use crate::server::{AppState, CountedStream, ServerConfig};
 use crate::text_guard::TextGuard;
 
 /// Close codes of RFC 6455 that the hub sends.
@@ -47,6 +54,10 @@ pub struct LiveConfig {
     pub ping_interval: Duration,
     /// A connection that cannot take a write for this long is dropped.
     pub send_timeout: Duration,
+    /// Bytes that may wait for a connection's socket (replies, pings) at
+    /// most; a client that sends requests without reading the answers is
+    /// dropped past it. Session states never wait: only the newest is sent.
+    pub max_unsent: usize,
     /// Origins allowed besides the hub's own address.
     pub allow_origins: Vec<String>,
 }
@@ -58,6 +69,7 @@ impl Default for LiveConfig {
             max_subscriptions: 64,
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
+            max_unsent: 64 * 1024,
             allow_origins: Vec::new(),
         }
     }
@@ -135,6 +147,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         hub,
         shutdown,
         tasks,
+        fanout,
         ..
     } = state;
     let connection = async move {
@@ -145,22 +158,49 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
                 return;
             }
         };
-        // Small buffers: an idle subscriber must cost little. The read
-        // buffer grows on demand up to one message.
-        // Frames are written at `flush`, so the frames of one wake-up
-        // (several sessions, or an update and a close) share one write.
+        // The socket comes back from hyper so that the fan-out can write
+        // to it directly, beside this connection's own task.
+        let parts = match upgraded.downcast::<TokioIo<CountedStream>>() {
+            Ok(parts) => parts,
+            Err(_) => {
+                tracing::error!("live upgrade on a connection of an unexpected type");
+                return;
+            }
+        };
+        let (tcp, permit) = parts.io.into_inner().into_parts();
+        let tcp = Arc::new(tcp);
         let config = &server_config.live;
+        let outlet = Arc::new(Outlet::new(tcp.clone(), config.max_unsent));
+        let io = LiveIo {
+            tcp: tcp.clone(),
+            early: parts.read_buf,
+            outlet: outlet.clone(),
+        };
+        // Small buffers: an idle subscriber must cost little. The read
+        // buffer grows on demand up to one message; writes go straight to
+        // the outlet.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(256)
-            .write_buffer_size(16 * 1024)
-            .max_write_buffer_size(64 * 1024)
+            .write_buffer_size(0)
             .max_message_size(Some(config.max_message))
             .max_frame_size(Some(config.max_message));
-        let io = TextGuard::new(TokioIo::new(upgraded), config.max_message);
+        let io = TextGuard::new(io, config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        Connection::new(socket, hub, server_config)
-            .run(shutdown)
-            .await;
+        let connection = Connection {
+            socket,
+            _presence: hub.connection_opened(),
+            id: fanout.connection_id(),
+            hub,
+            config: server_config,
+            tcp,
+            outlet,
+            fanout,
+            joining: None,
+            unknown: HashSet::new(),
+            lobby: None,
+            _permit: permit,
+        };
+        connection.run(shutdown).await;
     };
     match runtime {
         Some(runtime) => tasks.spawn_on(connection, &runtime),
@@ -175,60 +215,86 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-type Socket = WebSocketStream<TextGuard<TokioIo<Upgraded>>>;
+/// The connection's socket as tungstenite sees it: reads come from the
+/// socket (after any bytes hyper read past the handshake), writes go to the
+/// outlet, which always takes them at once (or fails the connection when
+/// too much waits).
+struct LiveIo {
+    tcp: Arc<TcpStream>,
+    early: Bytes,
+    outlet: Arc<Outlet>,
+}
+
+impl AsyncRead for LiveIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.early.is_empty() {
+            let n = this.early.len().min(buf.remaining());
+            buf.put_slice(&this.early.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            ready!(this.tcp.poll_read_ready(cx))?;
+            match this.tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for LiveIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.outlet.write(buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type Socket = WebSocketStream<TextGuard<LiveIo>>;
 
 struct Connection {
     socket: Socket,
     hub: Hub,
     config: Arc<ServerConfig>,
-    subscriptions: StreamMap<Uuid, Subscription>,
+    tcp: Arc<TcpStream>,
+    outlet: Arc<Outlet>,
+    fanout: Fanout,
+    /// This connection among the fan-out's followers.
+    id: u64,
+    /// A session subscribed to, joined once `subscribed` has been written
+    /// so that its states come after it.
+    joining: Option<(Uuid, Subscription)>,
     /// Subscribed ids that name no session: acknowledged like the seed
     /// does, counted against the limit, never fed.
     unknown: HashSet<Uuid>,
     /// The list of sessions, followed by subscribing to the nil UUID.
     lobby: Option<WatchStream<u64>>,
-    /// Replies and pings to write before waiting again, through tungstenite.
-    outbox: Vec<Message>,
-    /// Session states to write after them, already framed: they go
-    /// straight to the socket, with no framing or copy per subscriber.
-    states: Vec<Bytes>,
-    /// tungstenite has queued a pong that may not be written yet; it must
-    /// leave before any frame written around tungstenite.
-    pong_queued: bool,
     _presence: ConnectionGuard,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// `{"event": "sessions_changed"}`, serialised once for every connection.
 static SESSIONS_CHANGED: LazyLock<Utf8Bytes> =
     LazyLock::new(|| to_json(&LiveEvent::SessionsChanged).into());
-
-/// A published state as text frames (FIN, unmasked, as a server sends
-/// them), built by the first subscriber that needs it.
-fn wire(state: &Published) -> Bytes {
-    state
-        .wire
-        .get_or_init(|| {
-            let mut out = Vec::new();
-            for text in &state.frames {
-                let payload = text.as_bytes();
-                out.push(0x81);
-                match payload.len() {
-                    n if n < 126 => out.push(n as u8),
-                    n if n <= usize::from(u16::MAX) => {
-                        out.push(126);
-                        out.extend_from_slice(&(n as u16).to_be_bytes());
-                    }
-                    n => {
-                        out.push(127);
-                        out.extend_from_slice(&(n as u64).to_be_bytes());
-                    }
-                }
-                out.extend_from_slice(payload);
-            }
-            Bytes::from(out)
-        })
-        .clone()
-}
 
 async fn next_tick(lobby: &mut Option<WatchStream<u64>>) -> Option<u64> {
     match lobby {
@@ -245,21 +311,6 @@ enum End {
 }
 
 impl Connection {
-    fn new(socket: Socket, hub: Hub, config: Arc<ServerConfig>) -> Connection {
-        Connection {
-            socket,
-            _presence: hub.connection_opened(),
-            hub,
-            config,
-            subscriptions: StreamMap::new(),
-            unknown: HashSet::new(),
-            lobby: None,
-            outbox: Vec::new(),
-            states: Vec::new(),
-            pong_queued: false,
-        }
-    }
-
     async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
         let interval = self.config.live.ping_interval;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -268,48 +319,32 @@ impl Connection {
         // When the unanswered ping went out: the peer gets a whole interval
         // to answer it, whatever the timer's jitter.
         let mut ping_sent: Option<Instant> = None;
-        // Made once: every connection shares the token, and registering a
-        // new waiter on it at each turn of the loop costs.
         let mut cancelled = std::pin::pin!(shutdown.cancelled());
+        let outlet = self.outlet.clone();
         let end = loop {
-            // Updates first: a wake-up for a new tally then costs no look at
-            // the socket, which is polled again before the task sleeps.
             let step = tokio::select! {
                 biased;
                 () = &mut cancelled => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
-                Some((_, state)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    self.states.push(wire(&state));
-                    // Whatever else is ready goes out in the same flush.
-                    while let Some(Some((_, state))) = self.subscriptions.next().now_or_never() {
-                        self.states.push(wire(&state));
-                    }
-                    Ok(())
-                }
+                () = outlet.blocked() => self.drain().await,
                 Some(_) = next_tick(&mut self.lobby) => {
-                    self.outbox.push(Message::Text(SESSIONS_CHANGED.clone()));
-                    Ok(())
+                    self.send(Message::Text(SESSIONS_CHANGED.clone())).await
                 }
                 incoming = self.socket.next() => {
                     last_heard = Instant::now();
                     ping_sent = None;
-                    self.on_incoming(incoming)
+                    self.on_incoming(incoming).await
                 }
                 _ = ticker.tick() => match ping_sent {
                     Some(sent) if sent.elapsed() >= interval => Err(End::Drop("stopped answering pings")),
                     Some(_) => Ok(()),
-                    None => {
-                        if last_heard.elapsed() >= interval {
-                            self.outbox.push(Message::Ping(Default::default()));
-                            ping_sent = Some(Instant::now());
-                        }
-                        Ok(())
+                    None if last_heard.elapsed() >= interval => {
+                        ping_sent = Some(Instant::now());
+                        self.send(Message::Ping(Default::default())).await
                     }
+                    None => Ok(()),
                 },
             };
             if let Err(end) = step {
-                break end;
-            }
-            if let Err(end) = self.flush().await {
                 break end;
             }
         };
@@ -320,58 +355,46 @@ impl Connection {
                     code: code.into(),
                     reason: reason.into(),
                 }));
-                let _ =
-                    tokio::time::timeout(self.config.live.send_timeout, self.socket.send(frame))
-                        .await;
+                if self.send(frame).await.is_ok() {
+                    let _ = self.drain().await;
+                }
             }
             End::Drop(why) => tracing::info!(reason = why, "live connection dropped"),
         }
     }
 
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.outbox.is_empty() && self.states.is_empty() {
-            return Ok(());
-        }
-        let flush_tungstenite = !self.outbox.is_empty() || self.pong_queued;
-        self.pong_queued = false;
-        let send_timeout = self.config.live.send_timeout;
-        let written = {
-            let (socket, outbox, states) = (&mut self.socket, &mut self.outbox, &mut self.states);
-            let mut write = std::pin::pin!(async move {
-                if flush_tungstenite {
-                    for frame in outbox.drain(..) {
-                        socket.feed(frame).await?;
-                    }
-                    socket.flush().await?;
-                }
-                // tungstenite's buffer is empty now: whole frames may go
-                // around it without interleaving.
-                let io = socket.get_mut();
-                for state in states.drain(..) {
-                    io.write_all(&state).await?;
-                }
-                io.flush().await?;
-                Ok::<(), tungstenite::Error>(())
-            });
-            // Nearly every write completes at once; only one that has to wait
-            // for the peer pays for a timer.
-            match write.as_mut().now_or_never() {
-                Some(result) => Ok(result),
-                None => tokio::time::timeout(send_timeout, write).await,
+    /// Hands a frame to the outlet, which takes it at once.
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        match self.socket.send(message).await {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::Io(e))
+                if e.get_ref().is_some_and(|e| e.is::<outlet::TooSlow>()) =>
+            {
+                Err(End::Drop("does not read what it is sent"))
             }
-        };
-        // Thousands of connections sit idle between tallies: they keep no
-        // buffers (a fresh one is a cheap allocation next time).
-        self.outbox = Vec::new();
-        self.states = Vec::new();
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::ClientLeft),
-            Err(_) => Err(End::Drop("too slow to take updates")),
+            Err(_) => Err(End::ClientLeft),
         }
     }
 
-    fn on_incoming(
+    /// Waits for the socket to take what waits for it, then the newest
+    /// states; a peer that takes nothing for `send_timeout` is dropped.
+    async fn drain(&mut self) -> Result<(), End> {
+        let deadline = Instant::now() + self.config.live.send_timeout;
+        loop {
+            match self.outlet.drain() {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(_) => return Err(End::ClientLeft),
+            }
+            match tokio::time::timeout_at(deadline, self.tcp.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(End::ClientLeft),
+                Err(_) => return Err(End::Drop("too slow to take updates")),
+            }
+        }
+    }
+
+    async fn on_incoming(
         &mut self,
         incoming: Option<Result<Message, tungstenite::Error>>,
     ) -> Result<(), End> {
@@ -384,20 +407,26 @@ impl Connection {
                     Err(e) => Err(e),
                 };
                 let frame = reply.unwrap_or_else(|e| e.to_json());
-                self.outbox.push(Message::Text(frame.into()));
+                self.send(Message::Text(frame.into())).await?;
+                if let Some((session, updates)) = self.joining.take() {
+                    // After `subscribed`: the current state, then every
+                    // newer one through the fan-out.
+                    self.outlet.follow(session, updates);
+                    self.fanout.join(session, self.id, &self.outlet);
+                    self.outlet.send_news(None);
+                }
                 Ok(())
             }
             Some(Ok(Message::Binary(_))) => {
-                self.outbox.push(Message::Text(
-                    LiveError::BinaryNotSupported.to_json().into(),
-                ));
-                Ok(())
+                let error = LiveError::BinaryNotSupported.to_json();
+                self.send(Message::Text(error.into())).await
             }
-            // Pongs only prove the peer is alive; tungstenite answers pings.
-            Some(Ok(Message::Ping(_))) => {
-                self.pong_queued = true;
-                Ok(())
-            }
+            // tungstenite queued the pong; it leaves now.
+            Some(Ok(Message::Ping(_))) => match self.socket.flush().await {
+                Ok(()) => Ok(()),
+                Err(_) => Err(End::ClientLeft),
+            },
+            // Pongs only prove the peer is alive.
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
         }
     }
@@ -408,11 +437,11 @@ impl Connection {
     ) -> Result<String, LiveError> {
         match action {
             Action::Subscribe => {
-                let known = self.subscriptions.contains_key(&session_id)
+                let known = self.outlet.follows(session_id)
                     || self.unknown.contains(&session_id)
                     || (session_id.is_nil() && self.lobby.is_some());
                 if !known {
-                    let followed = self.subscriptions.len()
+                    let followed = self.outlet.follow_count()
                         + self.unknown.len()
                         + usize::from(self.lobby.is_some());
                     if followed >= self.config.live.max_subscriptions {
@@ -426,10 +455,7 @@ impl Connection {
                         return Ok(to_json(&LiveEvent::Subscribed { session_id }));
                     }
                     match self.hub.subscribe(session_id) {
-                        // Its current state follows `subscribed` on the next turn.
-                        Some(sub) => {
-                            self.subscriptions.insert(session_id, sub);
-                        }
+                        Some(updates) => self.joining = Some((session_id, updates)),
                         None => {
                             self.unknown.insert(session_id);
                         }
@@ -441,10 +467,22 @@ impl Connection {
                 if session_id.is_nil() {
                     self.lobby = None;
                 }
-                self.subscriptions.remove(&session_id);
+                if self.outlet.unfollow(session_id) {
+                    self.fanout.leave(session_id, self.id);
+                }
                 self.unknown.remove(&session_id);
                 Ok(to_json(&LiveEvent::Unsubscribed { session_id }))
             }
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// However the connection ends — even by its task being cancelled —
+    /// the fan-out forgets it and its socket and subscriptions go.
+    fn drop(&mut self) {
+        for session in self.outlet.close() {
+            self.fanout.leave(session, self.id);
         }
     }
 }

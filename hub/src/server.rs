@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
+use crate::fanout::Fanout;
 use crate::hub::Hub;
 use crate::live::{self, LiveConfig};
 
@@ -72,6 +76,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Owns every live connection task.
     pub tasks: TaskTracker,
+    /// Who follows which session, for the live door.
+    pub fanout: Fanout,
     /// Where the server listens, for the join addresses.
     pub local_addr: SocketAddr,
 }
@@ -92,6 +98,12 @@ pub fn router(state: AppState) -> Router {
 /// Serves the hub on `listener` until `shutdown` is cancelled; then stops
 /// accepting, lets requests in flight finish, closes live connections with
 /// 1001 and returns. The hub itself keeps running: its owner shuts it down.
+///
+/// HTTP/1.1 connections are served by hyper directly rather than through
+/// `axum::serve`: the live door takes the TCP socket of an upgraded
+/// connection back from hyper (see `live`), which needs the connection's
+/// exact type — `axum::serve` hides it behind its HTTP/2 detection, which
+/// browsers never use over plain HTTP anyway.
 pub async fn run(
     listener: TcpListener,
     hub: Hub,
@@ -99,29 +111,68 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tasks = TaskTracker::new();
+    let http_tasks = TaskTracker::new();
     let grace = config.shutdown_grace;
     let local_addr = listener.local_addr()?;
-    let listener = BoundedListener {
+    let mut listener = BoundedListener {
         permits: Arc::new(Semaphore::new(config.max_connections)),
         send_buffer: config.send_buffer,
         unsent_limit: config.unsent_limit,
         inner: listener,
     };
+    let fanout = Fanout::new();
+    let writer = fanout.clone().run(hub.clone(), shutdown.clone());
+    match &config.live_runtime {
+        Some(runtime) => tasks.spawn_on(writer, runtime),
+        None => tasks.spawn(writer),
+    };
     let state = AppState {
         hub,
         config: Arc::new(config),
+        fanout,
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
         local_addr,
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let service = TowerToHyperService::new(router(state));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    loop {
+        let io = tokio::select! {
+            io = listener.accept() => io,
+            () = shutdown.cancelled() => break,
+        };
+        let connection = http
+            .serve_connection(TokioIo::new(io), service.clone())
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        http_tasks.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = shutdown.cancelled() => {
+                    // The request in flight is answered, then it closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    http_tasks.close();
     tasks.close();
-    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+    let closed = async {
+        http_tasks.wait().await;
+        tasks.wait().await;
+    };
+    if tokio::time::timeout(grace, closed).await.is_err() {
         tracing::warn!(
-            left = tasks.len(),
-            "live connections still open after the grace period"
+            http = http_tasks.len(),
+            live = tasks.len(),
+            "connections still open after the grace period"
         );
     }
     Ok(())
@@ -135,18 +186,15 @@ struct BoundedListener {
     unsent_limit: u32,
 }
 
-impl axum::serve::Listener for BoundedListener {
-    type Io = CountedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (CountedStream, SocketAddr) {
+impl BoundedListener {
+    async fn accept(&mut self) -> CountedStream {
         // The semaphore is never closed, so this only waits.
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return std::future::pending().await;
         };
         loop {
             match self.inner.accept().await {
-                Ok((stream, addr)) => {
+                Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let sock = socket2::SockRef::from(&stream);
                     let _ = sock.set_send_buffer_size(self.send_buffer);
@@ -156,13 +204,10 @@ impl axum::serve::Listener for BoundedListener {
                     // newest tally when it can take one.
                     #[cfg(any(target_os = "linux", target_os = "android"))]
                     let _ = sock.set_tcp_notsent_lowat(self.unsent_limit);
-                    return (
-                        CountedStream {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
+                    return CountedStream {
+                        stream,
+                        _permit: permit,
+                    };
                 }
                 // The peer gave up before we accepted: nothing to do.
                 Err(e) if is_connection_error(&e) => {}
@@ -173,10 +218,6 @@ impl axum::serve::Listener for BoundedListener {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }
 
@@ -193,6 +234,13 @@ fn is_connection_error(e: &io::Error) -> bool {
 pub struct CountedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+}
+
+impl CountedStream {
+    /// The socket, and the permit that must live as long as it.
+    pub fn into_parts(self) -> (TcpStream, OwnedSemaphorePermit) {
+        (self.stream, self._permit)
+    }
 }
 
 impl AsyncRead for CountedStream {

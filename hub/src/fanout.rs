@@ -1,0 +1,150 @@
+//! The fan-out: who follows which session, and the one task that writes
+//! each session's newest state to every follower's socket that can take
+//! it. No task is woken per subscriber: a tally costs one non-blocking
+//! write per follower, and a follower whose socket is full is skipped
+//! (its own task sends it the newest state once the socket drains).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use indexmap::IndexMap;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::hub::{Hub, Published};
+use crate::outlet::Outlet;
+
+/// Followers visited between two looks at the session's newest state and
+/// two chances for the connections' own tasks to run.
+const STRIDE: usize = 256;
+
+/// The cheap-to-clone handle over who follows what.
+#[derive(Clone, Default)]
+pub struct Fanout {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    // A std lock: held for an insert, a removal or taking a snapshot, never
+    // across an `.await` nor during a sweep.
+    sessions: Mutex<HashMap<Uuid, Followers>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Followers {
+    outlets: IndexMap<u64, Arc<Outlet>>,
+    /// The outlets as a sweep walks them, rebuilt after a change.
+    snapshot: Option<Arc<[Arc<Outlet>]>>,
+}
+
+impl Fanout {
+    pub fn new() -> Fanout {
+        Fanout::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Followers>> {
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A number naming one connection among the followers.
+    pub fn connection_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `outlet` follows `session` from now on. Join after the outlet
+    /// follows the session, and send it the current state after joining:
+    /// every later state then reaches it through a sweep.
+    pub fn join(&self, session: Uuid, connection: u64, outlet: &Arc<Outlet>) {
+        let mut sessions = self.lock();
+        let followers = sessions.entry(session).or_default();
+        followers.outlets.insert(connection, outlet.clone());
+        followers.snapshot = None;
+    }
+
+    pub fn leave(&self, session: Uuid, connection: u64) {
+        let mut sessions = self.lock();
+        if let Some(followers) = sessions.get_mut(&session) {
+            followers.outlets.swap_remove(&connection);
+            followers.snapshot = None;
+            if followers.outlets.is_empty() {
+                sessions.remove(&session);
+            }
+        }
+    }
+
+    fn snapshot(&self, session: Uuid) -> Option<Arc<[Arc<Outlet>]>> {
+        let mut sessions = self.lock();
+        let followers = sessions.get_mut(&session)?;
+        Some(
+            followers
+                .snapshot
+                .get_or_insert_with(|| followers.outlets.values().cloned().collect())
+                .clone(),
+        )
+    }
+
+    fn followed(&self) -> Vec<Uuid> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Writes every new state to its followers until `shutdown`.
+    pub async fn run(self, hub: Hub, shutdown: CancellationToken) {
+        let mut changes = hub.changes();
+        // Per session, the version the last sweep started from.
+        let mut swept: HashMap<Uuid, (u64, u32)> = HashMap::new();
+        while !shutdown.is_cancelled() {
+            changes.borrow_and_update();
+            let mut moved = false;
+            let followed = self.followed();
+            for &session in &followed {
+                let Some(newest) = hub.published(session) else {
+                    continue;
+                };
+                if swept
+                    .get(&session)
+                    .is_some_and(|&version| version >= newest.version())
+                {
+                    continue;
+                }
+                moved = true;
+                // The version the sweep starts from: if a newer state
+                // comes while it runs, the followers visited before get it
+                // on the next sweep.
+                swept.insert(session, newest.version());
+                self.sweep(&hub, session, newest).await;
+            }
+            if !moved {
+                swept.retain(|session, _| followed.contains(session));
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    async fn sweep(&self, hub: &Hub, session: Uuid, mut newest: Arc<Published>) {
+        // Taken after reading `newest`: an outlet that joined before that
+        // state was published is in it.
+        let Some(outlets) = self.snapshot(session) else {
+            return;
+        };
+        for (i, outlet) in outlets.iter().enumerate() {
+            if i > 0 && i % STRIDE == 0 {
+                // Let the connections' own tasks answer their clients, and
+                // give the rest of the sweep the newest state.
+                tokio::task::yield_now().await;
+                if let Some(state) = hub.published(session) {
+                    newest = state;
+                }
+            }
+            outlet.send_news(Some((session, &newest)));
+        }
+    }
+}

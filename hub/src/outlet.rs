@@ -1,0 +1,306 @@
+//! One live connection's way out: its socket's write side, shared by the
+//! connection's own task (replies, pings, the close) and the fan-out
+//! (session states) so that whole frames never interleave; the bytes the
+//! kernel could not take yet; and, per followed session, the newest state
+//! already sent, so that a connection only ever gets newer states.
+
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::hub::{Published, Subscription};
+
+/// The error of a write that would leave more than the outlet's limit
+/// waiting for a peer that does not read.
+#[derive(Debug, thiserror::Error)]
+#[error("the peer does not read what it is sent")]
+pub struct TooSlow;
+
+pub struct Outlet {
+    // A std lock: it is held for non-blocking writes and bookkeeping only,
+    // never across an `.await`.
+    out: Mutex<Out>,
+    /// Woken when bytes wait for the socket, or a write failed: the
+    /// connection's task then waits for the socket to drain.
+    blocked: Notify,
+    /// Bytes that may wait for the socket at most.
+    limit: usize,
+}
+
+struct Out {
+    /// `None` once the connection ended: the fan-out may hold the outlet a
+    /// moment longer, but not the socket.
+    tcp: Option<Arc<TcpStream>>,
+    /// Bytes the kernel did not take yet; they leave before anything else.
+    pending: Vec<u8>,
+    /// Set by a failed write, for the connection's task to notice.
+    broken: bool,
+    follows: Vec<Follow>,
+}
+
+struct Follow {
+    session: Uuid,
+    updates: Subscription,
+    /// Version of the newest state written (or queued in `pending`).
+    sent: Option<(u64, u32)>,
+}
+
+impl Outlet {
+    pub fn new(tcp: Arc<TcpStream>, limit: usize) -> Outlet {
+        Outlet {
+            out: Mutex::new(Out {
+                tcp: Some(tcp),
+                pending: Vec::new(),
+                broken: false,
+                follows: Vec::new(),
+            }),
+            blocked: Notify::new(),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Out> {
+        // Nothing is left half-updated by a panic under this lock that a
+        // later write could not live with.
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `bytes` (whole frames) after anything still waiting.
+    pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut guard = self.lock();
+        let out = &mut *guard;
+        let Some(tcp) = out.tcp.as_deref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let mut rest = bytes;
+        if out.pending.is_empty() {
+            let n = write_some(tcp, &[IoSlice::new(bytes)], &mut out.broken)?;
+            rest = &bytes[n..];
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
+        if out.pending.len() + rest.len() > self.limit {
+            return Err(io::Error::other(TooSlow));
+        }
+        out.pending.extend_from_slice(rest);
+        self.blocked.notify_one();
+        Ok(())
+    }
+
+    /// Sends the newest state of every followed session that moved since
+    /// its last one, all in one write — unless bytes are waiting: the
+    /// connection's task then sends the newest when the socket drains, so
+    /// a slow reader gets fewer states, never stale ones. `offered` is a
+    /// state the caller already holds (the fan-out's), saving a lookup.
+    pub fn send_news(&self, offered: Option<(Uuid, &Arc<Published>)>) {
+        let mut guard = self.lock();
+        if guard.pending.is_empty() {
+            send_news(&mut guard, offered, &self.blocked);
+        }
+    }
+
+    /// Writes what waits, then any news. `Ok(true)`: bytes still wait for
+    /// the socket to become writable.
+    pub fn drain(&self) -> io::Result<bool> {
+        let mut guard = self.lock();
+        let out = &mut *guard;
+        if out.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let Some(tcp) = out.tcp.as_deref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if !out.pending.is_empty() {
+            let n = write_some(tcp, &[IoSlice::new(&out.pending)], &mut out.broken)?;
+            out.pending.drain(..n);
+            if !out.pending.is_empty() {
+                return Ok(true);
+            }
+            // An idle connection keeps no buffer.
+            out.pending = Vec::new();
+        }
+        send_news(out, None, &self.blocked);
+        Ok(!out.pending.is_empty())
+    }
+
+    /// Waits until bytes wait for the socket or a write failed.
+    pub async fn blocked(&self) {
+        self.blocked.notified().await;
+    }
+
+    pub fn follow(&self, session: Uuid, updates: Subscription) {
+        self.lock().follows.push(Follow {
+            session,
+            updates,
+            sent: None,
+        });
+    }
+
+    /// Stops following `session`; its states are no longer written here.
+    pub fn unfollow(&self, session: Uuid) -> bool {
+        let mut out = self.lock();
+        let before = out.follows.len();
+        out.follows.retain(|f| f.session != session);
+        out.follows.len() != before
+    }
+
+    pub fn follows(&self, session: Uuid) -> bool {
+        self.lock().follows.iter().any(|f| f.session == session)
+    }
+
+    pub fn follow_count(&self) -> usize {
+        self.lock().follows.len()
+    }
+
+    /// Lets go of the socket and every subscription; returns the sessions
+    /// that were followed.
+    pub fn close(&self) -> Vec<Uuid> {
+        let mut out = self.lock();
+        out.tcp = None;
+        out.pending = Vec::new();
+        out.follows.drain(..).map(|f| f.session).collect()
+    }
+}
+
+/// The news of `out`'s follows, written at once; what the kernel does not
+/// take waits in `pending`.
+fn send_news(out: &mut Out, offered: Option<(Uuid, &Arc<Published>)>, blocked: &Notify) {
+    let Some(tcp) = out.tcp.as_deref() else {
+        return;
+    };
+    // One followed session (the common case) needs no allocation.
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
+    for follow in &mut out.follows {
+        let state = match offered {
+            Some((session, state)) if session == follow.session => state.clone(),
+            _ if !follow.updates.has_news() && follow.sent.is_some() => continue,
+            _ => match follow.updates.newest() {
+                Some(state) => state,
+                None => continue,
+            },
+        };
+        if follow.sent.is_some_and(|sent| sent >= state.version()) {
+            continue;
+        }
+        follow.sent = Some(state.version());
+        let frames = framed(&state);
+        match first {
+            None => first = Some(frames),
+            Some(_) => more.push(frames),
+        }
+    }
+    let Some(first) = first else {
+        return;
+    };
+    let written = if more.is_empty() {
+        write_some(tcp, &[IoSlice::new(&first)], &mut out.broken)
+    } else {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&first)
+            .chain(&more)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        write_some(tcp, &slices, &mut out.broken)
+    };
+    let Ok(mut skip) = written else {
+        blocked.notify_one();
+        return;
+    };
+    for frames in std::iter::once(&first).chain(&more) {
+        if skip >= frames.len() {
+            skip -= frames.len();
+        } else {
+            out.pending.extend_from_slice(&frames[skip..]);
+            skip = 0;
+        }
+    }
+    if !out.pending.is_empty() {
+        blocked.notify_one();
+    }
+}
+
+/// One non-blocking write; a full socket wrote nothing.
+fn write_some(tcp: &TcpStream, slices: &[IoSlice<'_>], broken: &mut bool) -> io::Result<usize> {
+    // send(2) rather than write(2)/writev(2): the socket call skips the
+    // file layer, a measurable share of the work when thousands of
+    // sockets each get one small frame per tally.
+    let socket = SockRef::from(tcp);
+    let sent = tcp.try_io(Interest::WRITABLE, || match slices {
+        [one] => socket.send(one),
+        _ => socket.send_vectored(slices),
+    });
+    match sent {
+        Ok(n) => Ok(n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(0)
+        }
+        Err(e) => {
+            *broken = true;
+            Err(e)
+        }
+    }
+}
+
+/// A published state as text frames (FIN, unmasked, as a server sends
+/// them), built by the first outlet that needs it and shared by the rest.
+pub fn framed(state: &Published) -> Bytes {
+    state
+        .wire
+        .get_or_init(|| {
+            let mut out = Vec::new();
+            for text in &state.frames {
+                push_text_frame(&mut out, text.as_bytes());
+            }
+            Bytes::from(out)
+        })
+        .clone()
+}
+
+fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.push(0x81);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_their_length_in_the_shortest_form() {
+        for (len, header) in [
+            (0usize, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65_535, vec![0x81, 126, 0xff, 0xff]),
+            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let mut out = Vec::new();
+            push_text_frame(&mut out, &vec![b'x'; len]);
+            assert_eq!(&out[..header.len()], &header[..], "length {len}");
+            assert_eq!(out.len(), header.len() + len);
+        }
+    }
+}
