@@ -18,7 +18,6 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
@@ -167,13 +166,16 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
                 return;
             }
         };
-        let (tcp, permit) = parts.io.into_inner().into_parts();
-        let tcp = Arc::new(tcp);
+        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+        // A copy, and hyper's read buffer (8 KiB) goes now rather than
+        // with the connection.
+        let early = Bytes::copy_from_slice(&read_buf);
+        drop(read_buf);
+        let (tcp, permit) = io.into_inner().into_parts();
         let config = &server_config.live;
-        let outlet = Arc::new(Outlet::new(tcp.clone(), config.max_unsent));
+        let outlet = Arc::new(Outlet::new(tcp, config.max_unsent));
         let io = LiveIo {
-            tcp: tcp.clone(),
-            early: parts.read_buf,
+            early,
             outlet: outlet.clone(),
         };
         // Small buffers: an idle subscriber must cost little. The read
@@ -192,7 +194,6 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             id: fanout.connection_id(),
             hub,
             config: server_config,
-            tcp,
             outlet,
             fanout,
             joining: None,
@@ -220,7 +221,6 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
 /// outlet, which always takes them at once (or fails the connection when
 /// too much waits).
 struct LiveIo {
-    tcp: Arc<TcpStream>,
     early: Bytes,
     outlet: Arc<Outlet>,
 }
@@ -237,9 +237,10 @@ impl AsyncRead for LiveIo {
             buf.put_slice(&this.early.split_to(n));
             return Poll::Ready(Ok(()));
         }
+        let tcp = this.outlet.tcp();
         loop {
-            ready!(this.tcp.poll_read_ready(cx))?;
-            match this.tcp.try_read(buf.initialize_unfilled()) {
+            ready!(tcp.poll_read_ready(cx))?;
+            match tcp.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -275,7 +276,6 @@ struct Connection {
     socket: Socket,
     hub: Hub,
     config: Arc<ServerConfig>,
-    tcp: Arc<TcpStream>,
     outlet: Arc<Outlet>,
     fanout: Fanout,
     /// This connection among the fan-out's followers.
@@ -386,7 +386,7 @@ impl Connection {
                 Ok(true) => {}
                 Err(_) => return Err(End::ClientLeft),
             }
-            match tokio::time::timeout_at(deadline, self.tcp.writable()).await {
+            match tokio::time::timeout_at(deadline, self.outlet.tcp().writable()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(End::ClientLeft),
                 Err(_) => return Err(End::Drop("too slow to take updates")),

@@ -23,6 +23,9 @@ use crate::hub::{Published, Subscription};
 pub struct TooSlow;
 
 pub struct Outlet {
+    /// The connection's socket. Its reads belong to the connection's task;
+    /// its writes happen under `out`.
+    tcp: TcpStream,
     // A std lock: it is held for non-blocking writes and bookkeeping only,
     // never across an `.await`.
     out: Mutex<Out>,
@@ -34,13 +37,13 @@ pub struct Outlet {
 }
 
 struct Out {
-    /// `None` once the connection ended: the fan-out may hold the outlet a
-    /// moment longer, but not the socket.
-    tcp: Option<Arc<TcpStream>>,
-    /// Bytes the kernel did not take yet; they leave before anything else.
-    pending: Vec<u8>,
+    /// Set when the connection ended: a sweep may hold the outlet a moment
+    /// longer, but writes nothing more to it.
+    closed: bool,
     /// Set by a failed write, for the connection's task to notice.
     broken: bool,
+    /// Bytes the kernel did not take yet; they leave before anything else.
+    pending: Vec<u8>,
     follows: Vec<Follow>,
 }
 
@@ -52,17 +55,23 @@ struct Follow {
 }
 
 impl Outlet {
-    pub fn new(tcp: Arc<TcpStream>, limit: usize) -> Outlet {
+    pub fn new(tcp: TcpStream, limit: usize) -> Outlet {
         Outlet {
+            tcp,
             out: Mutex::new(Out {
-                tcp: Some(tcp),
-                pending: Vec::new(),
+                closed: false,
                 broken: false,
+                pending: Vec::new(),
                 follows: Vec::new(),
             }),
             blocked: Notify::new(),
             limit,
         }
+    }
+
+    /// The socket, for the connection's task to read from and to wait on.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
     }
 
     fn lock(&self) -> MutexGuard<'_, Out> {
@@ -75,12 +84,12 @@ impl Outlet {
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
         let mut guard = self.lock();
         let out = &mut *guard;
-        let Some(tcp) = out.tcp.as_deref() else {
+        if out.closed {
             return Err(io::ErrorKind::NotConnected.into());
-        };
+        }
         let mut rest = bytes;
         if out.pending.is_empty() {
-            let n = write_some(tcp, &[IoSlice::new(bytes)], &mut out.broken)?;
+            let n = write_some(&self.tcp, &[IoSlice::new(bytes)], &mut out.broken)?;
             rest = &bytes[n..];
             if rest.is_empty() {
                 return Ok(());
@@ -101,8 +110,8 @@ impl Outlet {
     /// state the caller already holds (the fan-out's), saving a lookup.
     pub fn send_news(&self, offered: Option<(Uuid, &Arc<Published>)>) {
         let mut guard = self.lock();
-        if guard.pending.is_empty() {
-            send_news(&mut guard, offered, &self.blocked);
+        if guard.pending.is_empty() && !guard.closed {
+            self.news(&mut guard, offered);
         }
     }
 
@@ -114,11 +123,11 @@ impl Outlet {
         if out.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let Some(tcp) = out.tcp.as_deref() else {
+        if out.closed {
             return Err(io::ErrorKind::NotConnected.into());
-        };
+        }
         if !out.pending.is_empty() {
-            let n = write_some(tcp, &[IoSlice::new(&out.pending)], &mut out.broken)?;
+            let n = write_some(&self.tcp, &[IoSlice::new(&out.pending)], &mut out.broken)?;
             out.pending.drain(..n);
             if !out.pending.is_empty() {
                 return Ok(true);
@@ -126,8 +135,66 @@ impl Outlet {
             // An idle connection keeps no buffer.
             out.pending = Vec::new();
         }
-        send_news(out, None, &self.blocked);
+        self.news(out, None);
         Ok(!out.pending.is_empty())
+    }
+
+    /// The news of `out`'s follows, written at once; what the kernel does
+    /// not take waits in `pending`.
+    fn news(&self, out: &mut Out, offered: Option<(Uuid, &Arc<Published>)>) {
+        // One followed session (the common case) needs no allocation.
+        let mut first: Option<Bytes> = None;
+        let mut more: Vec<Bytes> = Vec::new();
+        for follow in &mut out.follows {
+            let taken;
+            let state = match offered {
+                Some((session, state)) if session == follow.session => state,
+                _ if !follow.updates.has_news() && follow.sent.is_some() => continue,
+                _ => match follow.updates.newest() {
+                    Some(state) => {
+                        taken = state;
+                        &taken
+                    }
+                    None => continue,
+                },
+            };
+            if follow.sent.is_some_and(|sent| sent >= state.version()) {
+                continue;
+            }
+            follow.sent = Some(state.version());
+            let frames = framed(state);
+            match first {
+                None => first = Some(frames),
+                Some(_) => more.push(frames),
+            }
+        }
+        let Some(first) = first else {
+            return;
+        };
+        let written = if more.is_empty() {
+            write_some(&self.tcp, &[IoSlice::new(&first)], &mut out.broken)
+        } else {
+            let slices: Vec<IoSlice<'_>> = std::iter::once(&first)
+                .chain(&more)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            write_some(&self.tcp, &slices, &mut out.broken)
+        };
+        let Ok(mut skip) = written else {
+            self.blocked.notify_one();
+            return;
+        };
+        for frames in std::iter::once(&first).chain(&more) {
+            if skip >= frames.len() {
+                skip -= frames.len();
+            } else {
+                out.pending.extend_from_slice(&frames[skip..]);
+                skip = 0;
+            }
+        }
+        if !out.pending.is_empty() {
+            self.blocked.notify_one();
+        }
     }
 
     /// Waits until bytes wait for the socket or a write failed.
@@ -136,7 +203,10 @@ impl Outlet {
     }
 
     pub fn follow(&self, session: Uuid, updates: Subscription) {
-        self.lock().follows.push(Follow {
+        let mut out = self.lock();
+        // Most connections follow one session: room for exactly that many.
+        out.follows.reserve_exact(1);
+        out.follows.push(Follow {
             session,
             updates,
             sent: None,
@@ -159,70 +229,14 @@ impl Outlet {
         self.lock().follows.len()
     }
 
-    /// Lets go of the socket and every subscription; returns the sessions
-    /// that were followed.
+    /// Writes nothing more and lets go of every subscription; returns the
+    /// sessions that were followed. The socket closes with the last holder
+    /// of the outlet (a sweep in progress may hold it a moment longer).
     pub fn close(&self) -> Vec<Uuid> {
         let mut out = self.lock();
-        out.tcp = None;
+        out.closed = true;
         out.pending = Vec::new();
         out.follows.drain(..).map(|f| f.session).collect()
-    }
-}
-
-/// The news of `out`'s follows, written at once; what the kernel does not
-/// take waits in `pending`.
-fn send_news(out: &mut Out, offered: Option<(Uuid, &Arc<Published>)>, blocked: &Notify) {
-    let Some(tcp) = out.tcp.as_deref() else {
-        return;
-    };
-    // One followed session (the common case) needs no allocation.
-    let mut first: Option<Bytes> = None;
-    let mut more: Vec<Bytes> = Vec::new();
-    for follow in &mut out.follows {
-        let state = match offered {
-            Some((session, state)) if session == follow.session => state.clone(),
-            _ if !follow.updates.has_news() && follow.sent.is_some() => continue,
-            _ => match follow.updates.newest() {
-                Some(state) => state,
-                None => continue,
-            },
-        };
-        if follow.sent.is_some_and(|sent| sent >= state.version()) {
-            continue;
-        }
-        follow.sent = Some(state.version());
-        let frames = framed(&state);
-        match first {
-            None => first = Some(frames),
-            Some(_) => more.push(frames),
-        }
-    }
-    let Some(first) = first else {
-        return;
-    };
-    let written = if more.is_empty() {
-        write_some(tcp, &[IoSlice::new(&first)], &mut out.broken)
-    } else {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&first)
-            .chain(&more)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        write_some(tcp, &slices, &mut out.broken)
-    };
-    let Ok(mut skip) = written else {
-        blocked.notify_one();
-        return;
-    };
-    for frames in std::iter::once(&first).chain(&more) {
-        if skip >= frames.len() {
-            skip -= frames.len();
-        } else {
-            out.pending.extend_from_slice(&frames[skip..]);
-            skip = 0;
-        }
-    }
-    if !out.pending.is_empty() {
-        blocked.notify_one();
     }
 }
 

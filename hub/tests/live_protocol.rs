@@ -504,3 +504,109 @@ async fn client_pings_interleaved_with_updates_keep_the_stream_whole() {
     assert_eq!(last_total, 30);
     assert!(pongs > 0);
 }
+
+#[tokio::test]
+async fn a_slow_reader_gets_the_newest_tally_not_a_queue_of_old_ones() {
+    let hub = InProcess::start(|c| {
+        c.live.send_timeout = Duration::from_secs(20);
+        c.send_buffer = 4096;
+    })
+    .await;
+    let api = hub.api();
+    let id = api.create_titled("Slow").await;
+
+    let stream = tokio::net::TcpStream::connect(hub.addr).await.expect("tcp");
+    socket2::SockRef::from(&stream)
+        .set_recv_buffer_size(4096)
+        .expect("rcvbuf");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio_tungstenite::client_async(hub.live_url(), stream)
+        .await
+        .expect("handshake");
+    let mut slow = Live { ws };
+    slow.subscribe(&id).await;
+    assert_eq!(slow.next_json().await["votes_total"], 0);
+
+    // The slow reader reads nothing while far more tallies are published
+    // than its socket and the server's can hold.
+    let n: u64 = 1200;
+    let mut tasks = Vec::new();
+    for chunk in 0..8 {
+        let api = api.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n / 8 {
+                let (status, _) = api.vote(&id, &format!("v{chunk}-{i}"), "for").await;
+                assert_eq!(status, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("voter");
+    }
+
+    // Then it reads: the tallies only ever grow, end on the exact one, and
+    // are far fewer than the ballots (what queued in the kernel, then the
+    // newest).
+    let mut received = 0;
+    let mut last = 0;
+    loop {
+        let update = slow.next_json().await;
+        assert_eq!(update["event"], "vote_update");
+        let total = update["votes_total"].as_u64().expect("total");
+        assert!(
+            total >= last,
+            "an older tally ({total}) after a newer ({last})"
+        );
+        last = total;
+        received += 1;
+        if total == n {
+            break;
+        }
+    }
+    assert!(
+        received < n / 4,
+        "{received} tallies for {n} ballots: stale ones queued"
+    );
+    slow.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn one_connection_follows_several_sessions_and_unfollows_one() {
+    let hub = InProcess::start(|_| {}).await;
+    let api = hub.api();
+    let a = api.create_titled("A").await;
+    let b = api.create_titled("B").await;
+    let mut live = Live::connect(&hub.live_url()).await;
+    live.subscribe(&a).await;
+    assert_eq!(live.next_json().await["session_id"], a.as_str());
+    live.subscribe(&b).await;
+    assert_eq!(live.next_json().await["session_id"], b.as_str());
+
+    api.vote(&a, "x", "for").await;
+    let update = live.next_json().await;
+    assert_eq!(
+        (&update["session_id"], &update["votes_total"]),
+        (&json!(a), &json!(1))
+    );
+    api.vote(&b, "x", "against").await;
+    let update = live.next_json().await;
+    assert_eq!(
+        (&update["session_id"], &update["votes_against"]),
+        (&json!(b), &json!(1))
+    );
+
+    live.send_json(json!({"action": "unsubscribe", "session_id": a}))
+        .await;
+    assert_eq!(live.next_json().await["event"], "unsubscribed");
+    api.vote(&a, "y", "for").await;
+    api.vote(&b, "y", "for").await;
+    let update = live.next_json().await;
+    assert_eq!(
+        (&update["session_id"], &update["votes_total"]),
+        (&json!(b), &json!(2))
+    );
+    live.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(api.session(&a).await["subscribers"], 0);
+    assert_eq!(api.session(&b).await["subscribers"], 1);
+}
