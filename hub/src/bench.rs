@@ -306,6 +306,11 @@ impl Percentiles {
 /// subscribers without becoming what the benchmark measures.
 struct Subscriber {
     stream: tokio::net::TcpStream,
+    frames: FrameBuf,
+}
+
+/// What was read from one subscriber's socket and not yet parsed.
+struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -352,32 +357,35 @@ impl Subscriber {
             .map_err(|e| e.to_string())?;
         let mut sub = Subscriber {
             stream,
-            buf: vec![0; 4096],
-            start: 0,
-            end: 0,
+            frames: FrameBuf {
+                buf: vec![0; 4096],
+                start: 0,
+                end: 0,
+            },
         };
         // The answer's head, then whatever frames came with it.
         loop {
-            if let Some(at) = sub.buf[..sub.end].windows(4).position(|w| w == b"\r\n\r\n") {
-                if !sub.buf.starts_with(b"HTTP/1.1 101") {
-                    let head = String::from_utf8_lossy(&sub.buf[..at]).into_owned();
+            let f = &mut sub.frames;
+            if let Some(at) = f.buf[..f.end].windows(4).position(|w| w == b"\r\n\r\n") {
+                if !f.buf.starts_with(b"HTTP/1.1 101") {
+                    let head = String::from_utf8_lossy(&f.buf[..at]).into_owned();
                     return Err(format!("handshake refused: {head}"));
                 }
-                sub.start = at + 4;
+                f.start = at + 4;
                 break;
             }
-            if sub.end == sub.buf.len() {
+            if f.end == f.buf.len() {
                 return Err("handshake answer too long".into());
             }
             let n = sub
                 .stream
-                .read(&mut sub.buf[sub.end..])
+                .read(&mut f.buf[f.end..])
                 .await
                 .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("closed during the handshake".into());
             }
-            sub.end += n;
+            f.end += n;
         }
         let subscribe = json!({"action": "subscribe", "session_id": session}).to_string();
         sub.send(OP_TEXT, subscribe.as_bytes()).await?;
@@ -385,7 +393,7 @@ impl Subscriber {
         loop {
             match sub.next_text().await? {
                 Some(range)
-                    if sub.buf[range.clone()]
+                    if sub.frames.buf[range.clone()]
                         .windows(12)
                         .any(|w| w == b"\"subscribed\"") =>
                 {
@@ -397,33 +405,25 @@ impl Subscriber {
         }
     }
 
-    /// A client frame: masked, as the protocol requires (with a zero key,
-    /// which leaves the payload as is). Payloads here are under 126 bytes.
+    /// Sends one client frame (see `client_frame`).
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<(), String> {
         use tokio::io::AsyncWriteExt;
-        let len = u8::try_from(payload.len())
-            .ok()
-            .filter(|l| *l < 126)
-            .ok_or("frame too long")?;
-        let mut frame = Vec::with_capacity(6 + payload.len());
-        frame.extend_from_slice(&[0x80 | opcode, 0x80 | len, 0, 0, 0, 0]);
-        frame.extend_from_slice(payload);
         self.stream
-            .write_all(&frame)
+            .write_all(&client_frame(opcode, payload)?)
             .await
             .map_err(|e| e.to_string())
     }
 
-    /// The next text frame's place in `buf`; pings are answered on the way.
-    /// `None` once the server closes.
+    /// The next text frame's place in `frames.buf`; pings are answered on
+    /// the way. `None` once the server closes.
     async fn next_text(&mut self) -> Result<Option<std::ops::Range<usize>>, String> {
         use tokio::io::AsyncReadExt;
         loop {
-            if let Some((opcode, payload)) = self.parse() {
+            if let Some((opcode, payload)) = self.frames.parse() {
                 match opcode {
                     OP_TEXT => return Ok(Some(payload)),
                     OP_PING => {
-                        let data = self.buf[payload].to_vec();
+                        let data = self.frames.buf[payload].to_vec();
                         self.send(OP_PONG, &data).await?;
                     }
                     OP_CLOSE => return Ok(None),
@@ -431,23 +431,39 @@ impl Subscriber {
                 }
                 continue;
             }
-            // Keep the partial frame, at the front, and read more.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.end == self.buf.len() {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let n = self
-                .stream
-                .read(&mut self.buf[self.end..])
-                .await
-                .map_err(|e| e.to_string())?;
+            let room = self.frames.room();
+            let n = self.stream.read(room).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 return Ok(None);
             }
-            self.end += n;
+            self.frames.end += n;
         }
+    }
+}
+
+/// A client frame: masked, as the protocol requires (with a zero key, which
+/// leaves the payload as is). Payloads here are under 126 bytes.
+fn client_frame(opcode: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let len = u8::try_from(payload.len())
+        .ok()
+        .filter(|l| *l < 126)
+        .ok_or("frame too long")?;
+    let mut frame = Vec::with_capacity(6 + payload.len());
+    frame.extend_from_slice(&[0x80 | opcode, 0x80 | len, 0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    Ok(frame)
+}
+
+impl FrameBuf {
+    /// Free space to read into, after moving a partial frame to the front.
+    fn room(&mut self) -> &mut [u8] {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        &mut self.buf[self.end..]
     }
 
     /// One complete server frame (unmasked) at `start`, if there is one.
@@ -476,17 +492,16 @@ impl Subscriber {
     }
 }
 
-/// Opens `n` subscribers, a burst at a time, each then run by `follow`.
+/// Opens `n` subscribers, a burst at a time, then reads them all.
 async fn open_subscribers(
     target: &Arc<Target>,
     session: &str,
     n: usize,
     rcvbuf: u32,
     shared: &Arc<Shared>,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+) -> Result<Readers, String> {
     let bar = progress(n as u64, "subscribers");
-    let mut tasks = Vec::with_capacity(n);
+    let mut subscribers = Vec::with_capacity(n);
     let opened = futures_util::stream::iter(0..n)
         .map(|i| {
             let target = target.clone();
@@ -497,63 +512,181 @@ async fn open_subscribers(
     tokio::pin!(opened);
     while let Some((i, ws)) = opened.next().await {
         let ws = ws.map_err(|e| format!("subscriber {i}: {e}"))?;
-        tasks.push(tokio::spawn(follow(ws, i, shared.clone(), stop.clone())));
+        subscribers.push((i, ws));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(tasks)
+    Readers::start(subscribers, shared.clone())
 }
 
-/// Reads one subscriber's frames until stopped, recording for each newly
-/// seen ballot k the time since it was sent.
-async fn follow(
-    mut ws: Subscriber,
+/// Every subscriber's socket, read on one thread of its own that the
+/// kernel wakes per readable socket (mio, edge-triggered): no task and no
+/// waker per subscriber, so that the load generator keeps up with a hub
+/// writing 200 000 frames a second on one core.
+struct Readers {
+    stop: Arc<AtomicBool>,
+    waker: Arc<mio::Waker>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const WAKE: mio::Token = mio::Token(usize::MAX);
+
+impl Readers {
+    fn start(
+        subscribers: Vec<(usize, Subscriber)>,
+        shared: Arc<Shared>,
+    ) -> Result<Readers, String> {
+        let poll = mio::Poll::new().map_err(|e| e.to_string())?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).map_err(|e| e.to_string())?);
+        let mut sockets = Vec::with_capacity(subscribers.len());
+        for (i, sub) in subscribers {
+            let stream = sub.stream.into_std().map_err(|e| e.to_string())?;
+            let mut stream = mio::net::TcpStream::from_std(stream);
+            poll.registry()
+                .register(
+                    &mut stream,
+                    mio::Token(sockets.len()),
+                    mio::Interest::READABLE,
+                )
+                .map_err(|e| e.to_string())?;
+            sockets.push(Socket {
+                i,
+                stream,
+                frames: sub.frames,
+                open: true,
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("bench-readers".into())
+                .spawn(move || read_all(poll, sockets, &shared, &stop))
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Readers {
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops reading, says goodbye to the hub, and waits for the thread.
+    async fn stop(mut self) {
+        self.signal();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn signal(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.waker.wake();
+    }
+}
+
+impl Drop for Readers {
+    /// A run given up on (timeout, error) still stops its reader thread.
+    fn drop(&mut self) {
+        self.signal();
+    }
+}
+
+struct Socket {
+    /// The subscriber's number.
     i: usize,
-    shared: Arc<Shared>,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let shard = &shared.histograms[i % shared.histograms.len()];
-    let (seen_total, seen_for) = &shared.last[i];
-    let mut stopped = std::pin::pin!(stop.cancelled());
-    loop {
-        let frame = tokio::select! {
-            () = &mut stopped => break,
-            frame = ws.next_text() => frame,
-        };
-        let range = match frame {
-            Ok(Some(range)) => range,
-            Ok(None) | Err(_) => {
-                if !stop.is_cancelled() {
-                    shared.errors.fetch_add(1, Ordering::Relaxed);
-                }
-                break;
-            }
-        };
-        let Ok(text) = std::str::from_utf8(&ws.buf[range]) else {
-            continue;
-        };
-        let Some(total) = number_after(text, "\"votes_total\":") else {
-            continue;
-        };
-        if shared.counting.load(Ordering::Relaxed) {
-            shared.delivered.fetch_add(1, Ordering::Relaxed);
+    stream: mio::net::TcpStream,
+    frames: FrameBuf,
+    open: bool,
+}
+
+fn read_all(mut poll: mio::Poll, mut sockets: Vec<Socket>, shared: &Shared, stop: &AtomicBool) {
+    // What arrived before the sockets were handed over.
+    for socket in &mut sockets {
+        drain(socket, shared, stop);
+    }
+    let mut events = mio::Events::with_capacity(1024);
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(100)))
+            && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            return;
         }
-        let before = seen_total.fetch_max(total, Ordering::Relaxed);
-        if let Some(f) = number_after(text, "\"votes_for\":") {
-            seen_for.store(f, Ordering::Relaxed);
-        }
-        if total > before {
-            let now = shared.start.elapsed().as_nanos() as u64;
-            let mut h = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for k in before..total.min(shared.sent.len() as u64) {
-                let sent = shared.sent[k as usize].load(Ordering::Relaxed);
-                if sent > 0 && now > sent {
-                    let _ = h.record(((now - sent) / 1000).max(1));
-                }
+        for event in &events {
+            if let Some(socket) = sockets.get_mut(event.token().0) {
+                drain(socket, shared, stop);
             }
         }
     }
-    let _ = ws.send(OP_CLOSE, &[]).await;
+    let close = client_frame(OP_CLOSE, &[]).unwrap_or_default();
+    for socket in sockets.iter_mut().filter(|s| s.open) {
+        let _ = std::io::Write::write(&mut socket.stream, &close);
+    }
+}
+
+/// Reads and handles every frame the socket holds (edge-triggered: until
+/// the kernel has no more).
+fn drain(socket: &mut Socket, shared: &Shared, stop: &AtomicBool) {
+    while socket.open {
+        while let Some((opcode, payload)) = socket.frames.parse() {
+            match opcode {
+                OP_TEXT => record(shared, socket.i, &socket.frames.buf[payload]),
+                OP_PING => {
+                    if let Ok(pong) = client_frame(OP_PONG, &socket.frames.buf[payload]) {
+                        // A pong lost to a full socket only earns another ping.
+                        let _ = std::io::Write::write(&mut socket.stream, &pong);
+                    }
+                }
+                OP_CLOSE => socket.open = false,
+                _ => {}
+            }
+        }
+        if !socket.open {
+            break;
+        }
+        let read = std::io::Read::read(&mut socket.stream, socket.frames.room());
+        match read {
+            Ok(0) => socket.open = false,
+            Ok(n) => socket.frames.end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => socket.open = false,
+        }
+    }
+    if !stop.load(Ordering::Relaxed) {
+        shared.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records a tally one subscriber received: for each newly seen ballot k,
+/// the time since it was sent.
+fn record(shared: &Shared, i: usize, text: &[u8]) {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return;
+    };
+    let Some(total) = number_after(text, "\"votes_total\":") else {
+        return;
+    };
+    let (seen_total, seen_for) = &shared.last[i];
+    if shared.counting.load(Ordering::Relaxed) {
+        shared.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+    let before = seen_total.fetch_max(total, Ordering::Relaxed);
+    if let Some(f) = number_after(text, "\"votes_for\":") {
+        seen_for.store(f, Ordering::Relaxed);
+    }
+    if total > before {
+        let now = shared.start.elapsed().as_nanos() as u64;
+        let shard = &shared.histograms[i % shared.histograms.len()];
+        let mut h = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for k in before..total.min(shared.sent.len() as u64) {
+            let sent = shared.sent[k as usize].load(Ordering::Relaxed);
+            if sent > 0 && now > sent {
+                let _ = h.record(((now - sent) / 1000).max(1));
+            }
+        }
+    }
 }
 
 /// Sends ballot k+1 at `t0 + k / rate`, whatever the answers' delays (an
@@ -691,15 +824,12 @@ pub async fn run(args: BenchArgs) -> Result<Report, String> {
         token: args.admin_token.clone(),
     };
     let server = args.server_pid.map(Proc);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let report = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(args.timeout),
-        scenario(&args, &hub, &target, server.as_ref(), &stop, deadline),
+        scenario(&args, &hub, &target, server.as_ref(), deadline),
     )
     .await
-    .map_err(|_| format!("gave up after {} s", args.timeout))?;
-    stop.cancel();
-    report
+    .map_err(|_| format!("gave up after {} s", args.timeout))?
 }
 
 async fn scenario(
@@ -707,7 +837,6 @@ async fn scenario(
     hub: &Api,
     target: &Arc<Target>,
     server: Option<&Proc>,
-    stop: &tokio_util::sync::CancellationToken,
     deadline: Instant,
 ) -> Result<Report, String> {
     let mut report = Report {
@@ -729,8 +858,8 @@ async fn scenario(
             report.rate = Some(rate);
             let session = hub.create_session("bench fanout").await?;
             let shared = Arc::new(Shared::new(ballots, subscribers)?);
-            let tasks =
-                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
+            let readers =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared).await?;
             // Let the initial tallies settle before the clock starts.
             tokio::time::sleep(Duration::from_millis(500)).await;
             let cpu0 = server.and_then(Proc::cpu_s);
@@ -776,10 +905,7 @@ async fn scenario(
             report.latency_ms = shared.percentiles();
             report.ack_ms = shared.ack_percentiles();
             report.errors = shared.errors.load(Ordering::Relaxed);
-            stop.cancel();
-            for t in tasks {
-                let _ = t.await;
-            }
+            readers.stop().await;
         }
         Scenario::Idle { subscribers, hold } => {
             report.scenario = "idle";
@@ -788,8 +914,8 @@ async fn scenario(
             let before = server.and_then(Proc::rss_kb);
             let shared = Arc::new(Shared::new(0, subscribers)?);
             let t0 = Instant::now();
-            let tasks =
-                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
+            let readers =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared).await?;
             tokio::time::sleep(Duration::from_secs(hold.min(60))).await;
             let after = server.and_then(Proc::rss_kb);
             report.duration_s = t0.elapsed().as_secs_f64();
@@ -798,10 +924,7 @@ async fn scenario(
             }
             report.errors = shared.errors.load(Ordering::Relaxed);
             report.exact = report.errors == 0;
-            stop.cancel();
-            for t in tasks {
-                let _ = t.await;
-            }
+            readers.stop().await;
         }
         Scenario::Ingest {
             clients,
@@ -814,8 +937,8 @@ async fn scenario(
             report.clients = Some(clients);
             let session = hub.create_session("bench ingest").await?;
             let shared = Arc::new(Shared::new(ballots, subscribers)?);
-            let tasks =
-                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared, stop).await?;
+            let readers =
+                open_subscribers(target, &session, subscribers, args.rcvbuf, &shared).await?;
             let next = Arc::new(AtomicU64::new(0));
             let bar = progress(ballots, "ballots");
             let t0 = Instant::now();
@@ -860,10 +983,7 @@ async fn scenario(
             report.duration_s = acked;
             report.exact = converge(&shared, ballots, deadline).await;
             report.errors = shared.errors.load(Ordering::Relaxed);
-            stop.cancel();
-            for t in tasks {
-                let _ = t.await;
-            }
+            readers.stop().await;
         }
     }
     Ok(report)

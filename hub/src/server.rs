@@ -204,13 +204,6 @@ impl BoundedListener {
                     // newest tally when it can take one.
                     #[cfg(any(target_os = "linux", target_os = "android"))]
                     let _ = sock.set_tcp_notsent_lowat(self.unsent_limit);
-                    // Reno, whatever the system default: a hub sends frames
-                    // of a few hundred bytes over a LAN, where BBR's pacing
-                    // and rate sampling (the default on some systems) only
-                    // add work to every write — about 15 % of the fan-out's
-                    // CPU in docs/BENCHMARKS.md. Any user may choose Reno.
-                    #[cfg(target_os = "linux")]
-                    let _ = sock.set_tcp_congestion(b"reno");
                     return CountedStream {
                         stream,
                         _permit: permit,
