@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
@@ -188,7 +188,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             .max_frame_size(Some(config.max_message));
         let io = TextGuard::new(io, config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        let connection = Connection {
+        let mut connection = Connection {
             socket,
             _presence: hub.connection_opened(),
             id: fanout.connection_id(),
@@ -311,7 +311,10 @@ enum End {
 }
 
 impl Connection {
-    async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
+    /// By reference: an `async fn` taking `self` by value keeps two copies
+    /// of it in its future (rust-lang/rust#62958), and thousands of idle
+    /// connections each hold one such future.
+    async fn run(&mut self, shutdown: tokio_util::sync::CancellationToken) {
         let interval = self.config.live.ping_interval;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -325,21 +328,23 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 () = &mut cancelled => Err(End::Close(GOING_AWAY, "votehub is shutting down")),
-                () = outlet.blocked() => self.drain().await,
+                // Boxed: only a connection whose socket is full pays for
+                // the timer and the readiness future.
+                () = outlet.blocked() => Box::pin(self.drain()).await,
                 Some(_) = next_tick(&mut self.lobby) => {
-                    self.send(Message::Text(SESSIONS_CHANGED.clone())).await
+                    self.send(Message::Text(SESSIONS_CHANGED.clone()))
                 }
                 incoming = self.socket.next() => {
                     last_heard = Instant::now();
                     ping_sent = None;
-                    self.on_incoming(incoming).await
+                    self.on_incoming(incoming)
                 }
                 _ = ticker.tick() => match ping_sent {
                     Some(sent) if sent.elapsed() >= interval => Err(End::Drop("stopped answering pings")),
                     Some(_) => Ok(()),
                     None if last_heard.elapsed() >= interval => {
                         ping_sent = Some(Instant::now());
-                        self.send(Message::Ping(Default::default())).await
+                        self.send(Message::Ping(Default::default()))
                     }
                     None => Ok(()),
                 },
@@ -355,25 +360,19 @@ impl Connection {
                     code: code.into(),
                     reason: reason.into(),
                 }));
-                if self.send(frame).await.is_ok() {
-                    let _ = self.drain().await;
+                if self.send(frame).is_ok() {
+                    let _ = Box::pin(self.drain()).await;
                 }
             }
             End::Drop(why) => tracing::info!(reason = why, "live connection dropped"),
         }
     }
 
-    /// Hands a frame to the outlet, which takes it at once.
-    async fn send(&mut self, message: Message) -> Result<(), End> {
-        match self.socket.send(message).await {
-            Ok(()) => Ok(()),
-            Err(tungstenite::Error::Io(e))
-                if e.get_ref().is_some_and(|e| e.is::<outlet::TooSlow>()) =>
-            {
-                Err(End::Drop("does not read what it is sent"))
-            }
-            Err(_) => Err(End::ClientLeft),
-        }
+    /// Hands a frame to the outlet. The outlet takes every write at once
+    /// (or fails it), so tungstenite never waits here and nothing is
+    /// awaited: thousands of idle connections each keep a small future.
+    fn send(&mut self, message: Message) -> Result<(), End> {
+        written(self.socket.send(message).now_or_never())
     }
 
     /// Waits for the socket to take what waits for it, then the newest
@@ -394,7 +393,7 @@ impl Connection {
         }
     }
 
-    async fn on_incoming(
+    fn on_incoming(
         &mut self,
         incoming: Option<Result<Message, tungstenite::Error>>,
     ) -> Result<(), End> {
@@ -407,7 +406,7 @@ impl Connection {
                     Err(e) => Err(e),
                 };
                 let frame = reply.unwrap_or_else(|e| e.to_json());
-                self.send(Message::Text(frame.into())).await?;
+                self.send(Message::Text(frame.into()))?;
                 if let Some((session, updates)) = self.joining.take() {
                     // After `subscribed`: the current state, then every
                     // newer one through the fan-out.
@@ -419,13 +418,10 @@ impl Connection {
             }
             Some(Ok(Message::Binary(_))) => {
                 let error = LiveError::BinaryNotSupported.to_json();
-                self.send(Message::Text(error.into())).await
+                self.send(Message::Text(error.into()))
             }
             // tungstenite queued the pong; it leaves now.
-            Some(Ok(Message::Ping(_))) => match self.socket.flush().await {
-                Ok(()) => Ok(()),
-                Err(_) => Err(End::ClientLeft),
-            },
+            Some(Ok(Message::Ping(_))) => written(self.socket.flush().now_or_never()),
             // Pongs only prove the peer is alive.
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
         }
@@ -484,6 +480,22 @@ impl Drop for Connection {
         for session in self.outlet.close() {
             self.fanout.leave(session, self.id);
         }
+    }
+}
+
+/// What a write handed to the outlet came to.
+fn written(result: Option<Result<(), tungstenite::Error>>) -> Result<(), End> {
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(tungstenite::Error::Io(e)))
+            if e.get_ref().is_some_and(|e| e.is::<outlet::TooSlow>()) =>
+        {
+            Err(End::Drop("does not read what it is sent"))
+        }
+        Some(Err(_)) => Err(End::ClientLeft),
+        // The outlet never makes a write wait; were it to, the peer is not
+        // reading.
+        None => Err(End::Drop("does not read what it is sent")),
     }
 }
 

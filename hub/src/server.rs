@@ -45,10 +45,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long shutdown waits for live connections to close.
     pub shutdown_grace: Duration,
-    /// Where live connections run. A runtime of their own keeps a busy
-    /// fan-out (thousands of subscribers woken at each tally) from delaying
-    /// the answers to ballots, which then wait behind no one. `None`: the
-    /// runtime that calls [`run`].
+    /// Where live connections and the fan-out run. A runtime of their own
+    /// keeps a busy fan-out (thousands of sockets written at each tally)
+    /// from delaying the answers to ballots, which then wait behind no one.
+    /// `None`: the runtime that calls [`run`].
     pub live_runtime: Option<tokio::runtime::Handle>,
 }
 
