@@ -401,20 +401,7 @@ async fn a_stuck_subscriber_neither_delays_others_nor_stays_forever() {
     // Enough ballots, with big voter ids being irrelevant: the tally frames
     // alone overflow the stuck client's buffers many times over.
     let n = 1500;
-    let mut tasks = Vec::new();
-    for chunk in 0..10 {
-        let api = api.clone();
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..n / 10 {
-                let (status, _) = api.vote(&id, &format!("v{chunk}-{i}"), "for").await;
-                assert_eq!(status, 200);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("voter");
-    }
+    api.votes_from_clients(&id, n, 10).await;
     let last = reader.until_total(n).await;
     assert_eq!(last["votes_for"], n);
 
@@ -530,20 +517,7 @@ async fn a_slow_reader_gets_the_newest_tally_not_a_queue_of_old_ones() {
     // The slow reader reads nothing while far more tallies are published
     // than its socket and the server's can hold.
     let n: u64 = 1200;
-    let mut tasks = Vec::new();
-    for chunk in 0..8 {
-        let api = api.clone();
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..n / 8 {
-                let (status, _) = api.vote(&id, &format!("v{chunk}-{i}"), "for").await;
-                assert_eq!(status, 200);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("voter");
-    }
+    api.votes_from_clients(&id, n, 8).await;
 
     // Then it reads: the tallies only ever grow, end on the exact one, and
     // are far fewer than the ballots (what queued in the kernel, then the

@@ -244,6 +244,24 @@ impl Api {
         .await
     }
 
+    /// `n` ballots "for" from `clients` clients voting at once, each
+    /// acknowledged with 200 (voters `v{client}-{i}`).
+    pub async fn votes_from_clients(&self, id: &str, n: u64, clients: u64) {
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let (api, id) = (self.clone(), id.to_owned());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..n / clients {
+                    let (status, _) = api.vote(&id, &format!("v{client}-{i}"), "for").await;
+                    assert_eq!(status, 200);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("voter");
+        }
+    }
+
     pub async fn session(&self, id: &str) -> Value {
         let (status, s) = self.get(&format!("/api/sessions/{id}")).await;
         assert_eq!(status, 200, "{s}");
