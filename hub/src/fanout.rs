@@ -119,7 +119,11 @@ impl Fanout {
                 swept.insert(session, newest.version());
                 self.sweep(&hub, session, newest).await;
             }
-            if !moved {
+            if moved {
+                // A walk of fewer than `STRIDE` followers never yields, and
+                // states may keep coming: let the connections' tasks run.
+                tokio::task::yield_now().await;
+            } else {
                 swept.retain(|session, _| followed.contains(session));
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
