@@ -74,7 +74,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
-    /// Owns every live connection task.
+    /// Owns every live connection task, and the fan-out's.
     pub tasks: TaskTracker,
     /// Who follows which session, for the live door.
     pub fanout: Fanout,
