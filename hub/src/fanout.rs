@@ -41,10 +41,6 @@ struct Followers {
 }
 
 impl Fanout {
-    pub fn new() -> Fanout {
-        Fanout::default()
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Followers>> {
         self.shared
             .sessions

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::error::WireError;
 use crate::fanout::Fanout;
 use crate::hub::{ConnectionGuard, Hub, Subscription};
-use crate::outlet::{self, Outlet};
+use crate::outlet::Outlet;
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
 use crate::server::{AppState, CountedStream, ServerConfig};
 use crate::text_guard::TextGuard;
@@ -53,10 +53,6 @@ pub struct LiveConfig {
     pub ping_interval: Duration,
     /// A connection that cannot take a write for this long is dropped.
     pub send_timeout: Duration,
-    /// Bytes that may wait for a connection's socket (replies, pings) at
-    /// most; a client that sends requests without reading the answers is
-    /// dropped past it. Session states never wait: only the newest is sent.
-    pub max_unsent: usize,
     /// Origins allowed besides the hub's own address.
     pub allow_origins: Vec<String>,
 }
@@ -68,7 +64,6 @@ impl Default for LiveConfig {
             max_subscriptions: 64,
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
-            max_unsent: 64 * 1024,
             allow_origins: Vec::new(),
         }
     }
@@ -173,7 +168,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         drop(read_buf);
         let (tcp, permit) = io.into_inner().into_parts();
         let config = &server_config.live;
-        let outlet = Arc::new(Outlet::new(tcp, config.max_unsent));
+        let outlet = Arc::new(Outlet::new(tcp));
         let io = LiveIo {
             early,
             outlet: outlet.clone(),
@@ -196,7 +191,6 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             config: server_config,
             outlet,
             fanout,
-            joining: None,
             unknown: HashSet::new(),
             lobby: None,
             _permit: permit,
@@ -280,15 +274,13 @@ struct Connection {
     fanout: Fanout,
     /// This connection among the fan-out's followers.
     id: u64,
-    /// A session subscribed to, joined once `subscribed` has been written
-    /// so that its states come after it.
-    joining: Option<(Uuid, Subscription)>,
     /// Subscribed ids that name no session: acknowledged like the seed
     /// does, counted against the limit, never fed.
     unknown: HashSet<Uuid>,
     /// The list of sessions, followed by subscribing to the nil UUID.
     lobby: Option<WatchStream<u64>>,
     _presence: ConnectionGuard,
+    /// Counts this connection against the limit until it ends.
     _permit: OwnedSemaphorePermit,
 }
 
@@ -301,6 +293,13 @@ async fn next_tick(lobby: &mut Option<WatchStream<u64>>) -> Option<u64> {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// What a request is answered, and a session to follow once the answer is
+/// written (so that its states come after `subscribed`).
+struct Answer {
+    reply: String,
+    follow: Option<(Uuid, Subscription)>,
 }
 
 /// Why a connection ends.
@@ -401,13 +400,16 @@ impl Connection {
             None | Some(Ok(Message::Close(_))) => Err(End::ClientLeft),
             Some(Err(e)) => Err(classify(e)),
             Some(Ok(Message::Text(text))) => {
-                let reply = match parse_live_request(text.as_str()) {
+                let answer = match parse_live_request(text.as_str()) {
                     Ok(request) => self.on_request(request),
                     Err(e) => Err(e),
                 };
-                let frame = reply.unwrap_or_else(|e| e.to_json());
-                self.send(Message::Text(frame.into()))?;
-                if let Some((session, updates)) = self.joining.take() {
+                let (reply, follow) = match answer {
+                    Ok(Answer { reply, follow }) => (reply, follow),
+                    Err(e) => (e.to_json(), None),
+                };
+                self.send(Message::Text(reply.into()))?;
+                if let Some((session, updates)) = follow {
                     // After `subscribed`: the current state, then every
                     // newer one through the fan-out.
                     self.outlet.follow(session, updates);
@@ -430,9 +432,10 @@ impl Connection {
     fn on_request(
         &mut self,
         LiveRequest { action, session_id }: LiveRequest,
-    ) -> Result<String, LiveError> {
+    ) -> Result<Answer, LiveError> {
         match action {
             Action::Subscribe => {
+                let mut follow = None;
                 let known = self.outlet.follows(session_id)
                     || self.unknown.contains(&session_id)
                     || (session_id.is_nil() && self.lobby.is_some());
@@ -448,16 +451,19 @@ impl Connection {
                     if session_id.is_nil() {
                         // Its current state, `sessions_changed`, follows at once.
                         self.lobby = Some(WatchStream::new(self.hub.lobby()));
-                        return Ok(to_json(&LiveEvent::Subscribed { session_id }));
-                    }
-                    match self.hub.subscribe(session_id) {
-                        Some(updates) => self.joining = Some((session_id, updates)),
-                        None => {
-                            self.unknown.insert(session_id);
+                    } else {
+                        match self.hub.subscribe(session_id) {
+                            Some(updates) => follow = Some((session_id, updates)),
+                            None => {
+                                self.unknown.insert(session_id);
+                            }
                         }
                     }
                 }
-                Ok(to_json(&LiveEvent::Subscribed { session_id }))
+                Ok(Answer {
+                    reply: to_json(&LiveEvent::Subscribed { session_id }),
+                    follow,
+                })
             }
             Action::Unsubscribe => {
                 if session_id.is_nil() {
@@ -467,7 +473,10 @@ impl Connection {
                     self.fanout.leave(session_id, self.id);
                 }
                 self.unknown.remove(&session_id);
-                Ok(to_json(&LiveEvent::Unsubscribed { session_id }))
+                Ok(Answer {
+                    reply: to_json(&LiveEvent::Unsubscribed { session_id }),
+                    follow: None,
+                })
             }
         }
     }
@@ -487,11 +496,6 @@ impl Drop for Connection {
 fn written(result: Option<Result<(), tungstenite::Error>>) -> Result<(), End> {
     match result {
         Some(Ok(())) => Ok(()),
-        Some(Err(tungstenite::Error::Io(e)))
-            if e.get_ref().is_some_and(|e| e.is::<outlet::TooSlow>()) =>
-        {
-            Err(End::Drop("does not read what it is sent"))
-        }
         Some(Err(_)) => Err(End::ClientLeft),
         // The outlet never makes a write wait; were it to, the peer is not
         // reading.

@@ -17,12 +17,6 @@ use uuid::Uuid;
 
 use crate::hub::{Published, Subscription};
 
-/// The error of a write that would leave more than the outlet's limit
-/// waiting for a peer that does not read.
-#[derive(Debug, thiserror::Error)]
-#[error("the peer does not read what it is sent")]
-pub struct TooSlow;
-
 pub struct Outlet {
     /// The connection's socket. Its reads belong to the connection's task;
     /// its writes happen under `out`.
@@ -31,10 +25,11 @@ pub struct Outlet {
     // never across an `.await`.
     out: Mutex<Out>,
     /// Woken when bytes wait for the socket, or a write failed: the
-    /// connection's task then waits for the socket to drain.
+    /// connection's task then waits for the socket to drain, reading
+    /// nothing more from its client meanwhile. That is what bounds
+    /// `pending`: at most what one turn of that task wrote (an answer, a
+    /// pong, the newest states) waits, never a growing queue.
     blocked: Notify,
-    /// Bytes that may wait for the socket at most.
-    limit: usize,
 }
 
 struct Out {
@@ -58,7 +53,7 @@ struct Follow {
 }
 
 impl Outlet {
-    pub fn new(tcp: TcpStream, limit: usize) -> Outlet {
+    pub fn new(tcp: TcpStream) -> Outlet {
         Outlet {
             tcp,
             out: Mutex::new(Out {
@@ -68,7 +63,6 @@ impl Outlet {
                 follows: SmallVec::new(),
             }),
             blocked: Notify::new(),
-            limit,
         }
     }
 
@@ -97,9 +91,6 @@ impl Outlet {
             if rest.is_empty() {
                 return Ok(());
             }
-        }
-        if out.pending.len() + rest.len() > self.limit {
-            return Err(io::Error::other(TooSlow));
         }
         out.pending.extend_from_slice(rest);
         self.blocked.notify_one();

@@ -120,7 +120,7 @@ pub async fn run(
         unsent_limit: config.unsent_limit,
         inner: listener,
     };
-    let fanout = Fanout::new();
+    let fanout = Fanout::default();
     let writer = fanout.clone().run(hub.clone(), shutdown.clone());
     match &config.live_runtime {
         Some(runtime) => tasks.spawn_on(writer, runtime),
@@ -204,10 +204,7 @@ impl BoundedListener {
                     // newest tally when it can take one.
                     #[cfg(any(target_os = "linux", target_os = "android"))]
                     let _ = sock.set_tcp_notsent_lowat(self.unsent_limit);
-                    return CountedStream {
-                        stream,
-                        _permit: permit,
-                    };
+                    return CountedStream { stream, permit };
                 }
                 // The peer gave up before we accepted: nothing to do.
                 Err(e) if is_connection_error(&e) => {}
@@ -233,13 +230,13 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// A TCP stream that gives its connection permit back when dropped.
 pub struct CountedStream {
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 }
 
 impl CountedStream {
     /// The socket, and the permit that must live as long as it.
     pub fn into_parts(self) -> (TcpStream, OwnedSemaphorePermit) {
-        (self.stream, self._permit)
+        (self.stream, self.permit)
     }
 }
 

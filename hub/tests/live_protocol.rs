@@ -466,8 +466,8 @@ async fn client_pings_interleaved_with_updates_keep_the_stream_whole() {
     live.next_json().await;
     let mut pongs = 0;
     for i in 0..30u8 {
-        // Each ping makes tungstenite queue a pong beside the tallies that
-        // the hub writes around it.
+        // Each pong leaves through the connection's outlet while the
+        // fan-out writes tallies to the same socket: frames must stay whole.
         live.ws
             .send(Message::Ping(Bytes::from(vec![i; 8])))
             .await
@@ -583,4 +583,63 @@ async fn one_connection_follows_several_sessions_and_unfollows_one() {
     live.expect_silence(Duration::from_millis(300)).await;
     assert_eq!(api.session(&a).await["subscribers"], 0);
     assert_eq!(api.session(&b).await["subscribers"], 1);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_dropped() {
+    let hub = InProcess::start(|c| {
+        c.live.send_timeout = Duration::from_millis(500);
+        c.send_buffer = 4096;
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(hub.addr).await.expect("tcp");
+    socket2::SockRef::from(&stream)
+        .set_recv_buffer_size(4096)
+        .expect("rcvbuf");
+    raw_handshake(&mut stream, hub.addr).await;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut open = false;
+    for _ in 0..100 {
+        if hub.hub.connections() == 1 {
+            open = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(open, "the live connection never opened");
+
+    // Ten thousand requests (~800 KiB of answers), none of them read: once
+    // its answers wait, the hub reads no more of them (they wait in the
+    // kernel, not in the hub), and it drops the connection when nothing
+    // moves for the send timeout.
+    let request = format!(r#"{{"action":"unsubscribe","session_id":"{ID}"}}"#);
+    let mut frame = vec![0x81, 0x80 | request.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(request.as_bytes());
+    let flood = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            // Stalls when the kernel's buffers are full; fails once the
+            // hub has closed.
+            let write = writer.write_all(&frame);
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(10), write).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+        }
+    });
+    let mut dropped = false;
+    for _ in 0..100 {
+        if hub.hub.connections() == 0 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "a client that reads nothing is still connected");
+    flood.await.expect("flood");
+    // What was already in the kernel can still be read, then the end.
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "the hub did not close the socket");
 }
