@@ -63,8 +63,9 @@ export class Live {
   /** Keeps a state from any source (HTTP answer or /live) if it is the newest. */
   offer(state) {
     const seen = this.seqs.get(state.id) ?? -1;
-    // Equal seqs carry the same counts (a close arrives as a vote_update and
-    // a session_closed with one seq): taking both only adds fields.
+    // Equal seqs carry the same counts (a late joiner of a closed session
+    // gets a vote_update and a session_closed with one seq): taking both
+    // only adds fields.
     if (state.seq < seen) return;
     this.seqs.set(state.id, state.seq);
     this.handlers.onState(state);

@@ -96,11 +96,15 @@ pub struct Published {
     /// How many times a moderator re-broadcast this `seq`.
     pub replay: u32,
     pub standing: Standing,
-    /// `vote_update`, then `session_closed` when closed, serialised once.
-    pub frames: Vec<String>,
-    /// The same frames as the live door puts them on the wire, made once
-    /// by the first subscriber that sends them and shared by the others.
+    /// `vote_update`, serialised once.
+    pub update: String,
+    /// `session_closed` once closed, serialised once.
+    pub closed: Option<String>,
+    /// The frames as the live door puts them on the wire, made once by the
+    /// first subscriber that sends them and shared by the others: the whole
+    /// snapshot, and what changed for those that saw an earlier state.
     pub wire: std::sync::OnceLock<bytes::Bytes>,
+    pub wire_change: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl Published {
@@ -1054,17 +1058,17 @@ fn publish_state(meta: &SessionMeta, state: &SessionState) -> Arc<Published> {
         grades: state.tally.grades(),
         groups: &standing.groups,
     };
-    let mut frames = vec![to_json(&LiveEvent::VoteUpdate {
+    let update = to_json(&LiveEvent::VoteUpdate {
         session_id: meta.id,
         counts: counts(),
-    })];
-    if let Some(result) = state.result {
-        frames.push(to_json(&LiveEvent::SessionClosed {
+    });
+    let closed = state.result.map(|result| {
+        to_json(&LiveEvent::SessionClosed {
             session_id: meta.id,
             result,
             counts: counts(),
-        }));
-    }
+        })
+    });
     Arc::new(Published {
         status: state.status,
         result: state.result,
@@ -1073,8 +1077,10 @@ fn publish_state(meta: &SessionMeta, state: &SessionState) -> Arc<Published> {
         seq: state.seq,
         replay: 0,
         standing,
-        frames,
+        update,
+        closed,
         wire: std::sync::OnceLock::new(),
+        wire_change: std::sync::OnceLock::new(),
     })
 }
 

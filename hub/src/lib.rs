@@ -12,6 +12,7 @@ pub mod data_dir;
 pub mod error;
 pub mod export;
 pub mod fanout;
+pub mod frame_limit;
 pub mod http;
 pub mod hub;
 pub mod launch;
@@ -21,10 +22,11 @@ pub mod outlet;
 pub mod pages;
 pub mod protocol;
 pub mod rules;
+#[cfg(test)]
+mod rules_oracle;
 pub mod server;
 pub mod store;
 pub mod tally;
-mod text_guard;
 
 pub use hub::{Hub, HubError, Limits, Subscription};
 pub use live::LiveConfig;

@@ -30,11 +30,11 @@ use uuid::Uuid;
 
 use crate::error::WireError;
 use crate::fanout::Fanout;
+use crate::frame_limit::{FrameLimit, Violation};
 use crate::hub::{ConnectionGuard, Hub, Subscription};
 use crate::outlet::Outlet;
 use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
 use crate::server::{AppState, CountedStream, ServerConfig};
-use crate::text_guard::TextGuard;
 
 /// Close codes of RFC 6455 that the hub sends.
 const GOING_AWAY: u16 = 1001;
@@ -93,12 +93,21 @@ fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
 }
 
 /// The WebSocket handshake, done here rather than by axum's extractor so
-/// that the socket can be wrapped in a [`TextGuard`] before tungstenite
-/// reads from it.
+/// that the socket comes back from hyper (for the fan-out) and its reads
+/// pass a [`FrameLimit`] before tungstenite sees them.
 pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
     // Shared by every connection: nothing of it is copied per subscriber.
     let server_config = state.config.clone();
     let config = &server_config.live;
+    // RFC 6455 §4.1: the opening handshake is HTTP/1.1 or later.
+    if req.version() < axum::http::Version::HTTP_11 {
+        return WireError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            "/live needs HTTP/1.1 to upgrade to WebSocket",
+        )
+        .into_response();
+    }
     let headers = req.headers();
     let token_in = |name: header::HeaderName, token: &str| {
         headers
@@ -172,6 +181,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         let io = LiveIo {
             early,
             outlet: outlet.clone(),
+            limit: FrameLimit::new(config.max_message),
         };
         // Small buffers: an idle subscriber must cost little. The read
         // buffer grows on demand up to one message; writes go straight to
@@ -181,7 +191,6 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message))
             .max_frame_size(Some(config.max_message));
-        let io = TextGuard::new(io, config.max_message);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
         let mut connection = Connection {
             socket,
@@ -211,12 +220,22 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
 }
 
 /// The connection's socket as tungstenite sees it: reads come from the
-/// socket (after any bytes hyper read past the handshake), writes go to the
-/// outlet, which always takes them at once (or fails the connection when
-/// too much waits).
+/// socket (after any bytes hyper read past the handshake) through the
+/// frame-length check, writes go to the outlet, which always takes them at
+/// once (or fails the connection when too much waits).
 struct LiveIo {
     early: Bytes,
     outlet: Arc<Outlet>,
+    limit: FrameLimit,
+}
+
+impl LiveIo {
+    /// Passes what was just read through the frame-length check.
+    fn checked(&mut self, read: &[u8]) -> io::Result<()> {
+        self.limit
+            .check(read)
+            .map_err(|v| io::Error::new(io::ErrorKind::InvalidData, v))
+    }
 }
 
 impl AsyncRead for LiveIo {
@@ -228,14 +247,18 @@ impl AsyncRead for LiveIo {
         let this = self.get_mut();
         if !this.early.is_empty() {
             let n = this.early.len().min(buf.remaining());
-            buf.put_slice(&this.early.split_to(n));
+            let early = this.early.split_to(n);
+            this.checked(&early)?;
+            buf.put_slice(&early);
             return Poll::Ready(Ok(()));
         }
-        let tcp = this.outlet.tcp();
+        let outlet = this.outlet.clone();
+        let tcp = outlet.tcp();
         loop {
             ready!(tcp.poll_read_ready(cx))?;
             match tcp.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
+                    this.checked(&buf.initialize_unfilled()[..n])?;
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
@@ -264,7 +287,7 @@ impl AsyncWrite for LiveIo {
     }
 }
 
-type Socket = WebSocketStream<TextGuard<LiveIo>>;
+type Socket = WebSocketStream<LiveIo>;
 
 struct Connection {
     socket: Socket,
@@ -305,6 +328,8 @@ struct Answer {
 /// Why a connection ends.
 enum End {
     ClientLeft,
+    /// The client sent a Close frame; tungstenite queued the answer.
+    ClientClosed,
     Close(u16, &'static str),
     Drop(&'static str),
 }
@@ -352,9 +377,18 @@ impl Connection {
                 break end;
             }
         };
+        // Once a Close frame goes out, no state follows it (RFC 6455 §5.5.1).
         match end {
             End::ClientLeft => {}
+            End::ClientClosed => {
+                self.outlet.closing();
+                // The answering Close that tungstenite queued leaves now.
+                if written(self.socket.flush().now_or_never()).is_ok() {
+                    let _ = Box::pin(self.drain()).await;
+                }
+            }
             End::Close(code, reason) => {
+                self.outlet.closing();
                 let frame = Message::Close(Some(CloseFrame {
                     code: code.into(),
                     reason: reason.into(),
@@ -397,7 +431,8 @@ impl Connection {
         incoming: Option<Result<Message, tungstenite::Error>>,
     ) -> Result<(), End> {
         match incoming {
-            None | Some(Ok(Message::Close(_))) => Err(End::ClientLeft),
+            None => Err(End::ClientLeft),
+            Some(Ok(Message::Close(_))) => Err(End::ClientClosed),
             Some(Err(e)) => Err(classify(e)),
             Some(Ok(Message::Text(text))) => {
                 let answer = match parse_live_request(text.as_str()) {
@@ -504,11 +539,15 @@ fn written(result: Option<Result<(), tungstenite::Error>>) -> Result<(), End> {
 }
 
 fn classify(e: tungstenite::Error) -> End {
+    if let tungstenite::Error::Io(io) = &e
+        && let Some(violation) = Violation::of(io)
+    {
+        return End::Close(violation.close_code(), violation.reason());
+    }
     match e {
         tungstenite::Error::Capacity(_) => {
             End::Close(MESSAGE_TOO_BIG, "message too big (4 KiB at most)")
         }
-        // Only a fragmented message gets here: see `TextGuard`.
         tungstenite::Error::Utf8(_) => End::Close(INVALID_DATA, "text is not valid UTF-8"),
         tungstenite::Error::ConnectionClosed
         | tungstenite::Error::AlreadyClosed

@@ -36,6 +36,9 @@ struct Out {
     /// Set when the connection ended: a sweep may hold the outlet a moment
     /// longer, but writes nothing more to it.
     closed: bool,
+    /// Set before the connection's Close frame is written: no state may
+    /// follow it on the wire (RFC 6455 §5.5.1).
+    closing: bool,
     /// Set by a failed write, for the connection's task to notice.
     broken: bool,
     /// Bytes the kernel did not take yet; they leave before anything else.
@@ -58,6 +61,7 @@ impl Outlet {
             tcp,
             out: Mutex::new(Out {
                 closed: false,
+                closing: false,
                 broken: false,
                 pending: Vec::new(),
                 follows: SmallVec::new(),
@@ -104,9 +108,15 @@ impl Outlet {
     /// state the caller already holds (the fan-out's), saving a lookup.
     pub fn send_news(&self, offered: Option<(Uuid, &Arc<Published>)>) {
         let mut guard = self.lock();
-        if guard.pending.is_empty() && !guard.closed {
+        if guard.pending.is_empty() && !guard.closed && !guard.closing {
             self.news(&mut guard, offered);
         }
+    }
+
+    /// From now on no session state is written here: the connection's
+    /// Close frame is the last thing its client receives.
+    pub fn closing(&self) {
+        self.lock().closing = true;
     }
 
     /// Writes what waits, then any news. `Ok(true)`: bytes still wait for
@@ -128,6 +138,9 @@ impl Outlet {
             }
             // An idle connection keeps no buffer.
             out.pending = Vec::new();
+        }
+        if out.closing {
+            return Ok(false);
         }
         self.news(out, None);
         Ok(!out.pending.is_empty())
@@ -155,8 +168,14 @@ impl Outlet {
             if follow.sent.is_some_and(|sent| sent >= state.version()) {
                 continue;
             }
+            // A follower that saw the session before gets what changed (at
+            // the close, `session_closed` alone, as the seed sends it); a
+            // new one gets the whole snapshot.
+            let frames = match follow.sent {
+                Some(_) => framed(state, Framing::Change),
+                None => framed(state, Framing::Snapshot),
+            };
             follow.sent = Some(state.version());
-            let frames = framed(state);
             match first {
                 None => first = Some(frames),
                 Some(_) => more.push(frames),
@@ -258,19 +277,36 @@ fn write_some(tcp: &TcpStream, slices: &[IoSlice<'_>], broken: &mut bool) -> io:
     }
 }
 
+/// Which frames of a state a follower gets.
+#[derive(Clone, Copy)]
+pub enum Framing {
+    /// Everything: `vote_update`, then `session_closed` when closed.
+    Snapshot,
+    /// What a follower that saw an earlier state needs: `session_closed`
+    /// alone once closed, else the `vote_update`.
+    Change,
+}
+
 /// A published state as text frames (FIN, unmasked, as a server sends
 /// them), built by the first outlet that needs it and shared by the rest.
-pub fn framed(state: &Published) -> Bytes {
-    state
-        .wire
-        .get_or_init(|| {
-            let mut out = Vec::new();
-            for text in &state.frames {
-                push_text_frame(&mut out, text.as_bytes());
-            }
-            Bytes::from(out)
-        })
-        .clone()
+pub fn framed(state: &Published, framing: Framing) -> Bytes {
+    let build = |texts: &[&str]| {
+        let mut out = Vec::new();
+        for text in texts {
+            push_text_frame(&mut out, text.as_bytes());
+        }
+        Bytes::from(out)
+    };
+    match (framing, &state.closed) {
+        (Framing::Snapshot, Some(closed)) => state
+            .wire
+            .get_or_init(|| build(&[&state.update, closed]))
+            .clone(),
+        (Framing::Change, Some(closed)) => {
+            state.wire_change.get_or_init(|| build(&[closed])).clone()
+        }
+        (_, None) => state.wire.get_or_init(|| build(&[&state.update])).clone(),
+    }
 }
 
 fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {

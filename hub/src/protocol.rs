@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::rules::{GroupStanding, Outcome, Rule, RuleSpec, Standing};
-use crate::tally::{Scale, Tally};
+use crate::tally::{Halves, Scale, Tally};
 
 // ── /live: client → server ────────────────────────────────────────────────
 
@@ -266,7 +266,7 @@ pub struct LiveCounts<'a> {
     pub votes_total: u64,
     pub votes_abstain: u64,
     pub seq: u64,
-    pub needed: u64,
+    pub needed: Halves,
     pub adopted_if_closed_now: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grades: Option<&'a [u64; 7]>,

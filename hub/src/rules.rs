@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tally::Tally;
+use crate::tally::{Halves, Tally};
 
 /// Relative slack for floating-point comparisons of thresholds: a ratio of
 /// 2/3 must accept 2 approvals out of 3 even though `2/3 * 3` is not exactly 2
@@ -289,8 +289,10 @@ impl Inertia {
 /// the result if it were closed now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Standing {
-    /// Approvals adoption requires at the current turnout.
-    pub needed: u64,
+    /// Approvals adoption requires at the current turnout: the smallest
+    /// count the tally can reach (whole ballots, or halves on the nuanced
+    /// scale) that adopts. Adoption is exactly `approvals >= needed`.
+    pub needed: Halves,
     pub adopted_if_closed_now: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupStanding>,
@@ -321,31 +323,35 @@ impl Outcome {
 }
 
 impl Rule {
-    /// The main threshold's requirement: the smallest number of approvals
-    /// that adopts with `turnout` expressed ballots (approvals + rejections).
-    fn needed_at(&self, turnout: f64) -> u64 {
-        match self.kind {
-            // for > against  ⇔  for > T/2
-            RuleKind::Majority => (turnout / 2.0).floor() as u64 + 1,
+    /// The main threshold's requirement: the smallest approvals, in half
+    /// ballots and a multiple of `step`, that adopt with `turnout` half
+    /// ballots expressed (approvals + rejections). Every rule here adopts
+    /// more surely with more approvals at a fixed turnout, so the decision
+    /// is exactly `approvals >= needed`.
+    fn needed_at(&self, turnout: Halves, step: u64) -> Halves {
+        let t2 = turnout.0;
+        let least = match self.kind {
+            // for > against  ⇔  2·for > T  ⇔  for > T/2
+            RuleKind::Majority => t2 / 2 + 1,
+            // for ≥ r·T, and for > 0
             RuleKind::Supermajority { ratio } => {
-                let exact = ratio * turnout;
+                let exact = ratio * t2 as f64;
                 ((exact - EPSILON * exact.max(1.0)).ceil() as u64).max(1)
             }
+            // for > threshold(T): strictly greater
             RuleKind::Inertia(i) => {
-                let t = i.threshold(turnout);
-                // Strictly greater: the smallest integer above t.
+                let t = 2.0 * i.threshold(turnout.as_f64());
                 (t + EPSILON * t.max(1.0)).floor() as u64 + 1
             }
-        }
+        };
+        Halves(least.div_ceil(step) * step)
     }
 
     /// Where `tally` stands under this rule.
     pub fn standing(&self, tally: &Tally) -> Standing {
         let (approvals, rejections) = tally.weighed();
-        let turnout = approvals + rejections;
-        let needed = self.needed_at(turnout);
-        // `approvals` may be a half (nuanced "no opinion" counts half).
-        let main = approvals >= needed as f64;
+        let needed = self.needed_at(Halves(approvals.0 + rejections.0), tally.step());
+        let main = approvals >= needed;
         let quorum = self.quorum.is_none_or(|q| tally.total() >= q);
         let groups: Vec<GroupStanding> = self
             .groups
@@ -406,7 +412,7 @@ mod tests {
         let r = Rule::default();
         assert_eq!(r.outcome(&tally(3, 3, 5)), Outcome::Rejected);
         assert_eq!(r.outcome(&tally(4, 3, 0)), Outcome::Adopted);
-        assert_eq!(r.standing(&tally(4, 3, 0)).needed, 4);
+        assert_eq!(r.standing(&tally(4, 3, 0)).needed, Halves::whole(4));
         assert_eq!(r.outcome(&tally(0, 0, 9)), Outcome::Rejected);
     }
 
@@ -416,7 +422,7 @@ mod tests {
         assert_eq!(r.outcome(&tally(2, 1, 0)), Outcome::Adopted);
         assert_eq!(r.outcome(&tally(20, 10, 0)), Outcome::Adopted);
         assert_eq!(r.outcome(&tally(19, 10, 0)), Outcome::Rejected);
-        assert_eq!(r.standing(&tally(19, 10, 0)).needed, 20);
+        assert_eq!(r.standing(&tally(19, 10, 0)).needed, Halves::whole(20));
         assert_eq!(r.outcome(&tally(0, 0, 4)), Outcome::Rejected);
     }
 
@@ -480,7 +486,7 @@ mod tests {
             );
             assert_eq!(
                 inertia(w).standing(&tally(0, t, 0)).needed,
-                needed,
+                Halves::whole(needed),
                 "W={w} T={t}"
             );
         }
@@ -599,7 +605,7 @@ mod tests {
 
             #[test]
             fn needed_is_the_boundary(rule in any_rule(), t in 0u64..3000) {
-                let n = rule.standing(&tally(0, t, 0)).needed;
+                let n = rule.standing(&tally(0, t, 0)).needed.0 / 2;
                 // With `needed` approvals among `t` expressed ballots it adopts,
                 // with one fewer it does not.
                 prop_assume!(n <= t && n >= 1);

@@ -28,6 +28,9 @@ use crate::live::{self, LiveConfig};
 /// common file-descriptor limits, far above a large assembly.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
+/// The largest request line and headers taken, in bytes.
+pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub admin_token: String,
@@ -137,6 +140,9 @@ pub async fn run(
     let service = TowerToHyperService::new(router(state));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new());
+    // Request heads beyond this are answered 431 (hyper's smallest read
+    // buffer; a browser's heads are well under it). Bodies stream through.
+    http.max_buf_size(MAX_REQUEST_HEAD);
     loop {
         let io = tokio::select! {
             io = listener.accept() => io,

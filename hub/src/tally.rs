@@ -93,6 +93,41 @@ impl Ballot {
     }
 }
 
+/// A count in half ballots, exact: a nuanced "no opinion" weighs half a
+/// ballot each way. On the wire it is a whole number when it is one, and
+/// otherwise ends in `.5`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Halves(pub u64);
+
+impl Halves {
+    pub fn whole(n: u64) -> Halves {
+        Halves(2 * n)
+    }
+
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64 / 2.0
+    }
+}
+
+impl std::fmt::Display for Halves {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 % 2 {
+            0 => write!(f, "{}", self.0 / 2),
+            _ => write!(f, "{}.5", self.0 / 2),
+        }
+    }
+}
+
+impl Serialize for Halves {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_multiple_of(2) {
+            s.serialize_u64(self.0 / 2)
+        } else {
+            s.serialize_f64(self.as_f64())
+        }
+    }
+}
+
 /// The running count of one session. Adding and removing a ballot are exact
 /// inverses, so a re-vote is `remove(old)` then `add(new)`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -159,18 +194,24 @@ impl Tally {
         self.group_approvals.get(group).copied().unwrap_or(0)
     }
 
-    /// Approvals and rejections as the rules weigh them: on the nuanced
-    /// scale a "no opinion" (grade 0) counts half for and half against; on
-    /// the plain scale abstentions count for neither.
-    pub fn weighed(&self) -> (f64, f64) {
+    /// Approvals and rejections as the rules weigh them, in half ballots:
+    /// on the nuanced scale a "no opinion" (grade 0) counts half for and
+    /// half against; on the plain scale abstentions count for neither.
+    pub fn weighed(&self) -> (Halves, Halves) {
         let half = match self.grades {
-            Some(_) => self.votes_abstain as f64 / 2.0,
-            None => 0.0,
+            Some(_) => self.votes_abstain,
+            None => 0,
         };
         (
-            self.votes_for as f64 + half,
-            self.votes_against as f64 + half,
+            Halves(2 * self.votes_for + half),
+            Halves(2 * self.votes_against + half),
         )
+    }
+
+    /// The smallest step by which approvals can move, in half ballots: a
+    /// whole ballot on the plain scale, a half on the nuanced one.
+    pub fn step(&self) -> u64 {
+        if self.grades.is_some() { 1 } else { 2 }
     }
 
     pub fn grades(&self) -> Option<&[u64; GRADES]> {
@@ -245,10 +286,18 @@ mod tests {
         t.add(&Ballot::Grade(0), &[]);
         t.add(&Ballot::Grade(0), &[]);
         t.add(&Ballot::Grade(2), &[]);
-        assert_eq!(t.weighed(), (2.0, 1.0));
+        assert_eq!(t.weighed(), (Halves(4), Halves(2)));
         let mut plain = Tally::new(Scale::Choice);
         plain.add(&Ballot::Choice(Choice::Abstain), &[]);
-        assert_eq!(plain.weighed(), (0.0, 0.0));
+        assert_eq!(plain.weighed(), (Halves(0), Halves(0)));
+    }
+
+    #[test]
+    fn halves_are_whole_numbers_on_the_wire_when_they_can_be() {
+        assert_eq!(serde_json::to_string(&Halves(8)).expect("json"), "4");
+        assert_eq!(serde_json::to_string(&Halves(5)).expect("json"), "2.5");
+        assert_eq!(Halves(5).to_string(), "2.5");
+        assert_eq!(Halves::whole(3).to_string(), "3");
     }
 
     #[test]

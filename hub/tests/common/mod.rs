@@ -2,6 +2,8 @@
 //! on port 0) and real HTTP and WebSocket clients over loopback.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
