@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::store::StoreError;
+use crate::core::{Hub, HubError, Limits};
 use crate::data_dir::{self, TokenError};
-use crate::hub::{Hub, HubError, Limits};
 use crate::server::ServerConfig;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::SqliteStore;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -126,7 +127,7 @@ impl Running {
 
     /// The addresses participants should open.
     pub fn join_urls(&self) -> Vec<String> {
-        crate::network::join_urls(self.addr)
+        crate::net::join_urls(self.addr)
     }
 
     /// Waits until the server stops (its token was cancelled), then lets the

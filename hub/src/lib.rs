@@ -1,34 +1,35 @@
-//! votehub: a live voting hub for assemblies. The core ([`Hub`]) owns
-//! sessions, ballots, tallies and rules and keeps them durable in a
-//! [`Store`]; [`run`] serves it over HTTP and the `/live` WebSocket. The
-//! desktop app and the `votehub` binary are thin shells over these.
+//! votehub: a live voting hub for assemblies.
 //!
-//! Dependencies point one way: `rules` and `tally` (pure) ← `hub` ← `store`;
-//! `protocol` declares the wire once; `http` and `live` are the doors (`live`
-//! writes through `outlet`s that `fanout` feeds), and `error` maps every
-//! error to the wire in one place.
+//! # Layout
+//!
+//! - [`core`] — sessions, ballots, tallies, rules and the roll; the one
+//!   writer thread that changes them; the [`Hub`] handle every door holds;
+//!   and the storage seam it declares ([`core::store`]). Knows no HTTP,
+//!   WebSocket, Tauri or database.
+//! - [`store`] — the stores behind that seam: SQLite on the laptop.
+//! - [`http`] — the HTTP door: the API, the pages, their errors.
+//! - [`live`] — the `/live` WebSocket door: handshake, connections, their
+//!   outlets, and the fan-out that writes each state to every follower.
+//! - [`server`] — both doors on one listener ([`net`]: its sockets), with
+//!   an orderly shutdown; [`launch`] starts and stops a whole hub from
+//!   settings ([`config`] reads them), for `votehub serve` and the desktop
+//!   app alike.
+//!
+//! Dependencies point one way: `core::rules` and `core::tally` (pure) ←
+//! `core` ← `store`; `core` ← `http`, `live` ← `server` ← `launch` ← the
+//! binaries and the desktop shell.
 
+pub mod config;
+pub mod core;
 pub mod data_dir;
-pub mod error;
-pub mod export;
-pub mod fanout;
-pub mod frame_limit;
 pub mod http;
-pub mod hub;
 pub mod launch;
 pub mod live;
-pub mod network;
-pub mod outlet;
-pub mod pages;
-pub mod protocol;
-pub mod rules;
-#[cfg(test)]
-mod rules_oracle;
+pub mod net;
 pub mod server;
 pub mod store;
-pub mod tally;
 
-pub use hub::{Hub, HubError, Limits, Subscription};
-pub use live::LiveConfig;
-pub use server::{ServerConfig, run};
-pub use store::{SqliteStore, Store, StoreError};
+pub use crate::core::{Hub, HubError, Limits, Subscription};
+pub use crate::live::LiveConfig;
+pub use crate::server::{ServerConfig, run};
+pub use crate::store::SqliteStore;

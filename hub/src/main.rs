@@ -1,16 +1,12 @@
-//! The `votehub` command: parses configuration, opens the data directory,
-//! and hands a bound listener to `votehub::run`. Nothing else happens here.
+//! The `votehub` command: parses configuration and hands it to `launch`.
+//! Nothing else happens here.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-mod bench;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use votehub::data_dir;
-use votehub::launch::{self, Settings};
+use votehub::config::HubArgs;
+use votehub::{data_dir, launch};
 
 /// mimalloc packs objects of one size together: the fan-out walks
 /// thousands of connection outlets and socket registrations per tally, and
@@ -28,32 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub without a window (servers, CI, benchmarks).
-    Serve(ServeArgs),
-    /// Measure what a hub carries: fan-out latency, idle memory, ballot intake.
-    Bench(bench::BenchArgs),
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address and port to listen on; 0.0.0.0 makes the hub reachable from the LAN.
-    #[arg(long, env = "VOTEHUB_BIND", default_value = "0.0.0.0:8765")]
-    bind: SocketAddr,
-    /// Data directory (database, admin token). Default: the platform data dir.
-    #[arg(long, env = "VOTEHUB_DATA")]
-    data: Option<PathBuf>,
-    /// Admin token for moderator calls. Default: generated at first start and kept in the data dir.
-    #[arg(long, env = "VOTEHUB_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
-    /// Extra browser origin allowed to open /live (repeatable).
-    #[arg(
-        long = "allow-origin",
-        env = "VOTEHUB_ALLOW_ORIGINS",
-        value_delimiter = ','
-    )]
-    allow_origins: Vec<String>,
-    /// Open connections at most (HTTP and live); keep below the file-descriptor limit.
-    #[arg(long, env = "VOTEHUB_MAX_CONNECTIONS", default_value_t = votehub::server::DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
+    Serve(HubArgs),
 }
 
 /// Exit code for anything the organiser must fix before the hub can start.
@@ -103,32 +74,13 @@ fn main() -> ExitCode {
                 ExitCode::from(USAGE)
             }
         },
-        Command::Bench(args) => {
-            let json = args.json;
-            match runtime.block_on(bench::run(args)) {
-                Ok(report) => {
-                    bench::print(&report, json);
-                    if report.exact && report.errors == 0 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(message) => {
-                    eprintln!("votehub bench: {message}");
-                    ExitCode::from(USAGE)
-                }
-            }
-        }
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut settings = Settings::new(args.bind, args.data.unwrap_or_else(data_dir::default_dir));
-    settings.admin_token = args.admin_token;
-    settings.allow_origins = args.allow_origins;
-    settings.max_connections = args.max_connections;
-    let running = launch::start(settings).await.map_err(|e| e.to_string())?;
+async fn serve(args: HubArgs) -> Result<(), String> {
+    let running = launch::start(args.settings())
+        .await
+        .map_err(|e| e.to_string())?;
     if running.token_created {
         eprintln!(
             "votehub: admin token (shown once, kept in {}): {}",

@@ -6,33 +6,35 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 use uuid::Uuid;
-use votehub::error::WireError;
-use votehub::protocol::{CloseReceipt, NewSession, NewVoter, RollEntry, SessionView};
-use votehub::{Hub, HubError};
+use votehub::core::roll::{NewVoter, RollEntry};
+use votehub::core::session::{CloseReceipt, NewSession, SessionView};
+use votehub::core::{Code, Hub, HubError};
 
 use crate::host::{Host, HubStatus, Snapshot};
 use crate::settings::Settings;
 
-/// An error as the window shows it.
+/// An error as the window shows it: the same text and code as over HTTP.
 #[derive(Debug, Serialize)]
 pub struct CommandError {
     pub error: String,
-    pub code: String,
+    pub code: &'static str,
 }
 
 impl CommandError {
-    fn new(code: &str, error: impl ToString) -> CommandError {
+    fn new(code: Code, error: impl ToString) -> CommandError {
         CommandError {
             error: error.to_string(),
-            code: code.to_owned(),
+            code: code.as_str(),
         }
     }
 }
 
 impl From<HubError> for CommandError {
     fn from(e: HubError) -> CommandError {
-        let wire = WireError::from(e);
-        CommandError::new(wire.code, wire.message)
+        if let HubError::Store(inner) = &e {
+            tracing::error!(error = %inner, "storage failure shown in the window");
+        }
+        CommandError::new(e.code(), e.public_message())
     }
 }
 
@@ -40,7 +42,7 @@ type Result<T> = std::result::Result<T, CommandError>;
 
 fn hub(host: &Host) -> Result<Hub> {
     host.hub()
-        .ok_or_else(|| CommandError::new("hub_not_running", "the hub is not running"))
+        .ok_or_else(|| CommandError::new(Code::HubNotRunning, "the hub is not running"))
 }
 
 fn session_id(id: &str) -> Result<Uuid> {
@@ -69,21 +71,15 @@ pub fn broadcast(host: State<'_, Host>, id: String) -> Result<SessionView> {
 
 #[tauri::command]
 pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Result<Vec<RollEntry>> {
+    // One name per pasted line; blank lines are not names.
     let voters = names
         .into_iter()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.trim().is_empty())
         .map(|name| NewVoter {
             name,
             groups: Vec::new(),
         })
         .collect::<Vec<_>>();
-    if voters.is_empty() {
-        return Err(CommandError::new(
-            "invalid_voters",
-            "paste at least one name",
-        ));
-    }
     Ok(hub(&host)?.register_voters(voters).await?)
 }
 
@@ -97,7 +93,7 @@ fn exports_dir(host: &Host) -> Result<PathBuf> {
     match host.status() {
         HubStatus::Running { data_dir, .. } => Ok(data_dir.join("exports")),
         _ => Err(CommandError::new(
-            "hub_not_running",
+            Code::HubNotRunning,
             "the hub is not running",
         )),
     }
@@ -110,7 +106,7 @@ fn write_export(host: &Host, name: &str, bytes: &[u8]) -> Result<String> {
         .and_then(|()| std::fs::write(&path, bytes))
         .map_err(|e| {
             CommandError::new(
-                "export_failed",
+                Code::ExportFailed,
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
@@ -124,23 +120,23 @@ pub async fn export_session(host: State<'_, Host>, id: String) -> Result<String>
     let id = session_id(&id)?;
     let session = hub.session(id).ok_or(HubError::SessionNotFound)?;
     let ballots = hub.ballots(id).await?;
-    let csv = votehub::export::session_csv(&session, &ballots)
-        .map_err(|e| CommandError::new("export_failed", e))?;
+    let csv = votehub::core::export::session_csv(&session, &ballots)
+        .map_err(|e| CommandError::new(Code::ExportFailed, e))?;
     write_export(&host, &format!("session-{id}.csv"), &csv)
 }
 
 /// Writes the roll with its codes into the data directory; returns its path.
 #[tauri::command]
 pub fn export_roll(host: State<'_, Host>) -> Result<String> {
-    let csv = votehub::export::roll_csv(&hub(&host)?.roll())
-        .map_err(|e| CommandError::new("export_failed", e))?;
+    let csv = votehub::core::export::roll_csv(&hub(&host)?.roll())
+        .map_err(|e| CommandError::new(Code::ExportFailed, e))?;
     write_export(&host, "voter-roll.csv", &csv)
 }
 
 #[tauri::command]
 pub fn qr_svg(data: String) -> Result<String> {
-    votehub::pages::qr_svg(&data)
-        .ok_or_else(|| CommandError::new("invalid_qr", "nothing to encode"))
+    votehub::http::pages::qr_svg(&data)
+        .ok_or_else(|| CommandError::new(Code::InvalidQr, "nothing to encode"))
 }
 
 #[tauri::command]
@@ -152,7 +148,7 @@ pub fn get_settings<R: Runtime>(app: AppHandle<R>) -> Settings {
 pub fn save_settings<R: Runtime>(app: AppHandle<R>, settings: Settings) -> Result<()> {
     settings
         .save(&app)
-        .map_err(|e| CommandError::new("invalid_settings", e))
+        .map_err(|e| CommandError::new(Code::InvalidSettings, e))
 }
 
 /// Restarts the hub with the saved settings, or on `port` (kept in the
@@ -168,11 +164,11 @@ pub async fn restart_hub<R: Runtime>(
         settings.port = port;
         settings
             .save(&app)
-            .map_err(|e| CommandError::new("invalid_settings", e))?;
+            .map_err(|e| CommandError::new(Code::InvalidSettings, e))?;
     }
     let mut launch = settings
         .launch()
-        .map_err(|e| CommandError::new("invalid_settings", e))?;
+        .map_err(|e| CommandError::new(Code::InvalidSettings, e))?;
     // The port chosen in the window wins, even over VOTEHUB_BIND's.
     if let Some(port) = port {
         launch.bind.set_port(port);

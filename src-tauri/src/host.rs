@@ -10,8 +10,8 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 use votehub::Hub;
+use votehub::core::session::SessionView;
 use votehub::launch::{self, Running};
-use votehub::protocol::SessionView;
 
 /// The window's view of the hub.
 #[derive(Debug, Clone, Serialize)]

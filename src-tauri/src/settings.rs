@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_store::StoreExt;
+use votehub::config::EnvOverrides;
 
 const FILE: &str = "settings.json";
 
@@ -42,6 +43,8 @@ pub enum SettingsError {
     BadLanguage,
     #[error("cannot keep the settings: {0}")]
     Store(#[from] tauri_plugin_store::Error),
+    #[error("{0}")]
+    Env(String),
 }
 
 impl Settings {
@@ -74,37 +77,21 @@ impl Settings {
     }
 
     /// What the hub starts with: these settings, unless the environment
-    /// says otherwise for this run.
+    /// says otherwise for this run (read by the hub's own `config`, exactly
+    /// as `votehub serve` reads it).
     pub fn launch(&self) -> Result<votehub::launch::Settings, SettingsError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let bind = match env("VOTEHUB_BIND") {
-            Some(b) => b
-                .parse::<SocketAddr>()
-                .map_err(|_| SettingsError::BadAddress(b))?,
-            None => {
-                let ip: IpAddr = self
-                    .bind_address
-                    .parse()
-                    .map_err(|_| SettingsError::BadAddress(self.bind_address.clone()))?;
-                SocketAddr::new(ip, self.port)
-            }
-        };
-        let data = env("VOTEHUB_DATA")
+        let ip: IpAddr = self
+            .bind_address
+            .parse()
+            .map_err(|_| SettingsError::BadAddress(self.bind_address.clone()))?;
+        let data = Some(self.data_dir.trim())
+            .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .or_else(|| {
-                (!self.data_dir.trim().is_empty()).then(|| PathBuf::from(self.data_dir.trim()))
-            })
             .unwrap_or_else(votehub::data_dir::default_dir);
-        let mut launch = votehub::launch::Settings::new(bind, data);
-        launch.admin_token = env("VOTEHUB_ADMIN_TOKEN");
-        launch.allow_origins = env("VOTEHUB_ALLOW_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut launch = votehub::launch::Settings::new(SocketAddr::new(ip, self.port), data);
+        EnvOverrides::from_env()
+            .map_err(SettingsError::Env)?
+            .apply(&mut launch);
         Ok(launch)
     }
 }

@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 
-use crate::rules::{GroupMinimum, Inertia, Rule, RuleKind};
-use crate::tally::{Ballot, Choice, Scale, Tally};
+use super::{GroupMinimum, Inertia, Outcome, Rule, RuleKind};
+use crate::core::tally::{Ballot, Choice, Scale, Tally};
 
 /// A tally as the oracle sees it: how many ballots of each kind.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ proptest! {
         let standing = rule.standing(&tally);
         let want = adopted(&rule, &counts);
         prop_assert_eq!(standing.adopted_if_closed_now, want, "{:?}", counts);
-        prop_assert_eq!(rule.outcome(&tally) == crate::rules::Outcome::Adopted, want);
+        prop_assert_eq!(rule.outcome(&tally) == Outcome::Adopted, want);
         prop_assert_eq!(standing.needed.as_f64(), needed(&rule, &counts), "{:?}", counts);
         // `needed` and the decision agree: the rule's own condition holds
         // exactly when the approvals reach `needed`.

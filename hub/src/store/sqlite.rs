@@ -1,15 +1,32 @@
-//! Durable storage of sessions, ballots and the voter roll. The hub talks
-//! to it through the narrow [`Store`] trait (load everything at start, look
-//! up one ballot, write a batch atomically), so a shared PostgreSQL store can
-//! take its place later; [`SqliteStore`] is the embedded implementation.
+//! The embedded store: one SQLite file in the data directory, in WAL mode
+//! with every commit synced (`synchronous=FULL`). This process is its only
+//! writer, so the core's memory of a session is always current.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
 use uuid::Uuid;
 
-use crate::tally::{Ballot, Choice};
+use crate::core::roll::RollEntry;
+use crate::core::rules::{Outcome, Rule};
+use crate::core::session::{Electorate, SessionMeta, Status};
+use crate::core::store::{
+    BallotRecord, Loaded, Locked, Store, StoreError, StoredSession, Txn, Write,
+};
+use crate::core::tally::{Ballot, Choice, Scale};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(e: rusqlite_migration::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "votehub.db";
@@ -17,109 +34,6 @@ pub const DB_FILE: &str = "votehub.db";
 /// Written in the SQLite header (`PRAGMA application_id`): "vote" in ASCII.
 /// A database without it is someone else's and is never touched.
 const APPLICATION_ID: i32 = 0x766f_7465;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(
-        "{path} is not a votehub database (it belongs to another program); move it away or choose another data directory"
-    )]
-    Foreign { path: PathBuf },
-    #[error("{path} is not a database, or is damaged: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "{path} was written by a newer votehub (schema {found}, this one knows {known}); upgrade votehub"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: usize,
-    },
-    #[error("cannot use data directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("schema migration failed: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
-    #[error("stored data is inconsistent: {0}")]
-    Inconsistent(String),
-}
-
-/// A session as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionRecord {
-    pub id: Uuid,
-    pub title: String,
-    pub description: String,
-    /// The rule as JSON (the hub owns its meaning).
-    pub rule: String,
-    pub electorate: String,
-    pub scale: String,
-    /// `None` while open, `Some("adopted" | "rejected")` once closed.
-    pub result: Option<String>,
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BallotRecord {
-    pub voter: String,
-    pub ballot: Ballot,
-    pub cast_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct VoterRecord {
-    pub code: String,
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-/// Everything on disk, read once at start.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// In creation order, each with its ballots.
-    pub sessions: Vec<(SessionRecord, Vec<BallotRecord>)>,
-    /// In registration order.
-    pub voters: Vec<VoterRecord>,
-}
-
-/// One change to persist; a batch of them is written atomically.
-#[derive(Debug, Clone)]
-pub enum Write {
-    Session(SessionRecord),
-    Ballot {
-        session: Uuid,
-        seq: u64,
-        record: BallotRecord,
-    },
-    Close {
-        session: Uuid,
-        seq: u64,
-        result: String,
-        closed_at: String,
-    },
-    Voter(VoterRecord),
-}
-
-/// What the hub needs from storage. Implementations run on the hub's one
-/// writer thread, so they may block.
-pub trait Store: Send + 'static {
-    fn load(&mut self) -> Result<Loaded, StoreError>;
-    /// A voter's current ballot in a session, as committed.
-    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError>;
-    /// All ballots of a session, in the order they were last cast.
-    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError>;
-    /// Writes the batch all or nothing; when this returns `Ok` the batch is
-    /// durable (it survives a crash of the process and of the machine).
-    fn commit(&mut self, batch: &[Write]) -> Result<(), StoreError>;
-}
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![M::up(
@@ -170,9 +84,9 @@ impl SqliteStore {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let corrupt = |source| StoreError::Corrupt {
+        let corrupt = |source: rusqlite::Error| StoreError::Corrupt {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut conn = Connection::open_with_flags(
             &path,
@@ -214,6 +128,64 @@ impl SqliteStore {
     }
 }
 
+// ── Column encodings: the one place where typed values become text ──────
+
+fn electorate_column(e: Electorate) -> &'static str {
+    match e {
+        Electorate::Open => "open",
+        Electorate::Roll => "roll",
+    }
+}
+
+fn electorate_from(s: &str) -> Result<Electorate, StoreError> {
+    match s {
+        "open" => Ok(Electorate::Open),
+        "roll" => Ok(Electorate::Roll),
+        other => Err(StoreError::Inconsistent(format!(
+            "unknown electorate {other:?}"
+        ))),
+    }
+}
+
+fn scale_column(s: Scale) -> &'static str {
+    match s {
+        Scale::Choice => "choice",
+        Scale::Nuanced => "nuanced",
+    }
+}
+
+fn scale_from(s: &str) -> Result<Scale, StoreError> {
+    match s {
+        "choice" => Ok(Scale::Choice),
+        "nuanced" => Ok(Scale::Nuanced),
+        other => Err(StoreError::Inconsistent(format!("unknown scale {other:?}"))),
+    }
+}
+
+fn outcome_column(o: Outcome) -> &'static str {
+    o.as_str()
+}
+
+fn outcome_from(s: &str) -> Result<Outcome, StoreError> {
+    match s {
+        "adopted" => Ok(Outcome::Adopted),
+        "rejected" => Ok(Outcome::Rejected),
+        other => Err(StoreError::Inconsistent(format!(
+            "unknown result {other:?}"
+        ))),
+    }
+}
+
+/// The rule is kept as its JSON wire form, which the rule module owns and
+/// validates again when it is read back.
+fn rule_column(rule: &Rule) -> Result<String, StoreError> {
+    serde_json::to_string(rule).map_err(|e| StoreError::Inconsistent(format!("rule: {e}")))
+}
+
+fn rule_from(s: &str) -> Result<Rule, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Inconsistent(format!("rule: {e}")))
+}
+
 fn ballot_columns(ballot: &Ballot) -> (Option<&'static str>, Option<i64>) {
     match ballot {
         Ballot::Choice(c) => (Some(c.as_str()), None),
@@ -237,6 +209,39 @@ fn uuid_column(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|_| StoreError::Inconsistent(format!("bad session id {s:?}")))
 }
 
+fn groups_column(groups: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(groups).map_err(|e| StoreError::Inconsistent(e.to_string()))
+}
+
+fn groups_from(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Inconsistent(format!("voter groups: {e}")))
+}
+
+/// Every ballot of a session, in the order they were last cast.
+fn read_ballots(conn: &Connection, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT voter, choice, grade, cast_at FROM ballots WHERE session_id = ?1 ORDER BY cast_at, voter",
+    )?;
+    let rows = stmt.query_map(params![session.to_string()], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (voter, choice, grade, cast_at) = row?;
+        out.push(BallotRecord {
+            voter,
+            ballot: ballot_from_columns(choice, grade)?,
+            cast_at,
+        });
+    }
+    Ok(out)
+}
+
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
@@ -244,33 +249,62 @@ impl Store for SqliteStore {
             "SELECT id, title, description, rule, electorate, scale, result, created_at, closed_at, seq
              FROM sessions ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([], |r| {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let rows = stmt.query_map([], |r| -> rusqlite::Result<Row> {
             Ok((
-                r.get::<_, String>(0)?,
-                SessionRecord {
-                    id: Uuid::nil(),
-                    title: r.get(1)?,
-                    description: r.get(2)?,
-                    rule: r.get(3)?,
-                    electorate: r.get(4)?,
-                    scale: r.get(5)?,
-                    result: r.get(6)?,
-                    created_at: r.get(7)?,
-                    closed_at: r.get(8)?,
-                    seq: r.get::<_, i64>(9)?.max(0) as u64,
-                },
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
             ))
         })?;
-        let mut sessions = Vec::new();
+        let mut rows_read = Vec::new();
         for row in rows {
-            let (id, mut record) = row?;
-            record.id = uuid_column(&id)?;
-            sessions.push(record);
+            rows_read.push(row?);
         }
         drop(stmt);
-        for record in sessions {
-            let ballots = self.ballots(record.id)?;
-            loaded.sessions.push((record, ballots));
+        for (id, title, description, rule, electorate, scale, result, created_at, closed_at, seq) in
+            rows_read
+        {
+            let id = uuid_column(&id)?;
+            let result = result.as_deref().map(outcome_from).transpose()?;
+            loaded.sessions.push(StoredSession {
+                meta: SessionMeta {
+                    id,
+                    title,
+                    description,
+                    rule: rule_from(&rule)?,
+                    electorate: electorate_from(&electorate)?,
+                    scale: scale_from(&scale)?,
+                    created_at,
+                },
+                status: if result.is_some() {
+                    Status::Closed
+                } else {
+                    Status::Open
+                },
+                result,
+                closed_at,
+                seq: seq.max(0) as u64,
+                ballots: read_ballots(&self.conn, id)?,
+            });
         }
         let mut stmt = self
             .conn
@@ -284,15 +318,38 @@ impl Store for SqliteStore {
         })?;
         for row in rows {
             let (code, name, groups) = row?;
-            let groups = serde_json::from_str(&groups)
-                .map_err(|e| StoreError::Inconsistent(format!("voter groups: {e}")))?;
-            loaded.voters.push(VoterRecord { code, name, groups });
+            loaded.voters.push(RollEntry {
+                code,
+                name,
+                groups: groups_from(&groups)?,
+            });
         }
         Ok(loaded)
     }
 
+    fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
+        Ok(Box::new(SqliteTxn {
+            tx: self.conn.transaction()?,
+        }))
+    }
+
+    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+        read_ballots(&self.conn, session)
+    }
+}
+
+struct SqliteTxn<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Txn for SqliteTxn<'_> {
+    fn lock_sessions(&mut self, _ids: &[Uuid]) -> Result<Locked, StoreError> {
+        // This process is the file's only writer.
+        Ok(Locked::Current)
+    }
+
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "SELECT choice, grade FROM ballots WHERE session_id = ?1 AND voter = ?2",
         )?;
         let found = stmt
@@ -303,62 +360,28 @@ impl Store for SqliteStore {
         found.map(|(c, g)| ballot_from_columns(c, g)).transpose()
     }
 
-    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT voter, choice, grade, cast_at FROM ballots WHERE session_id = ?1 ORDER BY cast_at, voter",
-        )?;
-        let rows = stmt.query_map(params![session.to_string()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (voter, choice, grade, cast_at) = row?;
-            out.push(BallotRecord {
-                voter,
-                ballot: ballot_from_columns(choice, grade)?,
-                cast_at,
-            });
-        }
-        Ok(out)
-    }
-
-    fn commit(&mut self, batch: &[Write]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        // The last seq per session, written once per batch rather than once
-        // per ballot.
-        let mut seqs: Vec<(Uuid, u64)> = Vec::new();
-        for write in batch {
-            match write {
-                Write::Session(s) => {
-                    tx.prepare_cached(
+    fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::Session(m) => {
+                self.tx
+                    .prepare_cached(
                         "INSERT INTO sessions (id, title, description, rule, electorate, scale, result, created_at, closed_at, seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, NULL, 0)",
                     )?
                     .execute(params![
-                        s.id.to_string(),
-                        s.title,
-                        s.description,
-                        s.rule,
-                        s.electorate,
-                        s.scale,
-                        s.result,
-                        s.created_at,
-                        s.closed_at,
-                        s.seq as i64
+                        m.id.to_string(),
+                        m.title,
+                        m.description,
+                        rule_column(&m.rule)?,
+                        electorate_column(m.electorate),
+                        scale_column(m.scale),
+                        m.created_at,
                     ])?;
-                }
-                Write::Ballot {
-                    session,
-                    seq,
-                    record,
-                } => {
-                    let (choice, grade) = ballot_columns(&record.ballot);
-                    tx.prepare_cached(
+            }
+            Write::Ballot { session, record } => {
+                let (choice, grade) = ballot_columns(&record.ballot);
+                self.tx
+                    .prepare_cached(
                         "INSERT INTO ballots (session_id, voter, choice, grade, cast_at) VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (session_id, voter) DO UPDATE
                          SET choice = excluded.choice, grade = excluded.grade, cast_at = excluded.cast_at",
@@ -370,66 +393,48 @@ impl Store for SqliteStore {
                         grade,
                         record.cast_at
                     ])?;
-                    note_seq(&mut seqs, *session, *seq);
-                }
-                Write::Close {
-                    session,
-                    seq,
-                    result,
-                    closed_at,
-                } => {
-                    tx.prepare_cached(
-                        "UPDATE sessions SET result = ?2, closed_at = ?3 WHERE id = ?1",
+            }
+            Write::State { session, state } => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE sessions SET result = ?2, closed_at = ?3, seq = ?4 WHERE id = ?1",
                     )?
                     .execute(params![
                         session.to_string(),
-                        result,
-                        closed_at
+                        state.result.map(outcome_column),
+                        state.closed_at,
+                        state.seq as i64
                     ])?;
-                    note_seq(&mut seqs, *session, *seq);
-                }
-                Write::Voter(v) => {
-                    let groups = serde_json::to_string(&v.groups)
-                        .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
-                    tx.prepare_cached(
-                        "INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![v.code, v.name, groups])?;
-                }
+            }
+            Write::Voter(v) => {
+                self.tx
+                    .prepare_cached("INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)")?
+                    .execute(params![v.code, v.name, groups_column(&v.groups)?])?;
             }
         }
-        for (session, seq) in seqs {
-            tx.prepare_cached("UPDATE sessions SET seq = ?2 WHERE id = ?1")?
-                .execute(params![session.to_string(), seq as i64])?;
-        }
-        tx.commit()?;
         Ok(())
     }
-}
 
-fn note_seq(seqs: &mut Vec<(Uuid, u64)>, session: Uuid, seq: u64) {
-    match seqs.iter_mut().find(|(s, _)| *s == session) {
-        Some(entry) => entry.1 = entry.1.max(seq),
-        None => seqs.push((session, seq)),
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit()?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::session::SessionState;
 
-    fn session(id: Uuid) -> SessionRecord {
-        SessionRecord {
+    fn meta(id: Uuid) -> SessionMeta {
+        SessionMeta {
             id,
             title: "Budget".into(),
             description: String::new(),
-            rule: r#"{"kind":"majority"}"#.into(),
-            electorate: "open".into(),
-            scale: "choice".into(),
-            result: None,
+            rule: Rule::default(),
+            electorate: Electorate::Open,
+            scale: Scale::Choice,
             created_at: "2026-11-25T10:00:00Z".into(),
-            closed_at: None,
-            seq: 0,
         }
     }
 
@@ -441,51 +446,83 @@ mod tests {
         }
     }
 
+    fn commit(store: &mut SqliteStore, writes: &[Write]) -> Result<(), StoreError> {
+        let mut txn = store.begin()?;
+        for w in writes {
+            txn.write(w)?;
+        }
+        txn.commit()
+    }
+
     #[test]
     fn a_committed_batch_is_there_after_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let id = Uuid::new_v4();
         {
             let mut store = SqliteStore::open(dir.path()).expect("open");
-            store
-                .commit(&[
-                    Write::Session(session(id)),
+            let mut closed = SessionState::new(Scale::Choice);
+            closed.status = Status::Closed;
+            closed.result = Some(Outcome::Rejected);
+            closed.closed_at = Some("2026-11-25T10:02:00Z".into());
+            closed.seq = 3;
+            commit(
+                &mut store,
+                &[
+                    Write::Session(meta(id)),
                     Write::Ballot {
                         session: id,
-                        seq: 1,
                         record: ballot("ann", Ballot::Choice(Choice::For)),
                     },
                     Write::Ballot {
                         session: id,
-                        seq: 2,
                         record: ballot("ann", Ballot::Choice(Choice::Against)),
                     },
-                    Write::Close {
+                    Write::State {
                         session: id,
-                        seq: 3,
-                        result: "rejected".into(),
-                        closed_at: "2026-11-25T10:02:00Z".into(),
+                        state: closed,
                     },
-                    Write::Voter(VoterRecord {
+                    Write::Voter(RollEntry {
                         code: "ABCD-EFGH".into(),
                         name: "Ann".into(),
                         groups: vec!["smith".into()],
                     }),
-                ])
-                .expect("commit");
+                ],
+            )
+            .expect("commit");
         }
         let mut store = SqliteStore::open(dir.path()).expect("reopen");
         let loaded = store.load().expect("load");
-        let (s, ballots) = &loaded.sessions[0];
+        let s = &loaded.sessions[0];
+        assert_eq!(s.meta, meta(id));
         assert_eq!(s.seq, 3);
-        assert_eq!(s.result.as_deref(), Some("rejected"));
-        assert_eq!(ballots.len(), 1, "a re-vote replaces");
-        assert_eq!(ballots[0].ballot, Ballot::Choice(Choice::Against));
+        assert_eq!(s.result, Some(Outcome::Rejected));
+        assert_eq!(s.status, Status::Closed);
+        assert_eq!(s.ballots.len(), 1, "a re-vote replaces");
+        assert_eq!(s.ballots[0].ballot, Ballot::Choice(Choice::Against));
         assert_eq!(loaded.voters[0].groups, vec!["smith".to_string()]);
+        let mut txn = store.begin().expect("begin");
         assert_eq!(
-            store.ballot(id, "ann").expect("lookup"),
+            txn.ballot(id, "ann").expect("lookup"),
             Some(Ballot::Choice(Choice::Against))
         );
+    }
+
+    #[test]
+    fn a_transaction_reads_its_own_writes_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SqliteStore::open(dir.path()).expect("open");
+        let id = Uuid::new_v4();
+        {
+            let mut txn = store.begin().expect("begin");
+            txn.write(&Write::Session(meta(id))).expect("session");
+            txn.write(&Write::Ballot {
+                session: id,
+                record: ballot("bob", Ballot::Grade(2)),
+            })
+            .expect("ballot");
+            assert_eq!(txn.ballot(id, "bob").expect("read"), Some(Ballot::Grade(2)));
+        }
+        assert!(store.load().expect("load").sessions.is_empty());
     }
 
     #[test]
@@ -494,7 +531,10 @@ mod tests {
         let mut store = SqliteStore::open(dir.path()).expect("open");
         let id = Uuid::new_v4();
         // The second session reuses the id: the whole batch must roll back.
-        let err = store.commit(&[Write::Session(session(id)), Write::Session(session(id))]);
+        let err = commit(
+            &mut store,
+            &[Write::Session(meta(id)), Write::Session(meta(id))],
+        );
         assert!(err.is_err());
         assert!(store.load().expect("load").sessions.is_empty());
     }

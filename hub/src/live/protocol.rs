@@ -1,6 +1,6 @@
-//! The wire protocol, declared once: what `/live` clients send and receive,
-//! and the JSON bodies of the HTTP API. Parsing here follows the seed
-//! (`websocket.py`) rule for rule, minus its crashes.
+//! The `/live` wire protocol, declared once: what clients send and what
+//! the hub sends them. Parsing follows the seed (`websocket.py`) rule for
+//! rule, minus its crashes.
 
 use std::fmt::Write as _;
 
@@ -11,8 +11,9 @@ use serde::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::rules::{GroupStanding, Outcome, Rule, RuleSpec, Standing};
-use crate::tally::{Halves, Scale, Tally};
+use crate::core::error::Code;
+use crate::core::rules::{GroupStanding, Outcome};
+use crate::core::tally::Halves;
 
 // ── /live: client → server ────────────────────────────────────────────────
 
@@ -282,21 +283,21 @@ pub struct LiveErrorBody<'a> {
 }
 
 impl LiveError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            LiveError::InvalidJson => "invalid_json",
-            LiveError::MissingFields => "missing_fields",
-            LiveError::InvalidSessionId => "invalid_session_id",
-            LiveError::UnknownAction(_) => "unknown_action",
-            LiveError::BinaryNotSupported => "binary_not_supported",
-            LiveError::TooManySubscriptions(_) => "too_many_subscriptions",
+            LiveError::InvalidJson => Code::InvalidJson,
+            LiveError::MissingFields => Code::MissingFields,
+            LiveError::InvalidSessionId => Code::InvalidSessionId,
+            LiveError::UnknownAction(_) => Code::UnknownAction,
+            LiveError::BinaryNotSupported => Code::BinaryNotSupported,
+            LiveError::TooManySubscriptions(_) => Code::TooManySubscriptions,
         }
     }
 
     pub fn to_json(&self) -> String {
         to_json(&LiveErrorBody {
             error: self.to_string(),
-            code: self.code(),
+            code: self.code().as_str(),
         })
     }
 }
@@ -310,137 +311,6 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
         tracing::error!(error = %e, "wire value failed to serialise");
         "{}".to_owned()
     })
-}
-
-// ── HTTP bodies ───────────────────────────────────────────────────────────
-
-/// Who may vote in a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Electorate {
-    /// Anyone with a voter id (the participant page makes one per browser).
-    #[default]
-    Open,
-    /// Only codes issued by `POST /api/voters`.
-    Roll,
-}
-
-impl Electorate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Electorate::Open => "open",
-            Electorate::Roll => "roll",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Open,
-    Closed,
-}
-
-/// `POST /api/sessions`. Unknown fields are refused: a misspelt
-/// "electorate" must not quietly open a roll vote to everyone.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSession {
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub rule: Option<RuleSpec>,
-    #[serde(default)]
-    pub electorate: Electorate,
-    #[serde(default)]
-    pub scale: Scale,
-}
-
-/// `POST /api/sessions/{id}/votes`: `choice` on the plain scale, `grade` on
-/// the nuanced one. Kept loose (`Value`) so each mistake gets its own
-/// plain-words answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BallotBody {
-    pub voter: Value,
-    #[serde(default)]
-    pub choice: Option<Value>,
-    #[serde(default)]
-    pub grade: Option<Value>,
-}
-
-/// `POST /api/voters`: `{"names": [...]}` or `{"voters": [{"name", "groups"}]}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VotersBody {
-    #[serde(default)]
-    pub names: Vec<String>,
-    #[serde(default)]
-    pub voters: Vec<NewVoter>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewVoter {
-    pub name: String,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// An entry of the voter roll, with the code its holder votes with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RollEntry {
-    pub name: String,
-    pub code: String,
-    pub groups: Vec<String>,
-}
-
-/// The answer to an accepted ballot.
-#[derive(Debug, Clone, Serialize)]
-pub struct VoteReceipt {
-    pub tally: Tally,
-    pub seq: u64,
-}
-
-/// The answer to a close.
-#[derive(Debug, Clone, Serialize)]
-pub struct CloseReceipt {
-    pub result: Outcome,
-    pub tally: Tally,
-    pub seq: u64,
-}
-
-/// A session as the HTTP API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionView {
-    pub id: Uuid,
-    pub title: String,
-    pub description: String,
-    pub status: Status,
-    pub rule: Rule,
-    pub electorate: Electorate,
-    pub scale: Scale,
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    pub tally: Tally,
-    pub seq: u64,
-    pub subscribers: usize,
-    pub result: Option<Outcome>,
-    #[serde(flatten)]
-    pub standing: Standing,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Health {
-    pub status: &'static str,
-    pub version: &'static str,
-}
-
-/// Every HTTP error body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-    pub code: String,
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use indexmap::IndexMap;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::hub::{Hub, Published};
-use crate::outlet::Outlet;
+use crate::core::{Hub, Published};
+use crate::live::frames::FrameCache;
+use crate::live::outlet::Outlet;
 
 /// Followers visited between two looks at the session's newest state and
 /// two chances for the connections' own tasks to run.
@@ -31,6 +32,8 @@ struct Shared {
     // across an `.await` nor during a sweep.
     sessions: Mutex<HashMap<Uuid, Followers>>,
     next_id: AtomicU64,
+    /// Each followed session's newest state, framed once for everyone.
+    frames: FrameCache,
 }
 
 #[derive(Default)]
@@ -70,8 +73,14 @@ impl Fanout {
             followers.snapshot = None;
             if followers.outlets.is_empty() {
                 sessions.remove(&session);
+                self.shared.frames.forget(session);
             }
         }
+    }
+
+    /// The frames of every followed session's states.
+    pub fn frames(&self) -> &FrameCache {
+        &self.shared.frames
     }
 
     fn snapshot(&self, session: Uuid) -> Option<Arc<[Arc<Outlet>]>> {
@@ -129,22 +138,24 @@ impl Fanout {
         }
     }
 
-    async fn sweep(&self, hub: &Hub, session: Uuid, mut newest: Arc<Published>) {
+    async fn sweep(&self, hub: &Hub, session: Uuid, newest: Arc<Published>) {
         // Taken after reading `newest`: an outlet that joined before that
         // state was published is in it.
         let Some(outlets) = self.snapshot(session) else {
             return;
         };
+        let frames = &self.shared.frames;
+        let mut framed = frames.framed(&newest);
         for (i, outlet) in outlets.iter().enumerate() {
             if i > 0 && i % STRIDE == 0 {
                 // Let the connections' own tasks answer their clients, and
                 // give the rest of the sweep the newest state.
                 tokio::task::yield_now().await;
                 if let Some(state) = hub.published(session) {
-                    newest = state;
+                    framed = frames.framed(&state);
                 }
             }
-            outlet.send_news(Some((session, &newest)));
+            outlet.send_news(frames, Some((session, &framed)));
         }
     }
 }

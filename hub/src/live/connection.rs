@@ -1,40 +1,29 @@
-//! The `/live` WebSocket door: the seed's subscribe/unsubscribe protocol,
-//! with one task per connection that answers requests, pings the idle and
-//! drops the stuck. Session states reach the connection through its
-//! outlet, written by the fan-out (`fanout`) without waking this task.
+//! One live connection's task: answers the client's requests, pings it
+//! when idle, drops it when stuck, and closes it the way RFC 6455 says.
+//! Session states do not pass through here: the fan-out writes them to
+//! the connection's outlet.
 
 use std::collections::HashSet;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 use tokio_tungstenite::WebSocketStream;
-use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
-use crate::error::WireError;
-use crate::fanout::Fanout;
-use crate::frame_limit::{FrameLimit, Violation};
-use crate::hub::{ConnectionGuard, Hub, Subscription};
-use crate::outlet::Outlet;
-use crate::protocol::{Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json};
-use crate::server::{AppState, CountedStream, ServerConfig};
+use crate::core::{ConnectionGuard, Subscription};
+use crate::live::frame_limit::Violation;
+use crate::live::outlet::Outlet;
+use crate::live::protocol::{
+    Action, LiveError, LiveEvent, LiveRequest, parse_live_request, to_json,
+};
+use crate::live::{LiveDoor, LiveIo};
 
 /// Close codes of RFC 6455 that the hub sends.
 const GOING_AWAY: u16 = 1001;
@@ -42,259 +31,12 @@ const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_DATA: u16 = 1007;
 const MESSAGE_TOO_BIG: u16 = 1009;
 
-#[derive(Debug, Clone)]
-pub struct LiveConfig {
-    /// Largest message a client may send; larger closes with 1009.
-    pub max_message: usize,
-    /// Sessions one connection may follow at once.
-    pub max_subscriptions: usize,
-    /// A connection silent this long is pinged; one that leaves the ping
-    /// unanswered as long again is dropped.
-    pub ping_interval: Duration,
-    /// A connection that cannot take a write for this long is dropped.
-    pub send_timeout: Duration,
-    /// Origins allowed besides the hub's own address.
-    pub allow_origins: Vec<String>,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        LiveConfig {
-            max_message: 4096,
-            max_subscriptions: 64,
-            ping_interval: Duration::from_secs(20),
-            send_timeout: Duration::from_secs(10),
-            allow_origins: Vec::new(),
-        }
-    }
-}
-
-/// A browser page may open `/live` only from the hub's own address or an
-/// allowed origin; clients without `Origin` (scripts, servers) may always.
-fn origin_allowed(headers: &HeaderMap, config: &LiveConfig) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if config
-        .allow_origins
-        .iter()
-        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-}
-
-/// The WebSocket handshake, done here rather than by axum's extractor so
-/// that the socket comes back from hyper (for the fan-out) and its reads
-/// pass a [`FrameLimit`] before tungstenite sees them.
-pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
-    // Shared by every connection: nothing of it is copied per subscriber.
-    let server_config = state.config.clone();
-    let config = &server_config.live;
-    // RFC 6455 §4.1: the opening handshake is HTTP/1.1 or later.
-    if req.version() < axum::http::Version::HTTP_11 {
-        return WireError::new(
-            StatusCode::BAD_REQUEST,
-            "websocket_required",
-            "/live needs HTTP/1.1 to upgrade to WebSocket",
-        )
-        .into_response();
-    }
-    let headers = req.headers();
-    let token_in = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let key = headers.get(header::SEC_WEBSOCKET_KEY);
-    let version_ok = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13");
-    let (true, true, Some(key), true) = (
-        token_in(header::CONNECTION, "upgrade"),
-        token_in(header::UPGRADE, "websocket"),
-        key,
-        version_ok,
-    ) else {
-        return WireError::new(
-            StatusCode::BAD_REQUEST,
-            "websocket_required",
-            "/live speaks WebSocket (version 13) only",
-        )
-        .into_response();
-    };
-    if !origin_allowed(headers, config) {
-        tracing::info!(origin = ?headers.get(header::ORIGIN), "live connection refused: origin not allowed");
-        return WireError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this page's origin may not open /live; start the hub with --allow-origin",
-        )
-        .into_response();
-    }
-    let accept = derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let runtime = state.config.live_runtime.clone();
-    let AppState {
-        hub,
-        shutdown,
-        tasks,
-        fanout,
-        ..
-    } = state;
-    let connection = async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                tracing::info!(error = %e, "live upgrade failed");
-                return;
-            }
-        };
-        // The socket comes back from hyper so that the fan-out can write
-        // to it directly, beside this connection's own task.
-        let parts = match upgraded.downcast::<TokioIo<CountedStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                tracing::error!("live upgrade on a connection of an unexpected type");
-                return;
-            }
-        };
-        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-        // A copy, and hyper's read buffer (8 KiB) goes now rather than
-        // with the connection.
-        let early = Bytes::copy_from_slice(&read_buf);
-        drop(read_buf);
-        let (tcp, permit) = io.into_inner().into_parts();
-        let config = &server_config.live;
-        let outlet = Arc::new(Outlet::new(tcp));
-        let io = LiveIo {
-            early,
-            outlet: outlet.clone(),
-            limit: FrameLimit::new(config.max_message),
-        };
-        // Small buffers: an idle subscriber must cost little. The read
-        // buffer grows on demand up to one message; writes go straight to
-        // the outlet.
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(256)
-            .write_buffer_size(0)
-            .max_message_size(Some(config.max_message))
-            .max_frame_size(Some(config.max_message));
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        let mut connection = Connection {
-            socket,
-            _presence: hub.connection_opened(),
-            id: fanout.connection_id(),
-            hub,
-            config: server_config,
-            outlet,
-            fanout,
-            unknown: HashSet::new(),
-            lobby: None,
-            _permit: permit,
-        };
-        connection.run(shutdown).await;
-    };
-    match runtime {
-        Some(runtime) => tasks.spawn_on(connection, &runtime),
-        None => tasks.spawn(connection),
-    };
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::empty())
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-/// The connection's socket as tungstenite sees it: reads come from the
-/// socket (after any bytes hyper read past the handshake) through the
-/// frame-length check, writes go to the outlet, which always takes them at
-/// once (or fails the connection when too much waits).
-struct LiveIo {
-    early: Bytes,
-    outlet: Arc<Outlet>,
-    limit: FrameLimit,
-}
-
-impl LiveIo {
-    /// Passes what was just read through the frame-length check.
-    fn checked(&mut self, read: &[u8]) -> io::Result<()> {
-        self.limit
-            .check(read)
-            .map_err(|v| io::Error::new(io::ErrorKind::InvalidData, v))
-    }
-}
-
-impl AsyncRead for LiveIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.early.is_empty() {
-            let n = this.early.len().min(buf.remaining());
-            let early = this.early.split_to(n);
-            this.checked(&early)?;
-            buf.put_slice(&early);
-            return Poll::Ready(Ok(()));
-        }
-        let outlet = this.outlet.clone();
-        let tcp = outlet.tcp();
-        loop {
-            ready!(tcp.poll_read_ready(cx))?;
-            match tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    this.checked(&buf.initialize_unfilled()[..n])?;
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for LiveIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.outlet.write(buf).map(|()| buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 type Socket = WebSocketStream<LiveIo>;
 
-struct Connection {
+pub(crate) struct Connection {
     socket: Socket,
-    hub: Hub,
-    config: Arc<ServerConfig>,
+    door: LiveDoor,
     outlet: Arc<Outlet>,
-    fanout: Fanout,
     /// This connection among the fan-out's followers.
     id: u64,
     /// Subscribed ids that name no session: acknowledged like the seed
@@ -335,11 +77,29 @@ enum End {
 }
 
 impl Connection {
+    pub fn new(
+        socket: Socket,
+        outlet: Arc<Outlet>,
+        door: LiveDoor,
+        permit: OwnedSemaphorePermit,
+    ) -> Connection {
+        Connection {
+            socket,
+            _presence: door.hub.connection_opened(),
+            id: door.fanout.connection_id(),
+            door,
+            outlet,
+            unknown: HashSet::new(),
+            lobby: None,
+            _permit: permit,
+        }
+    }
+
     /// By reference: an `async fn` taking `self` by value keeps two copies
     /// of it in its future (rust-lang/rust#62958), and thousands of idle
     /// connections each hold one such future.
-    async fn run(&mut self, shutdown: tokio_util::sync::CancellationToken) {
-        let interval = self.config.live.ping_interval;
+    pub async fn run(&mut self, shutdown: CancellationToken) {
+        let interval = self.door.config.ping_interval;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -411,9 +171,9 @@ impl Connection {
     /// Waits for the socket to take what waits for it, then the newest
     /// states; a peer that takes nothing for `send_timeout` is dropped.
     async fn drain(&mut self) -> Result<(), End> {
-        let deadline = Instant::now() + self.config.live.send_timeout;
+        let deadline = Instant::now() + self.door.config.send_timeout;
         loop {
-            match self.outlet.drain() {
+            match self.outlet.drain(self.door.fanout.frames()) {
                 Ok(false) => return Ok(()),
                 Ok(true) => {}
                 Err(_) => return Err(End::ClientLeft),
@@ -448,8 +208,8 @@ impl Connection {
                     // After `subscribed`: the current state, then every
                     // newer one through the fan-out.
                     self.outlet.follow(session, updates);
-                    self.fanout.join(session, self.id, &self.outlet);
-                    self.outlet.send_news(None);
+                    self.door.fanout.join(session, self.id, &self.outlet);
+                    self.outlet.send_news(self.door.fanout.frames(), None);
                 }
                 Ok(())
             }
@@ -478,16 +238,16 @@ impl Connection {
                     let followed = self.outlet.follow_count()
                         + self.unknown.len()
                         + usize::from(self.lobby.is_some());
-                    if followed >= self.config.live.max_subscriptions {
+                    if followed >= self.door.config.max_subscriptions {
                         return Err(LiveError::TooManySubscriptions(
-                            self.config.live.max_subscriptions,
+                            self.door.config.max_subscriptions,
                         ));
                     }
                     if session_id.is_nil() {
                         // Its current state, `sessions_changed`, follows at once.
-                        self.lobby = Some(WatchStream::new(self.hub.lobby()));
+                        self.lobby = Some(WatchStream::new(self.door.hub.lobby()));
                     } else {
-                        match self.hub.subscribe(session_id) {
+                        match self.door.hub.subscribe(session_id) {
                             Some(updates) => follow = Some((session_id, updates)),
                             None => {
                                 self.unknown.insert(session_id);
@@ -505,7 +265,7 @@ impl Connection {
                     self.lobby = None;
                 }
                 if self.outlet.unfollow(session_id) {
-                    self.fanout.leave(session_id, self.id);
+                    self.door.fanout.leave(session_id, self.id);
                 }
                 self.unknown.remove(&session_id);
                 Ok(Answer {
@@ -522,7 +282,7 @@ impl Drop for Connection {
     /// the fan-out forgets it and its socket and subscriptions go.
     fn drop(&mut self) {
         for session in self.outlet.close() {
-            self.fanout.leave(session, self.id);
+            self.door.fanout.leave(session, self.id);
         }
     }
 }

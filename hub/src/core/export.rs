@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
-use crate::protocol::{RollEntry, SessionView};
-use crate::store::BallotRecord;
-use crate::tally::Ballot;
+use crate::core::roll::RollEntry;
+use crate::core::session::SessionView;
+use crate::core::store::BallotRecord;
+use crate::core::tally::Ballot;
 
 /// Spreadsheets run cells that start with these as formulas; voter ids in
 /// an open session are typed by anyone, so such cells are defused.

@@ -10,8 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::error::WireError;
-use crate::server::AppState;
+use crate::core::Code;
+use crate::http::HttpDoor;
+use crate::http::error::WireError;
 
 struct Asset {
     name: &'static str,
@@ -44,7 +45,7 @@ const ASSETS: &[Asset] = &[
 /// Every asset changes only with the binary: its version is the ETag.
 const ETAG: &str = concat!("\"votehub-", env!("CARGO_PKG_VERSION"), "\"");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<HttpDoor> {
     Router::new()
         .route(
             "/",
@@ -64,12 +65,7 @@ pub fn routes() -> Router<AppState> {
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
-        return WireError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such page or API call",
-        )
-        .into_response();
+        return WireError::not_found().into_response();
     };
     // In debug builds the version does not change with every edit.
     let cacheable = !cfg!(debug_assertions);
@@ -105,11 +101,11 @@ pub struct Info {
     pub roll_size: usize,
 }
 
-async fn info(State(state): State<AppState>) -> Json<Info> {
+async fn info(State(door): State<HttpDoor>) -> Json<Info> {
     Json(Info {
         version: env!("CARGO_PKG_VERSION"),
-        join_urls: crate::network::join_urls(state.local_addr),
-        roll_size: state.hub.roll_size(),
+        join_urls: crate::net::join_urls(door.local_addr),
+        roll_size: door.hub.roll_size(),
     })
 }
 
@@ -123,7 +119,7 @@ async fn qr(Query(q): Query<QrQuery>) -> Result<Response, WireError> {
     let svg = qr_svg(&q.data).ok_or_else(|| {
         WireError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_qr",
+            Code::InvalidQr,
             "give ?data= with 1 to 256 characters",
         )
     })?;

@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::hub::{Published, Subscription};
+use crate::core::Subscription;
+use crate::live::frames::{FrameCache, Framed, Framing};
 
 pub struct Outlet {
     /// The connection's socket. Its reads belong to the connection's task;
@@ -105,11 +106,12 @@ impl Outlet {
     /// its last one, all in one write — unless bytes are waiting: the
     /// connection's task then sends the newest when the socket drains, so
     /// a slow reader gets fewer states, never stale ones. `offered` is a
-    /// state the caller already holds (the fan-out's), saving a lookup.
-    pub fn send_news(&self, offered: Option<(Uuid, &Arc<Published>)>) {
+    /// state the caller already holds framed (the fan-out's), saving a
+    /// lookup.
+    pub fn send_news(&self, cache: &FrameCache, offered: Option<(Uuid, &Arc<Framed>)>) {
         let mut guard = self.lock();
         if guard.pending.is_empty() && !guard.closed && !guard.closing {
-            self.news(&mut guard, offered);
+            self.news(&mut guard, cache, offered);
         }
     }
 
@@ -121,7 +123,7 @@ impl Outlet {
 
     /// Writes what waits, then any news. `Ok(true)`: bytes still wait for
     /// the socket to become writable.
-    pub fn drain(&self) -> io::Result<bool> {
+    pub fn drain(&self, cache: &FrameCache) -> io::Result<bool> {
         let mut guard = self.lock();
         let out = &mut *guard;
         if out.broken {
@@ -142,40 +144,40 @@ impl Outlet {
         if out.closing {
             return Ok(false);
         }
-        self.news(out, None);
+        self.news(out, cache, None);
         Ok(!out.pending.is_empty())
     }
 
     /// The news of `out`'s follows, written at once; what the kernel does
     /// not take waits in `pending`.
-    fn news(&self, out: &mut Out, offered: Option<(Uuid, &Arc<Published>)>) {
+    fn news(&self, out: &mut Out, cache: &FrameCache, offered: Option<(Uuid, &Arc<Framed>)>) {
         // One followed session (the common case) needs no allocation.
         let mut first: Option<Bytes> = None;
         let mut more: Vec<Bytes> = Vec::new();
         for follow in &mut out.follows {
             let taken;
-            let state = match offered {
-                Some((session, state)) if session == follow.session => state,
+            let framed = match offered {
+                Some((session, framed)) if session == follow.session => framed,
                 _ if !follow.updates.has_news() && follow.sent.is_some() => continue,
                 _ => match follow.updates.newest() {
                     Some(state) => {
-                        taken = state;
+                        taken = cache.framed(&state);
                         &taken
                     }
                     None => continue,
                 },
             };
-            if follow.sent.is_some_and(|sent| sent >= state.version()) {
+            if follow.sent.is_some_and(|sent| sent >= framed.version()) {
                 continue;
             }
             // A follower that saw the session before gets what changed (at
             // the close, `session_closed` alone, as the seed sends it); a
             // new one gets the whole snapshot.
             let frames = match follow.sent {
-                Some(_) => framed(state, Framing::Change),
-                None => framed(state, Framing::Snapshot),
+                Some(_) => framed.bytes(Framing::Change),
+                None => framed.bytes(Framing::Snapshot),
             };
-            follow.sent = Some(state.version());
+            follow.sent = Some(framed.version());
             match first {
                 None => first = Some(frames),
                 Some(_) => more.push(frames),
@@ -273,75 +275,6 @@ fn write_some(tcp: &TcpStream, slices: &[IoSlice<'_>], broken: &mut bool) -> io:
         Err(e) => {
             *broken = true;
             Err(e)
-        }
-    }
-}
-
-/// Which frames of a state a follower gets.
-#[derive(Clone, Copy)]
-pub enum Framing {
-    /// Everything: `vote_update`, then `session_closed` when closed.
-    Snapshot,
-    /// What a follower that saw an earlier state needs: `session_closed`
-    /// alone once closed, else the `vote_update`.
-    Change,
-}
-
-/// A published state as text frames (FIN, unmasked, as a server sends
-/// them), built by the first outlet that needs it and shared by the rest.
-pub fn framed(state: &Published, framing: Framing) -> Bytes {
-    let build = |texts: &[&str]| {
-        let mut out = Vec::new();
-        for text in texts {
-            push_text_frame(&mut out, text.as_bytes());
-        }
-        Bytes::from(out)
-    };
-    match (framing, &state.closed) {
-        (Framing::Snapshot, Some(closed)) => state
-            .wire
-            .get_or_init(|| build(&[&state.update, closed]))
-            .clone(),
-        (Framing::Change, Some(closed)) => {
-            state.wire_change.get_or_init(|| build(&[closed])).clone()
-        }
-        (_, None) => state.wire.get_or_init(|| build(&[&state.update])).clone(),
-    }
-}
-
-fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    out.push(0x81);
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_carry_their_length_in_the_shortest_form() {
-        for (len, header) in [
-            (0usize, vec![0x81, 0]),
-            (125, vec![0x81, 125]),
-            (126, vec![0x81, 126, 0, 126]),
-            (65_535, vec![0x81, 126, 0xff, 0xff]),
-            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
-        ] {
-            let mut out = Vec::new();
-            push_text_frame(&mut out, &vec![b'x'; len]);
-            assert_eq!(&out[..header.len()], &header[..], "length {len}");
-            assert_eq!(out.len(), header.len() + len);
         }
     }
 }

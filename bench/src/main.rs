@@ -1,0 +1,166 @@
+//! `votehub-bench`: a capacity benchmark an organiser can point at any hub
+//! that speaks votehub's protocol (votehub, or the seed) before an
+//! assembly. Only loopback or LAN addresses are accepted as targets.
+//!
+//! - `fanout`: N subscribers, ballots at a fixed rate: latency to every
+//!   screen, and every subscriber must end on the exact tally;
+//! - `idle`: N subscribers held: the hub's memory per connection;
+//! - `ingest`: C clients send ballots as fast as they are acknowledged.
+
+mod api;
+mod report;
+mod scenarios;
+mod server;
+mod stats;
+mod subscriber;
+mod target;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use crate::api::Api;
+use crate::scenarios::Run;
+use crate::server::ServerProcess;
+use crate::target::Target;
+
+#[derive(Parser)]
+#[command(
+    name = "votehub-bench",
+    version,
+    about = "Measure what a hub carries: fan-out latency, idle memory, ballot intake"
+)]
+struct Args {
+    /// The hub to measure: loopback or LAN addresses only.
+    #[arg(long, default_value = "http://127.0.0.1:8765")]
+    target: String,
+    /// Admin token of the target (to create the session).
+    #[arg(
+        long,
+        env = "VOTEHUB_ADMIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    admin_token: String,
+    /// PID of the hub, to read its CPU time and memory (same machine only).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Stop and fail after this many seconds, whatever the scenario.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Receive buffer of each subscriber socket, in bytes. Small, like the
+    /// window of a phone that reads its one socket promptly: a load
+    /// generator reading thousands of sockets on one core would otherwise
+    /// let stale tallies pile up in its own kernel buffers and measure that.
+    #[arg(long, default_value_t = 4096)]
+    rcvbuf: u32,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum Scenario {
+    /// N subscribers, ballots at a rate: latency to every screen.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Ballots per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 1000)]
+        ballots: u64,
+    },
+    /// N subscribers held idle: server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Seconds to hold them before measuring.
+        #[arg(long, default_value_t = 3)]
+        hold: u64,
+    },
+    /// C clients sending ballots as fast as they are acknowledged.
+    Ingest {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 50_000)]
+        ballots: u64,
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+    },
+}
+
+/// Exit code for arguments or a target that cannot be measured.
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("votehub-bench: cannot start the runtime: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    let json = args.json;
+    match runtime.block_on(run(args)) {
+        Ok(report) => {
+            report.print(json);
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("votehub-bench: {message}");
+            ExitCode::from(USAGE)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<report::Report, String> {
+    let limit = Duration::from_secs(args.timeout);
+    let target = Arc::new(Target::parse(&args.target).await?);
+    let http = reqwest::Client::builder()
+        .timeout(limit)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run = Run {
+        api: Api {
+            http,
+            target: target.clone(),
+            token: args.admin_token,
+        },
+        target,
+        server: args.server_pid.map(ServerProcess),
+        rcvbuf: args.rcvbuf,
+        deadline: Instant::now() + limit,
+    };
+    let scenario = async {
+        match args.scenario {
+            Scenario::Fanout {
+                subscribers,
+                rate,
+                ballots,
+            } => scenarios::fanout(&run, subscribers, rate, ballots).await,
+            Scenario::Idle { subscribers, hold } => scenarios::idle(&run, subscribers, hold).await,
+            Scenario::Ingest {
+                clients,
+                ballots,
+                subscribers,
+            } => scenarios::ingest(&run, clients, ballots, subscribers).await,
+        }
+    };
+    tokio::time::timeout(limit, scenario)
+        .await
+        .map_err(|_| format!("gave up after {} s", args.timeout))?
+}

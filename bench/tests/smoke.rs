@@ -1,0 +1,141 @@
+//! `votehub-bench`'s short scenarios against a real hub (started in this
+//! process on a free port): they check the tool — exact tallies, no
+//! errors, the numbers it reports — never a timing.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use votehub::launch::{self, Running, Settings};
+
+const TOKEN: &str = "bench-test-token";
+
+async fn hub() -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::new("127.0.0.1:0".parse().expect("addr"), dir.path().to_owned());
+    settings.admin_token = Some(TOKEN.into());
+    (launch::start(settings).await.expect("hub"), dir)
+}
+
+async fn bench(hub: &Running, scenario: &[&str]) -> Value {
+    let out = run(&[
+        &[
+            "--target",
+            &format!("http://{}", hub.addr),
+            "--admin-token",
+            TOKEN,
+        ],
+        &[
+            "--server-pid",
+            &std::process::id().to_string(),
+            "--json",
+            "--timeout",
+            "120",
+        ],
+        scenario,
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench {scenario:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).expect("json report")
+}
+
+async fn run(args: &[&[&str]]) -> Output {
+    let args: Vec<String> = args.concat().iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_votehub-bench"))
+            .args(args)
+            .output()
+            .expect("run votehub-bench")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanout_reports_latency_and_exact_tallies() {
+    let (hub, _dir) = hub().await;
+    let r = bench(
+        &hub,
+        &[
+            "fanout",
+            "--subscribers",
+            "50",
+            "--rate",
+            "200",
+            "--ballots",
+            "100",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r["exact"].as_bool(), r["errors"].as_u64()),
+        (Some(true), Some(0)),
+        "{r}"
+    );
+    let l = &r["latency_ms"];
+    assert!(l["p50"].as_f64().expect("p50") <= l["p99"].as_f64().expect("p99"));
+    assert!(l["p99"].as_f64().expect("p99") <= l["max"].as_f64().expect("max"));
+    // At least one frame per subscriber, at most one per ballot per
+    // subscriber: latest-wins never sends more than there is.
+    let delivered = r["delivered_messages"].as_u64().expect("delivered");
+    assert!((50..=50 * 100).contains(&delivered), "{delivered}");
+    assert!(r["server_cpu_us_per_message"].as_f64().is_some());
+    // The hub agrees.
+    let sessions = hub.hub.sessions();
+    assert_eq!(
+        (sessions[0].tally.votes_for, sessions[0].tally.votes_against),
+        (67, 33)
+    );
+    hub.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_and_ingest() {
+    let (hub, _dir) = hub().await;
+    let r = bench(&hub, &["idle", "--subscribers", "200", "--hold", "1"]).await;
+    assert_eq!(
+        (r["exact"].as_bool(), r["errors"].as_u64()),
+        (Some(true), Some(0)),
+        "{r}"
+    );
+    assert!(r["server_kb_per_subscriber"].as_f64().is_some(), "{r}");
+    let r = bench(
+        &hub,
+        &[
+            "ingest",
+            "--clients",
+            "4",
+            "--ballots",
+            "500",
+            "--subscribers",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r["exact"].as_bool(), r["errors"].as_u64()),
+        (Some(true), Some(0)),
+        "{r}"
+    );
+    assert!(r["ballots_per_s"].as_f64().expect("rate") > 0.0);
+    assert_eq!(hub.hub.sessions()[0].tally.total(), 500);
+    hub.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn only_local_targets_are_loaded() {
+    let out = run(&[&[
+        "--target",
+        "http://8.8.8.8:80",
+        "idle",
+        "--subscribers",
+        "1",
+    ]])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback or LAN address"));
+}

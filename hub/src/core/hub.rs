@@ -1,0 +1,367 @@
+//! The handle every door holds: the core's API. Changes are commands to
+//! the writer thread (`writer`), answered once durable; reads never wait
+//! for it — they borrow the state published after each commit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::core::error::HubError;
+use crate::core::limits::Limits;
+use crate::core::roll::{NewVoter, RollEntry, normalise_code};
+use crate::core::rules::{Outcome, Standing};
+use crate::core::session::{
+    CloseReceipt, NewSession, SessionMeta, SessionState, SessionView, Status, VoteReceipt,
+};
+use crate::core::store::{BallotRecord, Store};
+use crate::core::tally::{Ballot, Tally};
+use crate::core::writer::{Command, Writer};
+
+/// A session's state at one `seq`, as readers see it. Domain only: each
+/// door renders it its own way (the live door frames it once for all its
+/// subscribers).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub meta: Arc<SessionMeta>,
+    pub status: Status,
+    pub result: Option<Outcome>,
+    pub closed_at: Option<String>,
+    pub tally: Tally,
+    pub seq: u64,
+    /// How many times a moderator re-broadcast this `seq`.
+    pub replay: u32,
+    pub standing: Standing,
+}
+
+impl Published {
+    pub(crate) fn of(meta: &Arc<SessionMeta>, state: &SessionState) -> Arc<Published> {
+        Arc::new(Published {
+            meta: meta.clone(),
+            status: state.status,
+            result: state.result,
+            closed_at: state.closed_at.clone(),
+            tally: state.tally.clone(),
+            seq: state.seq,
+            replay: 0,
+            standing: meta.rule.standing(&state.tally),
+        })
+    }
+
+    /// What orders the states of one session: later is newer.
+    pub fn version(&self) -> (u64, u32) {
+        (self.seq, self.replay)
+    }
+}
+
+/// The readable side of the hub, updated by the writer after each commit.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub sessions: HashMap<Uuid, watch::Sender<Arc<Published>>>,
+    /// Creation order, oldest first.
+    pub order: Vec<Uuid>,
+    pub roll: Vec<RollEntry>,
+    pub roll_index: HashMap<String, usize>,
+}
+
+/// What the writer tells readers through: the registry and the ticks.
+#[derive(Clone)]
+pub(crate) struct Board {
+    // A std lock: it is only ever held for a lookup or a swap, never across
+    // an `.await`.
+    pub registry: Arc<RwLock<Registry>>,
+    /// Ticks after every change of any session, the roll, or a subscriber
+    /// count.
+    pub changes: watch::Sender<u64>,
+    /// Ticks when a session is created or closed: the list changed.
+    pub lobby: watch::Sender<u64>,
+}
+
+impl Board {
+    pub fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        // A poisoned lock means a panic while swapping a map entry; the map
+        // itself is still consistent, so keep serving.
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn tick(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+}
+
+/// A live subscription to one session: a stream of its published states,
+/// the current one first. Latest wins: a subscriber that reads slowly skips
+/// states, it never queues them. Counts as a subscriber while held.
+pub struct Subscription {
+    /// Always `Some` until dropped; an `Option` only so that `drop` can
+    /// release the receiver before announcing the new subscriber count.
+    updates: Option<watch::Receiver<Arc<Published>>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Subscription {
+    /// The session's newest state, marked as seen.
+    pub fn newest(&mut self) -> Option<Arc<Published>> {
+        self.updates
+            .as_mut()
+            .map(|updates| updates.borrow_and_update().clone())
+    }
+
+    /// Whether a state newer than the last one taken was published: one
+    /// atomic load, cheap enough to ask of thousands of subscribers.
+    pub fn has_news(&self) -> bool {
+        self.updates
+            .as_ref()
+            .is_some_and(|updates| updates.has_changed().unwrap_or(false))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.updates.take());
+        self.changes.send_modify(|v| *v += 1);
+    }
+}
+
+/// Counts as an open live connection while held.
+pub struct ConnectionGuard {
+    connections: Arc<AtomicUsize>,
+    changes: watch::Sender<u64>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        self.changes.send_modify(|v| *v += 1);
+    }
+}
+
+/// The cheap-to-clone handle every door holds.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    board: Board,
+    /// Open live connections (browsers and other clients).
+    connections: Arc<AtomicUsize>,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
+
+impl Hub {
+    /// Loads everything from `store` and starts the writer thread.
+    pub fn open(store: impl Store, limits: Limits) -> Result<Hub, HubError> {
+        let (changes, _) = watch::channel(0u64);
+        let (lobby, _) = watch::channel(0u64);
+        let board = Board {
+            registry: Arc::default(),
+            changes,
+            lobby,
+        };
+        let writer = Writer::load(Box::new(store), board.clone(), limits.clone())?;
+        let (tx, rx) = mpsc::channel(limits.queue);
+        let thread = std::thread::Builder::new()
+            .name("votehub-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| HubError::Writer(Arc::new(e)))?;
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                commands: tx,
+                board,
+                connections: Arc::default(),
+                writer: std::sync::Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| HubError::ShuttingDown)?;
+        rx.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    pub async fn create_session(&self, new: NewSession) -> Result<SessionView, HubError> {
+        let id = self.call(|r| Command::Create(new, r)).await?;
+        self.session(id).ok_or(HubError::SessionNotFound)
+    }
+
+    /// Records a ballot; returns once it is durable.
+    pub async fn cast(
+        &self,
+        session: Uuid,
+        voter: String,
+        ballot: Ballot,
+    ) -> Result<VoteReceipt, HubError> {
+        self.call(|reply| Command::Cast {
+            session,
+            voter,
+            ballot,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes a session, or returns the stored result if it already is.
+    pub async fn close(&self, session: Uuid) -> Result<CloseReceipt, HubError> {
+        self.call(|r| Command::Close(session, r)).await
+    }
+
+    pub async fn register_voters(&self, voters: Vec<NewVoter>) -> Result<Vec<RollEntry>, HubError> {
+        self.call(|r| Command::Register(voters, r)).await
+    }
+
+    /// Every ballot of a session, read from the store after all writes
+    /// queued before this call.
+    pub async fn ballots(&self, session: Uuid) -> Result<Vec<BallotRecord>, HubError> {
+        self.call(|r| Command::Ballots(session, r)).await
+    }
+
+    /// Pushes the current state of a session to every subscriber again.
+    pub fn broadcast(&self, session: Uuid) -> Result<SessionView, HubError> {
+        {
+            let registry = self.inner.board.read();
+            let live = registry
+                .sessions
+                .get(&session)
+                .ok_or(HubError::SessionNotFound)?;
+            // The same state again, as a newer version: every subscriber
+            // gets it once more.
+            live.send_modify(|state| {
+                let mut again = Published::clone(state);
+                again.replay += 1;
+                *state = Arc::new(again);
+            });
+        }
+        self.inner.board.tick();
+        self.session(session).ok_or(HubError::SessionNotFound)
+    }
+
+    pub fn session(&self, id: Uuid) -> Option<SessionView> {
+        self.inner.board.read().sessions.get(&id).map(view)
+    }
+
+    /// All sessions, newest first.
+    pub fn sessions(&self) -> Vec<SessionView> {
+        let registry = self.inner.board.read();
+        registry
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| registry.sessions.get(id))
+            .map(view)
+            .collect()
+    }
+
+    pub fn roll(&self) -> Vec<RollEntry> {
+        self.inner.board.read().roll.clone()
+    }
+
+    /// Subscribes to a session's published states; `None` if unknown.
+    pub fn subscribe(&self, id: Uuid) -> Option<Subscription> {
+        let updates = self.inner.board.read().sessions.get(&id)?.subscribe();
+        self.inner.board.tick();
+        Some(Subscription {
+            updates: Some(updates),
+            changes: self.inner.board.changes.clone(),
+        })
+    }
+
+    /// A session's newest published state, without subscribing to it.
+    pub fn published(&self, id: Uuid) -> Option<Arc<Published>> {
+        Some(self.inner.board.read().sessions.get(&id)?.borrow().clone())
+    }
+
+    /// Ticks after every change of any session, the roll, or a subscriber
+    /// count: watchers re-read what they show (latest wins, never a queue).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.board.changes.subscribe()
+    }
+
+    /// Ticks when a session is created or closed, for clients that show the
+    /// list of sessions.
+    pub fn lobby(&self) -> watch::Receiver<u64> {
+        self.inner.board.lobby.subscribe()
+    }
+
+    /// Registers an open live connection until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.inner.connections.fetch_add(1, Ordering::Relaxed);
+        self.inner.board.tick();
+        ConnectionGuard {
+            connections: self.inner.connections.clone(),
+            changes: self.inner.board.changes.clone(),
+        }
+    }
+
+    /// Open live connections right now.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Relaxed)
+    }
+
+    /// The roll entry of a code, typed as people type it.
+    pub fn roll_entry(&self, typed: &str) -> Result<RollEntry, HubError> {
+        let code = normalise_code(typed).ok_or(HubError::UnknownCode)?;
+        let registry = self.inner.board.read();
+        registry
+            .roll_index
+            .get(&code)
+            .map(|&i| registry.roll[i].clone())
+            .ok_or(HubError::UnknownCode)
+    }
+
+    /// Voters on the roll.
+    pub fn roll_size(&self) -> usize {
+        self.inner.board.read().roll.len()
+    }
+
+    /// Lets queued writes finish, then stops the writer thread. Calls made
+    /// afterwards fail with [`HubError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        let _ = self.inner.commands.send(Command::Stop).await;
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn view(live: &watch::Sender<Arc<Published>>) -> SessionView {
+    let state = live.borrow().clone();
+    let meta = &state.meta;
+    SessionView {
+        id: meta.id,
+        title: meta.title.clone(),
+        description: meta.description.clone(),
+        status: state.status,
+        rule: meta.rule.clone(),
+        electorate: meta.electorate,
+        scale: meta.scale,
+        created_at: meta.created_at.clone(),
+        closed_at: state.closed_at.clone(),
+        tally: state.tally.clone(),
+        seq: state.seq,
+        subscribers: live.receiver_count(),
+        result: state.result,
+        standing: state.standing.clone(),
+    }
+}

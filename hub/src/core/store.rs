@@ -1,0 +1,134 @@
+//! The storage seam, declared by the core and implemented beside it
+//! (`crate::store`). The writer opens a transaction per batch of commands,
+//! locks the sessions the batch touches, decides each command against what
+//! it reads *inside* that transaction, writes, and commits: so a store
+//! shared by several hubs (PostgreSQL) decides under its own locks, and
+//! everything a change implies (a ballot, the session's new state, later
+//! its audit leaves) lands in the same commit.
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::core::roll::RollEntry;
+use crate::core::rules::Outcome;
+use crate::core::session::{SessionMeta, SessionState, Status};
+use crate::core::tally::Ballot;
+
+/// A database's own error, kept whole for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} is not a votehub database (it belongs to another program); move it away or choose another data directory"
+    )]
+    Foreign { path: PathBuf },
+    #[error("{path} is not a database, or is damaged: {source}")]
+    Corrupt { path: PathBuf, source: Cause },
+    #[error(
+        "{path} was written by a newer votehub (schema {found}, this one knows {known}); upgrade votehub"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("cannot use data directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The database failed (a full disk, a lost connection…).
+    #[error("database error: {0}")]
+    Database(Cause),
+    #[error("stored data is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A failure made on purpose (tests of the paths that keep ballots safe).
+    #[error("{0}")]
+    Injected(String),
+}
+
+/// A voter's ballot as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BallotRecord {
+    pub voter: String,
+    pub ballot: Ballot,
+    pub cast_at: String,
+}
+
+/// A session as read at start: what it is, where it stands, and its
+/// ballots, from which the core counts its tally.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub meta: SessionMeta,
+    pub status: Status,
+    pub result: Option<Outcome>,
+    pub closed_at: Option<String>,
+    pub seq: u64,
+    pub ballots: Vec<BallotRecord>,
+}
+
+/// Everything on disk, read once at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// In creation order.
+    pub sessions: Vec<StoredSession>,
+    /// In registration order.
+    pub voters: Vec<RollEntry>,
+}
+
+/// One change, written inside a transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A new session, open, with nothing cast.
+    Session(SessionMeta),
+    /// A voter's ballot; it replaces their earlier one in the session.
+    Ballot {
+        session: Uuid,
+        record: BallotRecord,
+    },
+    /// Where a session stands after the batch (written once per batch and
+    /// session, after its ballots).
+    State {
+        session: Uuid,
+        state: SessionState,
+    },
+    Voter(RollEntry),
+}
+
+/// What [`Txn::lock_sessions`] found.
+#[derive(Debug)]
+pub enum Locked {
+    /// This process is the store's only writer: the core's memory of these
+    /// sessions is current.
+    Current,
+    /// Their state as stored, which another process may have changed.
+    Fresh(Vec<(Uuid, SessionState)>),
+}
+
+/// What the hub needs from storage. It runs on the hub's one writer
+/// thread, so it may block.
+pub trait Store: Send + 'static {
+    fn load(&mut self) -> Result<Loaded, StoreError>;
+    /// Starts the transaction of one batch of commands.
+    fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError>;
+    /// All ballots of a session, in the order they were last cast.
+    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError>;
+}
+
+/// One transaction. Its reads see its own earlier writes; nothing of it is
+/// visible or durable before [`Txn::commit`], and dropping it uncommitted
+/// rolls it back.
+pub trait Txn {
+    /// Locks these sessions until the end of the transaction, in the order
+    /// given (callers sort them, so that two writers never wait on each
+    /// other in a circle).
+    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError>;
+    /// A voter's current ballot in a session.
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError>;
+    fn write(&mut self, write: &Write) -> Result<(), StoreError>;
+    /// Makes the transaction durable: when this returns `Ok`, it survives a
+    /// crash of the process and of the machine.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}

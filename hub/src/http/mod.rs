@@ -1,0 +1,77 @@
+//! The HTTP door: docs/PROTOCOL.md §2 as axum routes, each a thin call onto
+//! the hub. Admin checks, body parsing and body sizes live here; decisions
+//! and every other limit are the core's.
+
+pub mod error;
+mod extract;
+pub mod pages;
+mod sessions;
+mod voters;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::core::{Code, Hub};
+use crate::http::error::WireError;
+
+/// Bodies of ordinary calls; a session with a long description fits.
+const BODY_LIMIT: usize = 64 * 1024;
+/// The voter roll may be pasted in one go: 1 MiB is ~10 000 names.
+const ROLL_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every HTTP handler gets.
+#[derive(Clone)]
+pub struct HttpDoor {
+    pub hub: Hub,
+    pub admin_token: Arc<str>,
+    /// Where the server listens, for the join addresses.
+    pub local_addr: SocketAddr,
+}
+
+pub fn routes(door: HttpDoor) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/sessions", get(sessions::list).post(sessions::create))
+        .route("/api/sessions/{id}", get(sessions::get))
+        .route("/api/sessions/{id}/votes", post(sessions::cast))
+        .route("/api/sessions/{id}/close", post(sessions::close))
+        .route("/api/sessions/{id}/broadcast", post(sessions::broadcast))
+        .route("/api/sessions/{id}/export.csv", get(sessions::export_csv))
+        .route(
+            "/api/voters",
+            get(voters::roll)
+                .post(voters::register)
+                .layer(DefaultBodyLimit::max(ROLL_BODY_LIMIT)),
+        )
+        .route("/api/voters/{code}", get(voters::check_code))
+        .merge(pages::routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .fallback(|| async { WireError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            WireError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::MethodNotAllowed,
+                "this method is not allowed here",
+            )
+        })
+        .with_state(door)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}

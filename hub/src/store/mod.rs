@@ -1,0 +1,6 @@
+//! The stores behind the core's storage seam (`core::store`): SQLite, the
+//! embedded store of the laptop. Only this module knows a database.
+
+mod sqlite;
+
+pub use sqlite::{DB_FILE, SqliteStore};
