@@ -1,4 +1,11 @@
-"""Medians of the bench reports in a folder, as a Markdown table."""
+"""Medians of the bench reports in a folder, as a Markdown table.
+
+    python3 bench/summarise.py FOLDER [SERVER ...]
+
+Reports are named SERVER-SCENARIO-RUN.json. Columns follow the servers
+given (default: every server found, votehub first); the last column
+compares the first two (how many times better the first is).
+"""
 import json
 import statistics
 import sys
@@ -18,7 +25,22 @@ METRICS = [
 ]
 
 
-def main(folder: str) -> None:
+def cell(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return "yes" if all(values) else "no"
+    if all(isinstance(v, (int, float)) for v in values):
+        return statistics.median(values)
+    return "failed"
+
+
+def fmt(v):
+    return "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+
+
+def main(folder, servers):
     runs = defaultdict(list)
     for path in sorted(Path(folder).glob("*.json")):
         server, rest = path.stem.split("-", 1)
@@ -27,33 +49,28 @@ def main(folder: str) -> None:
             runs[(scenario, server)].append(json.loads(path.read_text()))
         except json.JSONDecodeError:
             runs[(scenario, server)].append({"exact": False, "errors": "failed"})
-    print("| scenario | metric | votehub | seed | votehub better by |")
-    print("|---|---|---|---|---|")
+    if not servers:
+        found = sorted({s for _, s in runs})
+        servers = sorted(found, key=lambda s: (s != "votehub", s))
+    head = " | ".join(servers)
+    compare = f"{servers[0]} vs {servers[1]}" if len(servers) > 1 else ""
+    print(f"| scenario | metric | {head} | {compare} |")
+    print("|---|---|" + "---|" * len(servers) + "---|")
     for scenario in sorted({s for s, _ in runs}):
+        n = max(len(runs.get((scenario, s), [])) for s in servers)
         for label, get, higher_better in METRICS:
-            cells = {}
-            for server in ("votehub", "seed"):
-                values = [get(r) for r in runs.get((scenario, server), [])]
-                values = [v for v in values if v is not None]
-                if not values:
-                    cells[server] = None
-                elif all(isinstance(v, bool) for v in values):
-                    cells[server] = "yes" if all(values) else "no"
-                elif all(isinstance(v, (int, float)) for v in values):
-                    cells[server] = statistics.median(values)
-                else:
-                    cells[server] = "failed"
-            if cells["votehub"] is None and cells["seed"] is None:
+            cells = [cell([get(r) for r in runs.get((scenario, s), [])]) for s in servers]
+            if all(c is None for c in cells):
                 continue
-            fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v))
             ratio = ""
-            a, b = cells["votehub"], cells["seed"]
-            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-            if numbers and higher_better is not None and a and b:
-                ratio = f"{(a / b if higher_better else b / a):,.1f}×"
-            n = len(runs.get((scenario, "votehub"), [])) or len(runs.get((scenario, "seed"), []))
-            print(f"| {scenario} (runs: {n}) | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+            if len(cells) > 1:
+                a, b = cells[0], cells[1]
+                numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+                if numbers and higher_better is not None and a and b:
+                    ratio = f"{(a / b if higher_better else b / a):,.2f}×"
+            row = " | ".join(fmt(c) for c in cells)
+            print(f"| {scenario} (runs: {n}) | {label} | {row} | {ratio} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/bench")
+    main(sys.argv[1] if len(sys.argv) > 1 else "target/bench", sys.argv[2:])

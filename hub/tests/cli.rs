@@ -22,14 +22,40 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .spawn()
         .expect("spawn");
     // Every case here must fail fast; a hub that starts is a failure too.
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(10));
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
-    let out = child.wait_with_output().expect("wait");
-    drop(watchdog);
-    out
+    bounded_output(child, Duration::from_secs(10))
+}
+
+/// The child's output once it exits, or after killing it at `limit`.
+/// It is killed through its handle, never by number: a process id can be
+/// reused once the child is reaped, and an unrelated process must not die.
+fn bounded_output(mut child: std::process::Child, limit: Duration) -> Output {
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    }
 }
 
 fn assert_one_line_exit_2(out: &Output, mentions: &str) {

@@ -210,3 +210,55 @@ async fn a_nuanced_no_opinion_counts_half_each_way_under_the_majority_rule() {
     let (_, closed) = api.admin(&format!("/api/sessions/{id}/close"), None).await;
     assert_eq!(closed["result"], "adopted");
 }
+
+#[tokio::test]
+async fn nothing_follows_a_close_frame_while_states_stream() {
+    let hub = HubProcess::start();
+    let api = hub.api();
+    let id = api.create_titled("Streaming").await;
+    // Ballots keep coming from outside, so that the fan-out has a state to
+    // write at any moment.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut voters = Vec::new();
+    for client in 0..16 {
+        let (api, id, stop) = (api.clone(), id.clone(), stop.clone());
+        voters.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 100_000 {
+                api.vote(&id, &format!("c{client}-{i}"), "for").await;
+                i += 1;
+            }
+        }));
+    }
+    for round in 0..200 {
+        let mut live = RawLive::connect(hub.addr).await;
+        live.send_text(&json!({"action": "subscribe", "session_id": id}).to_string())
+            .await;
+        assert_eq!(live.json().await["event"], "subscribed");
+        assert_eq!(live.json().await["event"], "vote_update");
+        if round % 2 == 0 {
+            // The hub closes (1009) …
+            live.send_bytes(&[0x81, 0x80 | 126, 0x20, 0x00]).await;
+        } else {
+            // … or the client does.
+            live.send_frame(true, 0x8, &1000u16.to_be_bytes()).await;
+        }
+        loop {
+            let frame = live.frame().await;
+            match frame.opcode {
+                0x1 | 0x9 => continue,
+                0x8 => break,
+                other => panic!("unexpected opcode {other}"),
+            }
+        }
+        assert_eq!(
+            live.read().await,
+            Read::Eof,
+            "round {round}: a frame came after the Close frame"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for v in voters {
+        v.await.expect("voter");
+    }
+}

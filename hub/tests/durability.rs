@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{HubProcess, Live, TOKEN, csv_ballots};
@@ -87,12 +87,16 @@ async fn a_vote_racing_a_close_is_either_counted_or_refused() {
     live.subscribe(&id).await;
     live.next_json().await;
 
+    // The close goes out once 200 ballots were acknowledged: ballots are
+    // still streaming from every client then, whatever the machine's speed.
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client in 0..8 {
         let api = api.clone();
         let id = id.clone();
-        let stop = stop.clone();
+        let (stop, acknowledged, enough) = (stop.clone(), acknowledged.clone(), enough.clone());
         tasks.push(tokio::spawn(async move {
             let mut accepted = Vec::new();
             let mut refused = 0;
@@ -103,7 +107,12 @@ async fn a_vote_racing_a_close_is_either_counted_or_refused() {
                 let voter = format!("c{client}-{i}");
                 let (status, reply) = api.vote(&id, &voter, "for").await;
                 match status {
-                    200 => accepted.push(voter),
+                    200 => {
+                        accepted.push(voter);
+                        if acknowledged.fetch_add(1, Ordering::Relaxed) + 1 == 200 {
+                            enough.notify_one();
+                        }
+                    }
                     409 => refused += 1,
                     other => panic!("unexpected {other}: {reply}"),
                 }
@@ -111,7 +120,7 @@ async fn a_vote_racing_a_close_is_either_counted_or_refused() {
             (accepted, refused)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    enough.notified().await;
     let (status, closed) = api.admin(&format!("/api/sessions/{id}/close"), None).await;
     assert_eq!(status, 200);
     stop.store(true, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 // Shared by the browser tests: the real votehub binary on a loopback port,
 // its HTTP API, and Debian's Chromium driven by playwright-core.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -11,6 +11,15 @@ import { chromium } from 'playwright-core';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.VOTEHUB_BIN ?? join(ROOT, 'target', 'debug', 'votehub');
 export const TOKEN = 'browser-test-token';
+
+/** Where the tests put their screenshots: under target/, never over the
+ *  tracked docs/screenshots (scripts/screenshots copies them there on
+ *  purpose). */
+export function shots() {
+  const dir = join(ROOT, 'target', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
 
 export async function freePort() {
   return new Promise((resolve, reject) => {

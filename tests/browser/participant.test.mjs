@@ -3,9 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { api, launch, PHONE, ROOT, shownTally, startHub, until } from './harness.mjs';
+import { api, launch, PHONE, shots, shownTally, startHub, until } from './harness.mjs';
 
-const SHOTS = join(ROOT, 'docs', 'screenshots');
+const SHOTS = shots();
 let browser;
 
 before(async () => { browser = await launch(); });

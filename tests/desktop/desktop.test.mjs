@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { ROOT, freePort, until } from '../browser/harness.mjs';
+import { ROOT, freePort, shots, until } from '../browser/harness.mjs';
 
 const APP = process.env.VOTEHUB_DESKTOP_BIN ?? join(ROOT, 'target', 'debug', 'votehub-desktop');
 const TOKEN = 'desktop-test-token';
@@ -26,6 +26,27 @@ function start(cmd, args, env = {}) {
 }
 
 after(() => { for (const c of children.reverse()) c.kill('SIGTERM'); });
+
+/** Starts Xvfb on a display it picks itself, and resolves with that
+ *  display once the server is ready for clients (`-displayfd` writes the
+ *  number then, and only then). */
+function xvfb() {
+  const child = spawn('Xvfb', ['-displayfd', '1', '-screen', '0', '1280x900x24', '-nolisten', 'tcp'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`Xvfb did not start:\n${err}`)), 20000);
+    child.stderr.on('data', (c) => { err += c; });
+    child.stdout.on('data', (c) => {
+      out += c;
+      const m = /^(\d+)\n/.exec(out);
+      if (m) { clearTimeout(timer); resolve(`:${m[1]}`); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`Xvfb exited with ${code}:\n${err}`)); });
+  });
+}
 
 function tauriDriver() {
   const local = join(homedir(), '.cargo', 'bin', 'tauri-driver');
@@ -59,9 +80,7 @@ function webdriver(base) {
 }
 
 test('create, watch and close a session from the real window', { timeout: 180000 }, async () => {
-  const display = `:${90 + Math.floor(Math.random() * 9)}`;
-  start('Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp']);
-  await new Promise((r) => setTimeout(r, 1000));
+  const display = await xvfb();
 
   const hubPort = await freePort();
   const driverPort = await freePort();
@@ -117,7 +136,7 @@ test('create, watch and close a session from the real window', { timeout: 180000
       (await wd.run(`return document.querySelector('${card} [data-subscribers]').dataset.subscribers`)) === '1');
     await until('the connected browsers', async () =>
       Number(await wd.run("return document.querySelector('#connections').dataset.count")) >= 1);
-    writeFileSync(join(ROOT, 'docs', 'screenshots', 'desktop.png'), Buffer.from(await wd.screenshot(), 'base64'));
+    writeFileSync(join(shots(), 'desktop.png'), Buffer.from(await wd.screenshot(), 'base64'));
 
     // The moderator closes it from the window, confirming first.
     await wd.click(`${card} button[data-action="close"]`);
@@ -139,9 +158,7 @@ test('create, watch and close a session from the real window', { timeout: 180000
 });
 
 test('a port in use is shown in the window, and another port can be chosen there', { timeout: 180000 }, async () => {
-  const display = `:${80 + Math.floor(Math.random() * 9)}`;
-  start('Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp']);
-  await new Promise((r) => setTimeout(r, 1000));
+  const display = await xvfb();
   // Something else holds the port the app is told to use.
   const { createServer } = await import('node:net');
   const squatter = createServer();

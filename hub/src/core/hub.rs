@@ -308,6 +308,12 @@ impl Hub {
         }
     }
 
+    /// Commands waiting for the writer right now.
+    pub fn queued(&self) -> usize {
+        let commands = &self.inner.commands;
+        commands.max_capacity() - commands.capacity()
+    }
+
     /// Open live connections right now.
     pub fn connections(&self) -> usize {
         self.inner.connections.load(Ordering::Relaxed)

@@ -2,6 +2,7 @@
 //! on port 0) and real HTTP and WebSocket clients over loopback.
 #![allow(dead_code)]
 
+pub mod failing_store;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
@@ -144,6 +145,15 @@ impl InProcess {
     pub async fn start(configure: impl FnOnce(&mut votehub::ServerConfig)) -> InProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = votehub::SqliteStore::open(dir.path()).expect("store");
+        InProcess::start_on(dir, store, configure).await
+    }
+
+    /// Serves a hub on `store`, whose files are in `dir`.
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        store: impl votehub::core::store::Store,
+        configure: impl FnOnce(&mut votehub::ServerConfig),
+    ) -> InProcess {
         let hub = votehub::Hub::open(store, votehub::Limits::default()).expect("hub");
         let mut config = votehub::ServerConfig::new(TOKEN);
         configure(&mut config);
@@ -173,6 +183,18 @@ impl InProcess {
 
     pub fn live_url(&self) -> String {
         format!("ws://{}/live", self.addr)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Stops serving and lets the hub write what is queued.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        let _ = self.served.await;
+        self.hub.shutdown().await;
+        self._dir
     }
 }
 
@@ -339,12 +361,16 @@ impl Live {
         }
     }
 
-    /// Asserts nothing arrives for `wait`.
+    /// Asserts nothing arrives for `wait` and the connection stays open:
+    /// a closed or broken connection is not silence.
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(wait, self.ws.next()).await
-            && !matches!(m, Message::Ping(_) | Message::Pong(_))
-        {
-            panic!("expected silence, got {m:?}");
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence on an open connection, got {other:?}"),
+            }
         }
     }
 

@@ -1,0 +1,112 @@
+//! A store that fails on demand, around the real SQLite store: its writes
+//! reach SQLite inside the transaction, then the commit is refused (and
+//! rolled back), as a full disk or a lost database would.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use uuid::Uuid;
+use votehub::SqliteStore;
+use votehub::core::store::{BallotRecord, Loaded, Locked, Store, StoreError, Txn, Write};
+use votehub::core::tally::Ballot;
+
+/// The test's hold on a [`FailingStore`].
+#[derive(Clone, Default)]
+pub struct Switch {
+    fail: Arc<AtomicBool>,
+    /// While closed, the next transaction waits before it starts.
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    /// For each refused commit, how many writes it held.
+    refused: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Switch {
+    pub fn fail(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
+    /// Holds every transaction at its start until [`Switch::open_gate`].
+    pub fn close_gate(&self) {
+        *self.gate.0.lock().expect("gate") = false;
+    }
+
+    pub fn open_gate(&self) {
+        *self.gate.0.lock().expect("gate") = true;
+        self.gate.1.notify_all();
+    }
+
+    /// How many writes each refused commit held.
+    pub fn refused(&self) -> Vec<usize> {
+        self.refused.lock().expect("refused").clone()
+    }
+}
+
+pub struct FailingStore {
+    inner: SqliteStore,
+    switch: Switch,
+}
+
+impl FailingStore {
+    pub fn new(inner: SqliteStore, switch: Switch) -> FailingStore {
+        switch.open_gate();
+        FailingStore { inner, switch }
+    }
+}
+
+impl Store for FailingStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        self.inner.load()
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
+        let (open, wake) = &*self.switch.gate;
+        let mut open = open.lock().expect("gate");
+        while !*open {
+            open = wake.wait(open).expect("gate");
+        }
+        drop(open);
+        Ok(Box::new(FailingTxn {
+            inner: self.inner.begin()?,
+            switch: self.switch.clone(),
+            writes: 0,
+        }))
+    }
+
+    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+        self.inner.ballots(session)
+    }
+}
+
+struct FailingTxn<'a> {
+    inner: Box<dyn Txn + 'a>,
+    switch: Switch,
+    writes: usize,
+}
+
+impl Txn for FailingTxn<'_> {
+    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
+        self.inner.lock_sessions(ids)
+    }
+
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
+        self.inner.ballot(session, voter)
+    }
+
+    fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        self.writes += 1;
+        self.inner.write(write)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        if self.switch.fail.load(Ordering::SeqCst) {
+            self.switch
+                .refused
+                .lock()
+                .expect("refused")
+                .push(self.writes);
+            // Dropping the inner transaction rolls it back.
+            return Err(StoreError::Injected("the disk is full (injected)".into()));
+        }
+        self.inner.commit()
+    }
+}
