@@ -37,7 +37,7 @@ async fn health_and_sessions() {
     assert_eq!(first["electorate"], "open");
     assert_eq!(
         first["tally"],
-        json!({"for": 0, "against": 0, "abstain": 0, "total": 0})
+        json!({"for": 0, "against": 0, "abstain": 0, "total": 0, "ballots": 0})
     );
     assert_eq!(first["seq"], 0);
     assert_eq!(first["subscribers"], 0);
@@ -159,7 +159,7 @@ async fn ballots_one_per_voter_and_every_refusal() {
     assert_eq!(status, 200);
     assert_eq!(
         receipt,
-        json!({"tally": {"for": 1, "against": 0, "abstain": 0, "total": 1}, "seq": 1})
+        json!({"tally": {"for": 1, "against": 0, "abstain": 0, "total": 1, "ballots": 1}, "seq": 1})
     );
     let (_, receipt) = api.vote(&id, "bob", "abstain").await;
     assert_eq!(receipt["tally"]["total"], 2);
@@ -167,7 +167,7 @@ async fn ballots_one_per_voter_and_every_refusal() {
     let (_, receipt) = api.vote(&id, "ann", "against").await;
     assert_eq!(
         receipt,
-        json!({"tally": {"for": 0, "against": 1, "abstain": 1, "total": 2}, "seq": 3})
+        json!({"tally": {"for": 0, "against": 1, "abstain": 1, "total": 2, "ballots": 2}, "seq": 3})
     );
 
     let path = format!("/api/sessions/{id}/votes");
@@ -201,7 +201,7 @@ async fn ballots_one_per_voter_and_every_refusal() {
     let session = api.session(&id).await;
     assert_eq!(
         session["tally"],
-        json!({"for": 0, "against": 1, "abstain": 1, "total": 2})
+        json!({"for": 0, "against": 1, "abstain": 1, "total": 2, "ballots": 2})
     );
     assert_eq!(session["seq"], 3);
 
@@ -228,7 +228,7 @@ async fn ballots_one_per_voter_and_every_refusal() {
     assert_eq!(api.session(&id).await["seq"], 4);
 
     let csv = api.csv(&id).await;
-    assert!(csv.starts_with(&format!("session,{id}\ntitle,Ballots\nstatus,closed\nresult,rejected\nfor,0\nagainst,1\nabstain,1\ntotal,2\n\nvoter,choice,time\n")), "{csv}");
+    assert!(csv.starts_with(&format!("session,{id}\ntitle,Ballots\nstatus,closed\nresult,rejected\nfor,0\nagainst,1\nabstain,1\ntotal,2\nballots,2\n\nvoter,choice,time\n")), "{csv}");
     let rows = csv_ballots(&csv);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows["ann"], "against");
@@ -312,7 +312,7 @@ async fn the_roll_issues_codes_and_only_they_vote() {
     assert_eq!(status, 200);
     assert_eq!(
         receipt["tally"],
-        json!({"for": 2, "against": 0, "abstain": 0, "total": 2})
+        json!({"for": 2, "against": 0, "abstain": 0, "total": 2, "ballots": 2})
     );
     let rows = csv_ballots(&api.csv(&id).await);
     assert_eq!(rows.len(), 2);

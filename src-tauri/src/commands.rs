@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 use uuid::Uuid;
+use votehub::core::agenda::{self, Format};
+use votehub::core::meeting::Meeting;
+use votehub::core::minutes::{self, Lang};
 use votehub::core::roll::{NewVoter, RollEntry};
-use votehub::core::session::{CloseReceipt, NewSession, SessionView};
+use votehub::core::session::{CloseReceipt, SessionSpec, SessionView};
 use votehub::core::{Code, Hub, HubError};
 
 use crate::host::{Host, HubStatus, Snapshot};
@@ -55,8 +58,102 @@ pub fn snapshot(host: State<'_, Host>) -> Snapshot {
 }
 
 #[tauri::command]
-pub async fn create_session(host: State<'_, Host>, session: NewSession) -> Result<SessionView> {
+pub async fn create_session(host: State<'_, Host>, session: SessionSpec) -> Result<SessionView> {
     Ok(hub(&host)?.create_session(session).await?)
+}
+
+#[tauri::command]
+pub async fn edit_session(
+    host: State<'_, Host>,
+    id: String,
+    session: SessionSpec,
+) -> Result<SessionView> {
+    Ok(hub(&host)?.edit_session(session_id(&id)?, session).await?)
+}
+
+#[tauri::command]
+pub async fn delete_session(host: State<'_, Host>, id: String) -> Result<()> {
+    Ok(hub(&host)?.delete_session(session_id(&id)?).await?)
+}
+
+#[tauri::command]
+pub async fn open_session(host: State<'_, Host>, id: String) -> Result<SessionView> {
+    Ok(hub(&host)?.open_session(session_id(&id)?).await?)
+}
+
+#[tauri::command]
+pub async fn extend_session(
+    host: State<'_, Host>,
+    id: String,
+    seconds: u64,
+) -> Result<SessionView> {
+    Ok(hub(&host)?.extend(session_id(&id)?, seconds).await?)
+}
+
+/// Puts the agenda in this order (every session of the meeting once).
+#[tauri::command]
+pub async fn reorder(host: State<'_, Host>, order: Vec<String>) -> Result<Vec<SessionView>> {
+    let order = order
+        .iter()
+        .map(|id| session_id(id))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(hub(&host)?.reorder(order).await?)
+}
+
+/// Imports an agenda file's text (JSON or CSV, told by its name or content).
+#[tauri::command]
+pub async fn import_agenda(
+    host: State<'_, Host>,
+    text: String,
+    name: String,
+) -> Result<Vec<SessionView>> {
+    let format = if name.to_ascii_lowercase().ends_with(".csv") {
+        Format::Csv
+    } else if name.to_ascii_lowercase().ends_with(".json") {
+        Format::Json
+    } else {
+        Format::sniff(&text)
+    };
+    let specs = agenda::parse(&text, format)?;
+    Ok(hub(&host)?.import_agenda(specs).await?)
+}
+
+/// Closes the day and begins a new meeting.
+#[tauri::command]
+pub async fn start_meeting(host: State<'_, Host>, title: String) -> Result<Meeting> {
+    Ok(hub(&host)?.start_meeting(title).await?)
+}
+
+#[tauri::command]
+pub fn meetings(host: State<'_, Host>) -> Result<Vec<Meeting>> {
+    Ok(hub(&host)?.meetings())
+}
+
+/// The minutes of a meeting (the current one by default), as a page.
+#[tauri::command]
+pub fn minutes_html(
+    host: State<'_, Host>,
+    meeting: Option<String>,
+    lang: String,
+) -> Result<String> {
+    let hub = hub(&host)?;
+    let meetings = hub.meetings();
+    let meeting = match meeting {
+        Some(id) => {
+            let id = Uuid::try_parse(&id)
+                .map_err(|_| CommandError::new(Code::NotFound, "no such meeting"))?;
+            meetings.iter().find(|m| m.id == id)
+        }
+        None => meetings.last(),
+    }
+    .ok_or_else(|| CommandError::new(Code::NotFound, "no such meeting"))?;
+    let sessions = hub.agenda(Some(meeting.id));
+    Ok(minutes::render(
+        meeting,
+        &sessions,
+        Lang::from_accept(&lang),
+        votehub::core::clock::Time::now(),
+    ))
 }
 
 #[tauri::command]

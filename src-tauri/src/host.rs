@@ -10,6 +10,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 use votehub::Hub;
+use votehub::core::meeting::Meeting;
 use votehub::core::session::SessionView;
 use votehub::launch::{self, Running};
 
@@ -35,7 +36,9 @@ pub enum HubStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub status: HubStatus,
+    /// The current meeting's agenda, in order.
     pub sessions: Vec<SessionView>,
+    pub meeting: Option<Meeting>,
     pub connections: usize,
     pub roll_size: usize,
 }
@@ -77,7 +80,8 @@ impl Host {
         let hub = self.hub();
         Snapshot {
             status: self.status(),
-            sessions: hub.as_ref().map(Hub::sessions).unwrap_or_default(),
+            sessions: hub.as_ref().map(|h| h.agenda(None)).unwrap_or_default(),
+            meeting: hub.as_ref().and_then(|h| h.meetings().pop()),
             connections: hub.as_ref().map(Hub::connections).unwrap_or(0),
             roll_size: hub.as_ref().map(Hub::roll_size).unwrap_or(0),
         }

@@ -25,6 +25,10 @@ pub enum Code {
     InvalidBallot,
     SessionNotFound,
     SessionClosed,
+    SessionNotDraft,
+    SessionNotOpen,
+    DeadlinePassed,
+    VotesStillOpen,
     LimitReached,
     // The roll
     InvalidVoters,
@@ -61,6 +65,10 @@ impl Code {
             Code::InvalidBallot => "invalid_ballot",
             Code::SessionNotFound => "session_not_found",
             Code::SessionClosed => "session_closed",
+            Code::SessionNotDraft => "session_not_draft",
+            Code::SessionNotOpen => "session_not_open",
+            Code::DeadlinePassed => "deadline_passed",
+            Code::VotesStillOpen => "votes_still_open",
             Code::LimitReached => "limit_reached",
             Code::InvalidVoters => "invalid_voters",
             Code::VoterNotOnRoll => "voter_not_on_roll",
@@ -94,6 +102,10 @@ impl Code {
         Code::InvalidBallot,
         Code::SessionNotFound,
         Code::SessionClosed,
+        Code::SessionNotDraft,
+        Code::SessionNotOpen,
+        Code::DeadlinePassed,
+        Code::VotesStillOpen,
         Code::LimitReached,
         Code::InvalidVoters,
         Code::VoterNotOnRoll,
@@ -129,6 +141,16 @@ pub enum HubError {
     SessionNotFound,
     #[error("this vote is closed")]
     SessionClosed,
+    #[error("only a draft can be edited or deleted")]
+    NotDraft,
+    #[error("this vote is not open")]
+    NotOpen,
+    #[error("the deadline of this draft has passed: set another before opening it")]
+    DeadlinePassed,
+    #[error("a vote of this meeting is still open: close it before closing the day")]
+    VotesStillOpen,
+    #[error("{0}")]
+    InvalidBody(String),
     /// A ballot from a code that is not on the roll: not allowed to vote.
     #[error("this code is not on the voter roll")]
     NotOnRoll,
@@ -165,6 +187,11 @@ impl HubError {
         match self {
             HubError::SessionNotFound => Code::SessionNotFound,
             HubError::SessionClosed => Code::SessionClosed,
+            HubError::NotDraft => Code::SessionNotDraft,
+            HubError::NotOpen => Code::SessionNotOpen,
+            HubError::DeadlinePassed => Code::DeadlinePassed,
+            HubError::VotesStillOpen => Code::VotesStillOpen,
+            HubError::InvalidBody(_) => Code::InvalidBody,
             HubError::NotOnRoll | HubError::UnknownCode => Code::VoterNotOnRoll,
             HubError::InvalidBallot(_) => Code::InvalidBallot,
             HubError::InvalidSession(_) => Code::InvalidSession,

@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use crate::core::error::HubError;
 use crate::core::limits::Limits;
+use crate::core::meeting::Meeting;
 use crate::core::roll::{NewVoter, RollEntry, normalise_code};
-use crate::core::rules::{Outcome, Standing};
+use crate::core::rules::Standing;
 use crate::core::session::{
-    CloseReceipt, NewSession, SessionMeta, SessionState, SessionView, Status, VoteReceipt,
+    CloseReceipt, SessionKind, SessionMeta, SessionSpec, SessionState, SessionView,
 };
 use crate::core::store::{BallotRecord, Store};
-use crate::core::tally::{Ballot, Tally};
+use crate::core::tally::BallotInput;
 use crate::core::writer::{Command, Writer};
 
 /// A session's state at one `seq`, as readers see it. Domain only: each
@@ -27,33 +28,34 @@ use crate::core::writer::{Command, Writer};
 #[derive(Debug, Clone)]
 pub struct Published {
     pub meta: Arc<SessionMeta>,
-    pub status: Status,
-    pub result: Option<Outcome>,
-    pub closed_at: Option<String>,
-    pub tally: Tally,
-    pub seq: u64,
+    pub state: SessionState,
+    /// Where a motion stands under its rule (`None` for elections).
+    pub standing: Option<Standing>,
     /// How many times a moderator re-broadcast this `seq`.
     pub replay: u32,
-    pub standing: Standing,
 }
 
 impl Published {
     pub(crate) fn of(meta: &Arc<SessionMeta>, state: &SessionState) -> Arc<Published> {
         Arc::new(Published {
             meta: meta.clone(),
-            status: state.status,
-            result: state.result,
-            closed_at: state.closed_at.clone(),
-            tally: state.tally.clone(),
-            seq: state.seq,
+            state: state.clone(),
+            standing: standing(meta, state),
             replay: 0,
-            standing: meta.rule.standing(&state.tally),
         })
     }
 
     /// What orders the states of one session: later is newer.
     pub fn version(&self) -> (u64, u32) {
-        (self.seq, self.replay)
+        (self.state.seq, self.replay)
+    }
+}
+
+/// Where a motion stands under its rule; elections have no standing.
+pub(crate) fn standing(meta: &SessionMeta, state: &SessionState) -> Option<Standing> {
+    match meta.kind {
+        SessionKind::Motion { .. } => Some(meta.rule.standing(&state.tally)),
+        SessionKind::Election(_) => None,
     }
 }
 
@@ -65,6 +67,8 @@ pub(crate) struct Registry {
     pub order: Vec<Uuid>,
     pub roll: Vec<RollEntry>,
     pub roll_index: HashMap<String, usize>,
+    /// In the order they began; the last is the current one.
+    pub meetings: Vec<Meeting>,
 }
 
 /// What the writer tells readers through: the registry and the ticks.
@@ -195,22 +199,64 @@ impl Hub {
         rx.await.map_err(|_| HubError::ShuttingDown)?
     }
 
-    pub async fn create_session(&self, new: NewSession) -> Result<SessionView, HubError> {
-        let id = self.call(|r| Command::Create(new, r)).await?;
+    pub async fn create_session(&self, spec: SessionSpec) -> Result<SessionView, HubError> {
+        let id = self.call(|r| Command::Create(spec, r)).await?;
         self.session(id).ok_or(HubError::SessionNotFound)
     }
 
-    /// Records a ballot; returns once it is durable.
+    /// Adds every vote of an agenda file as a draft, or none of them; each
+    /// spec comes with its line in the file, for the refusal to name.
+    pub async fn import_agenda(
+        &self,
+        specs: Vec<(usize, SessionSpec)>,
+    ) -> Result<Vec<SessionView>, HubError> {
+        let ids = self.call(|r| Command::Import(specs, r)).await?;
+        Ok(ids.into_iter().filter_map(|id| self.session(id)).collect())
+    }
+
+    /// Edits a draft: the fields given replace its own.
+    pub async fn edit_session(&self, id: Uuid, spec: SessionSpec) -> Result<SessionView, HubError> {
+        self.call(|r| Command::Edit(id, spec, r)).await?;
+        self.session(id).ok_or(HubError::SessionNotFound)
+    }
+
+    /// Deletes a draft.
+    pub async fn delete_session(&self, id: Uuid) -> Result<(), HubError> {
+        self.call(|r| Command::Delete(id, r)).await
+    }
+
+    /// Opens a draft (an open session is returned as it is).
+    pub async fn open_session(&self, id: Uuid) -> Result<SessionView, HubError> {
+        self.call(|r| Command::Open(id, r)).await?;
+        self.session(id).ok_or(HubError::SessionNotFound)
+    }
+
+    /// Moves an open vote's deadline `seconds` later.
+    pub async fn extend(&self, id: Uuid, seconds: u64) -> Result<SessionView, HubError> {
+        self.call(|r| Command::Extend(id, seconds, r)).await?;
+        self.session(id).ok_or(HubError::SessionNotFound)
+    }
+
+    /// Puts the current meeting's agenda in this order.
+    pub async fn reorder(&self, order: Vec<Uuid>) -> Result<Vec<SessionView>, HubError> {
+        self.call(|r| Command::Reorder(order, r)).await?;
+        Ok(self.agenda(None))
+    }
+
+    /// Records a ballot; returns once it is durable, with the receipt's
+    /// JSON (a retry of the same `ballot_id` gets the same bytes).
     pub async fn cast(
         &self,
         session: Uuid,
         voter: String,
-        ballot: Ballot,
-    ) -> Result<VoteReceipt, HubError> {
+        ballot: BallotInput,
+        ballot_id: Option<String>,
+    ) -> Result<String, HubError> {
         self.call(|reply| Command::Cast {
             session,
             voter,
             ballot,
+            ballot_id,
             reply,
         })
         .await
@@ -223,6 +269,12 @@ impl Hub {
 
     pub async fn register_voters(&self, voters: Vec<NewVoter>) -> Result<Vec<RollEntry>, HubError> {
         self.call(|r| Command::Register(voters, r)).await
+    }
+
+    /// Closes the day: the current meeting ends and a new one begins
+    /// (refused while one of its votes is open).
+    pub async fn start_meeting(&self, title: String) -> Result<Meeting, HubError> {
+        self.call(|r| Command::StartMeeting(title, r)).await
     }
 
     /// Every ballot of a session, read from the store after all writes
@@ -255,16 +307,30 @@ impl Hub {
         self.inner.board.read().sessions.get(&id).map(view)
     }
 
-    /// All sessions, newest first.
-    pub fn sessions(&self) -> Vec<SessionView> {
+    /// A meeting's sessions (the current one's by default), newest first.
+    pub fn sessions(&self, meeting: Option<Uuid>) -> Vec<SessionView> {
         let registry = self.inner.board.read();
+        let meeting = meeting.unwrap_or_else(|| current(&registry));
         registry
             .order
             .iter()
             .rev()
             .filter_map(|id| registry.sessions.get(id))
+            .filter(|live| live.borrow().meta.meeting == meeting)
             .map(view)
             .collect()
+    }
+
+    /// A meeting's agenda (the current one's by default), in order.
+    pub fn agenda(&self, meeting: Option<Uuid>) -> Vec<SessionView> {
+        let mut sessions = self.sessions(meeting);
+        sessions.sort_by_key(|s| s.position);
+        sessions
+    }
+
+    /// Every meeting, in the order they began; the last is the current one.
+    pub fn meetings(&self) -> Vec<Meeting> {
+        self.inner.board.read().meetings.clone()
     }
 
     pub fn roll(&self) -> Vec<RollEntry> {
@@ -351,23 +417,16 @@ impl Hub {
     }
 }
 
+fn current(registry: &Registry) -> Uuid {
+    registry.meetings.last().map(|m| m.id).unwrap_or_default()
+}
+
 fn view(live: &watch::Sender<Arc<Published>>) -> SessionView {
-    let state = live.borrow().clone();
-    let meta = &state.meta;
-    SessionView {
-        id: meta.id,
-        title: meta.title.clone(),
-        description: meta.description.clone(),
-        status: state.status,
-        rule: meta.rule.clone(),
-        electorate: meta.electorate,
-        scale: meta.scale,
-        created_at: meta.created_at.clone(),
-        closed_at: state.closed_at.clone(),
-        tally: state.tally.clone(),
-        seq: state.seq,
-        subscribers: live.receiver_count(),
-        result: state.result,
-        standing: state.standing.clone(),
-    }
+    let published = live.borrow().clone();
+    SessionView::new(
+        &published.meta,
+        &published.state,
+        published.standing.clone(),
+        live.receiver_count(),
+    )
 }

@@ -11,6 +11,14 @@ pub const MAX_VOTER: usize = 128;
 pub const MAX_NAME: usize = 128;
 /// Characters in a group name.
 pub const MAX_GROUP_NAME: usize = 64;
+/// Options of an election.
+pub const MAX_OPTIONS: usize = 100;
+/// Characters in an option's name.
+pub const MAX_OPTION_NAME: usize = 200;
+/// Seconds a timed vote may last, or be extended by at once.
+pub const MAX_DURATION_S: u64 = 86_400;
+/// Characters in a ballot id.
+pub const MAX_BALLOT_ID: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -3,10 +3,14 @@
 //! `writer` is the one thread that changes anything; `hub` is the handle
 //! every door holds. Nothing here knows HTTP, WebSocket or Tauri.
 
+pub mod agenda;
+pub mod clock;
 pub mod error;
 pub mod export;
 pub mod hub;
 pub mod limits;
+pub mod meeting;
+pub mod minutes;
 pub mod roll;
 pub mod rules;
 pub mod session;

@@ -1,15 +1,19 @@
-//! What a session is: the parts fixed at creation, the state that moves
-//! with every ballot, what creating one takes, and the read model every
-//! door shows (serialisable as is: the HTTP API and the desktop window
-//! show the same `SessionView`).
+//! What a session is: the settings fixed once it opens (`SessionMeta`),
+//! the state that moves with every change (`SessionState`), what creating
+//! or editing one takes (`SessionSpec`), and the read model every door
+//! shows (`SessionView`, serialisable as is: the HTTP API and the desktop
+//! window show the same thing).
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::core::rules::{Outcome, Rule, RuleSpec, Standing};
-use crate::core::tally::{Scale, Tally};
+use crate::core::clock::Time;
+use crate::core::error::HubError;
+use crate::core::limits::{
+    MAX_DESCRIPTION, MAX_DURATION_S, MAX_OPTION_NAME, MAX_OPTIONS, MAX_TITLE,
+};
+use crate::core::rules::{Elected, Method, Outcome, Rule, RuleSpec, Standing};
+use crate::core::tally::{Ballot, BallotInput, Choice, Scale, Shape, Tally};
 
 /// Who may vote in a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,20 +29,121 @@ pub enum Electorate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Prepared in advance; editable; takes no ballots.
+    Draft,
     Open,
     Closed,
 }
 
-/// The parts of a session that never change after creation.
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Open => "open",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// An election of people: its candidates (ids 0, 1, 2… in this order), its
+/// seats, and how ballots mark candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Election {
+    pub options: Vec<String>,
+    pub seats: u16,
+    pub method: Method,
+    /// Selection only: how many options a ballot marks at least and at most.
+    pub min: u16,
+    pub max: u16,
+}
+
+/// What a session asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKind {
+    Motion { scale: Scale },
+    Election(Election),
+}
+
+impl SessionKind {
+    /// What the session's tally counts.
+    pub fn shape(&self) -> Shape {
+        match self {
+            SessionKind::Motion { scale } => Shape::Motion(*scale),
+            SessionKind::Election(e) => match e.method {
+                Method::Selection => Shape::Selection {
+                    options: e.options.len(),
+                },
+                Method::Approval => Shape::Approval {
+                    options: e.options.len(),
+                },
+            },
+        }
+    }
+
+    pub fn election(&self) -> Option<&Election> {
+        match self {
+            SessionKind::Election(e) => Some(e),
+            SessionKind::Motion { .. } => None,
+        }
+    }
+
+    /// The ballot `input` makes in this session, or why it does not fit
+    /// (the text names the limit).
+    pub fn ballot(&self, input: BallotInput) -> Result<Ballot, String> {
+        match (self, input) {
+            (
+                SessionKind::Motion {
+                    scale: Scale::Choice,
+                },
+                BallotInput::Choice(c),
+            ) => Ok(Ballot::Choice(c)),
+            (
+                SessionKind::Motion {
+                    scale: Scale::Nuanced,
+                },
+                BallotInput::Grade(g),
+            ) => Ballot::grade(g)
+                .ok_or_else(|| "\"grade\" must be a whole number from -3 to 3".into()),
+            (
+                SessionKind::Motion {
+                    scale: Scale::Choice,
+                },
+                _,
+            ) => Err("this session takes a \"choice\": for, against or abstain".into()),
+            (
+                SessionKind::Motion {
+                    scale: Scale::Nuanced,
+                },
+                _,
+            ) => Err("this session takes a \"grade\" from -3 to 3".into()),
+            (SessionKind::Election(e), input) => e.ballot(input),
+        }
+    }
+}
+
+/// When a timed vote closes, as it was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// At this moment.
+    At(Time),
+    /// So many seconds after it opens.
+    After(u32),
+}
+
+/// The settings of a session: editable while it is a draft, fixed once it
+/// opens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionMeta {
     pub id: Uuid,
+    /// The meeting (the assembly's day) it belongs to.
+    pub meeting: Uuid,
     pub title: String,
     pub description: String,
+    pub kind: SessionKind,
     pub rule: Rule,
     pub electorate: Electorate,
-    pub scale: Scale,
-    pub created_at: String,
+    pub deadline: Option<Deadline>,
+    pub created_at: Time,
 }
 
 /// The part of a session that changes: owned by the writer, published to
@@ -46,46 +151,418 @@ pub struct SessionMeta {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionState {
     pub status: Status,
+    /// Its place on the meeting's agenda, from 1.
+    pub position: u32,
+    pub opened_at: Option<Time>,
+    pub closes_at: Option<Time>,
+    pub closed_at: Option<Time>,
     pub result: Option<Outcome>,
-    pub closed_at: Option<String>,
+    /// Elections: who was elected, who tied.
+    pub elected: Elected,
     pub tally: Tally,
     /// Grows by one with every change a client can see.
     pub seq: u64,
 }
 
 impl SessionState {
-    pub fn new(scale: Scale) -> SessionState {
+    pub fn new(meta: &SessionMeta, status: Status, position: u32) -> SessionState {
         SessionState {
-            status: Status::Open,
-            result: None,
+            status,
+            position,
+            opened_at: None,
+            closes_at: None,
             closed_at: None,
-            tally: Tally::new(scale),
+            result: None,
+            elected: Elected::default(),
+            tally: Tally::new(meta.kind.shape()),
             seq: 0,
         }
     }
 }
 
-/// What creating a session takes (`POST /api/sessions`, the window's form).
-/// Unknown fields are refused: a misspelt "electorate" must not quietly
-/// open a roll vote to everyone.
-#[derive(Debug, Clone, Deserialize)]
+/// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a
+/// value (`Some(Some(v))`): an edit tells "leave it" from "clear it".
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// "motion" or "election", as the wire says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    Motion,
+    Election,
+}
+
+/// What creating a session takes (`POST /api/sessions`, the window's form,
+/// an agenda file), and what editing a draft changes (`PATCH`: only the
+/// fields given). Unknown fields are refused: a misspelt "electorate" must
+/// not quietly open a roll vote to everyone.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewSession {
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
+pub struct SessionSpec {
+    pub title: Option<String>,
+    pub description: Option<String>,
     pub rule: Option<RuleSpec>,
-    #[serde(default)]
+    pub electorate: Option<Electorate>,
+    pub scale: Option<Scale>,
+    pub kind: Option<KindName>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub options: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub seats: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub method: Option<Option<Method>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub min: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub max: Option<Option<u64>>,
+    /// `draft` or `open` (the default) at creation; not for edits.
+    pub status: Option<Status>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub closes_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub duration_s: Option<Option<u64>>,
+}
+
+/// A checked spec, ready to become a session.
+pub struct Checked {
+    pub title: String,
+    pub description: String,
+    pub kind: SessionKind,
+    pub rule: Rule,
     pub electorate: Electorate,
-    #[serde(default)]
-    pub scale: Scale,
+    pub deadline: Option<Deadline>,
+}
+
+fn invalid(message: impl Into<String>) -> HubError {
+    HubError::InvalidSession(message.into())
+}
+
+impl SessionSpec {
+    /// This spec laid over a draft's settings: what the draft becomes.
+    pub fn over(self, meta: &SessionMeta) -> SessionSpec {
+        let mut base = SessionSpec::of(meta);
+        let kind = self.kind.unwrap_or(match meta.kind {
+            SessionKind::Motion { .. } => KindName::Motion,
+            SessionKind::Election(_) => KindName::Election,
+        });
+        // Switching kind drops what only the other kind has.
+        match kind {
+            KindName::Motion => {
+                base.options = None;
+                base.seats = None;
+                base.method = None;
+                base.min = None;
+                base.max = None;
+            }
+            KindName::Election => base.scale = None,
+        }
+        if self.closes_at.is_some() || self.duration_s.is_some() {
+            base.closes_at = None;
+            base.duration_s = None;
+        }
+        SessionSpec {
+            title: self.title.or(base.title),
+            description: self.description.or(base.description),
+            rule: self.rule.or(base.rule),
+            electorate: self.electorate.or(base.electorate),
+            scale: self.scale.or(base.scale),
+            kind: Some(kind),
+            options: self.options.or(base.options),
+            seats: self.seats.or(base.seats),
+            method: self.method.or(base.method),
+            min: self.min.or(base.min),
+            max: self.max.or(base.max),
+            status: self.status,
+            closes_at: self.closes_at.or(base.closes_at),
+            duration_s: self.duration_s.or(base.duration_s),
+        }
+    }
+
+    /// The spec that would make `meta` again.
+    fn of(meta: &SessionMeta) -> SessionSpec {
+        let mut spec = SessionSpec {
+            title: Some(meta.title.clone()),
+            description: Some(meta.description.clone()),
+            rule: Some(RuleSpec::from(meta.rule.clone())),
+            electorate: Some(meta.electorate),
+            ..SessionSpec::default()
+        };
+        match &meta.kind {
+            SessionKind::Motion { scale } => {
+                spec.kind = Some(KindName::Motion);
+                spec.scale = Some(*scale);
+            }
+            SessionKind::Election(e) => {
+                spec.kind = Some(KindName::Election);
+                spec.options = Some(Some(e.options.clone()));
+                spec.seats = Some(Some(u64::from(e.seats)));
+                spec.method = Some(Some(e.method));
+                if e.method == Method::Selection {
+                    spec.min = Some(Some(u64::from(e.min)));
+                    spec.max = Some(Some(u64::from(e.max)));
+                }
+            }
+        }
+        match meta.deadline {
+            Some(Deadline::At(t)) => spec.closes_at = Some(Some(t.to_rfc3339())),
+            Some(Deadline::After(s)) => spec.duration_s = Some(Some(u64::from(s))),
+            None => {}
+        }
+        spec
+    }
+
+    /// Checks every field and how they fit together. `roll_size` is what
+    /// an inertia rule's electorate defaults to; `now` judges deadlines.
+    pub fn check(self, roll_size: u64, now: Time) -> Result<Checked, HubError> {
+        let title = self.title.unwrap_or_default().trim().to_owned();
+        if title.is_empty() || title.chars().count() > MAX_TITLE {
+            return Err(invalid(format!(
+                "a session needs a title of 1 to {MAX_TITLE} characters"
+            )));
+        }
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > MAX_DESCRIPTION {
+            return Err(invalid(format!(
+                "the description is limited to {MAX_DESCRIPTION} characters"
+            )));
+        }
+        let election_field = [
+            (
+                "options",
+                self.options.as_ref().is_some_and(Option::is_some),
+            ),
+            ("seats", self.seats.as_ref().is_some_and(Option::is_some)),
+            ("method", self.method.as_ref().is_some_and(Option::is_some)),
+            ("min", self.min.as_ref().is_some_and(Option::is_some)),
+            ("max", self.max.as_ref().is_some_and(Option::is_some)),
+        ];
+        let kind = match self.kind.unwrap_or(KindName::Motion) {
+            KindName::Motion => {
+                if let Some((field, _)) = election_field.iter().find(|(_, given)| *given) {
+                    return Err(invalid(format!(
+                        "a motion takes no \"{field}\": that is for \"kind\": \"election\""
+                    )));
+                }
+                SessionKind::Motion {
+                    scale: self.scale.unwrap_or_default(),
+                }
+            }
+            KindName::Election => {
+                if self.scale.is_some() {
+                    return Err(invalid(
+                        "an election takes no \"scale\": its ballots mark options",
+                    ));
+                }
+                SessionKind::Election(check_election(
+                    self.options.flatten(),
+                    self.seats.flatten(),
+                    self.method.flatten(),
+                    self.min.flatten(),
+                    self.max.flatten(),
+                )?)
+            }
+        };
+        let spec = self.rule.unwrap_or(RuleSpec {
+            kind: "majority".into(),
+            ..RuleSpec::default()
+        });
+        let rule = spec.resolve(roll_size)?;
+        if let SessionKind::Election(e) = &kind {
+            rule.check_election(e.method)?;
+        }
+        let deadline = match (self.closes_at.flatten(), self.duration_s.flatten()) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("give \"closes_at\" or \"duration_s\", not both"));
+            }
+            (Some(at), None) => {
+                let at = Time::parse(&at).ok_or_else(|| {
+                    invalid("\"closes_at\" must be a time in RFC 3339, like 2026-11-29T15:30:00Z")
+                })?;
+                if at <= now {
+                    return Err(invalid("\"closes_at\" is in the past"));
+                }
+                Some(Deadline::At(at))
+            }
+            (None, Some(seconds)) => {
+                if !(1..=MAX_DURATION_S).contains(&seconds) {
+                    return Err(invalid(format!(
+                        "\"duration_s\" must be from 1 to {MAX_DURATION_S} seconds"
+                    )));
+                }
+                Some(Deadline::After(seconds as u32))
+            }
+            (None, None) => None,
+        };
+        Ok(Checked {
+            title,
+            description,
+            kind,
+            rule,
+            electorate: self.electorate.unwrap_or_default(),
+            deadline,
+        })
+    }
+}
+
+fn check_election(
+    options: Option<Vec<String>>,
+    seats: Option<u64>,
+    method: Option<Method>,
+    min: Option<u64>,
+    max: Option<u64>,
+) -> Result<Election, HubError> {
+    let options: Vec<String> = options
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.trim().to_owned())
+        .collect();
+    if !(2..=MAX_OPTIONS).contains(&options.len()) {
+        return Err(invalid(format!(
+            "an election needs 2 to {MAX_OPTIONS} \"options\""
+        )));
+    }
+    if let Some(bad) = options
+        .iter()
+        .find(|o| o.is_empty() || o.chars().count() > MAX_OPTION_NAME)
+    {
+        return Err(invalid(format!(
+            "each option needs a name of 1 to {MAX_OPTION_NAME} characters (got {bad:?})"
+        )));
+    }
+    for (i, o) in options.iter().enumerate() {
+        if options[..i].contains(o) {
+            return Err(invalid(format!("the option {o:?} is listed twice")));
+        }
+    }
+    let n = options.len() as u64;
+    let seats = seats.unwrap_or(1);
+    if !(1..=n).contains(&seats) {
+        return Err(invalid(format!(
+            "\"seats\" must be from 1 to the number of options ({n})"
+        )));
+    }
+    let method = method.unwrap_or_default();
+    let (min, max) = match method {
+        Method::Approval => {
+            if min.is_some() || max.is_some() {
+                return Err(invalid(
+                    "\"min\" and \"max\" apply to selection elections, not approval",
+                ));
+            }
+            (0, n)
+        }
+        Method::Selection => {
+            let max = max.unwrap_or(seats);
+            let min = min.unwrap_or(0);
+            if max == 0 || max > n {
+                return Err(invalid(format!(
+                    "\"max\" must be from 1 to the number of options ({n})"
+                )));
+            }
+            if min > max {
+                return Err(invalid(format!(
+                    "\"min\" ({min}) is more than \"max\" ({max})"
+                )));
+            }
+            (min, max)
+        }
+    };
+    Ok(Election {
+        options,
+        seats: seats as u16,
+        method,
+        min: min as u16,
+        max: max as u16,
+    })
+}
+
+impl Election {
+    /// The ballot `input` makes in this election, or why it does not fit.
+    fn ballot(&self, input: BallotInput) -> Result<Ballot, String> {
+        let n = self.options.len() as u64;
+        let id = |raw: u64| {
+            u16::try_from(raw)
+                .ok()
+                .filter(|id| u64::from(*id) < n)
+                .ok_or_else(|| format!("there is no option {raw} (ids are 0 to {})", n - 1))
+        };
+        let ballot = match input {
+            BallotInput::Options(raw) => {
+                let mut ids = raw.into_iter().map(id).collect::<Result<Vec<u16>, _>>()?;
+                ids.sort_unstable();
+                Ballot::Selection(ids)
+            }
+            BallotInput::Marks(raw) => {
+                let mut marks = vec![Choice::Abstain; self.options.len()];
+                let mut seen = vec![false; self.options.len()];
+                for (raw, mark) in raw {
+                    let i = usize::from(id(raw)?);
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Err(format!("option {i} is marked twice"));
+                    }
+                    marks[i] = mark;
+                }
+                Ballot::Approval(marks)
+            }
+            BallotInput::Choice(_) | BallotInput::Grade(_) => {
+                return Err(match self.method {
+                    Method::Selection => {
+                        "an election takes \"options\", not a motion's \"choice\" or \"grade\""
+                            .into()
+                    }
+                    Method::Approval => {
+                        "an election takes \"marks\", not a motion's \"choice\" or \"grade\"".into()
+                    }
+                });
+            }
+        };
+        self.check(&ballot)?;
+        Ok(ballot)
+    }
+
+    /// Whether `ballot` fits this election; the text says which limit.
+    pub fn check(&self, ballot: &Ballot) -> Result<(), String> {
+        let n = self.options.len();
+        match (self.method, ballot) {
+            (Method::Selection, Ballot::Selection(ids)) => {
+                if let Some(bad) = ids.iter().find(|id| usize::from(**id) >= n) {
+                    return Err(format!("there is no option {bad} (ids are 0 to {})", n - 1));
+                }
+                if ids.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("each option may be marked once".into());
+                }
+                let (min, max) = (usize::from(self.min), usize::from(self.max));
+                if ids.len() > max {
+                    return Err(format!("mark at most {max} options"));
+                }
+                if ids.len() < min {
+                    return Err(format!("mark at least {min} options"));
+                }
+                Ok(())
+            }
+            (Method::Approval, Ballot::Approval(marks)) if marks.len() == n => Ok(()),
+            (Method::Approval, Ballot::Approval(_)) => {
+                Err(format!("mark options 0 to {} only", n - 1))
+            }
+            (Method::Selection, _) => {
+                Err("this election takes \"options\": the ids of the options you choose".into())
+            }
+            (Method::Approval, _) => Err(
+                "this election takes \"marks\": {\"<id>\": \"for\" | \"against\" | \"abstain\"}"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// The answer to an accepted ballot.
 #[derive(Debug, Clone, Serialize)]
-pub struct VoteReceipt {
-    pub tally: Tally,
+pub struct VoteReceipt<'a> {
+    pub tally: &'a Tally,
     pub seq: u64,
 }
 
@@ -95,33 +572,122 @@ pub struct CloseReceipt {
     pub result: Outcome,
     pub tally: Tally,
     pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elected: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tied: Option<Vec<u16>>,
+}
+
+/// An election option as the wire shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionView {
+    pub id: u16,
+    pub name: String,
 }
 
 /// A session as every door shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
     pub id: Uuid,
+    pub meeting: Uuid,
     pub title: String,
     pub description: String,
     pub status: Status,
+    pub position: u32,
     pub rule: Rule,
     pub electorate: Electorate,
-    pub scale: Scale,
-    pub created_at: String,
-    pub closed_at: Option<String>,
+    pub kind: KindName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<OptionView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u16>,
+    pub created_at: Time,
+    pub opened_at: Option<Time>,
+    pub closes_at: Option<Time>,
+    pub duration_s: Option<u32>,
+    pub closed_at: Option<Time>,
     pub tally: Tally,
     pub seq: u64,
     pub subscribers: usize,
     pub result: Option<Outcome>,
-    #[serde(flatten)]
-    pub standing: Standing,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elected: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tied: Option<Vec<u16>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
 }
 
-/// The current time in RFC 3339, to the millisecond.
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.replace_millisecond(now.millisecond())
-        .unwrap_or(now)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+impl SessionView {
+    pub fn new(
+        meta: &SessionMeta,
+        state: &SessionState,
+        standing: Option<Standing>,
+        subscribers: usize,
+    ) -> SessionView {
+        let election = meta.kind.election();
+        let closed = state.status == Status::Closed;
+        SessionView {
+            id: meta.id,
+            meeting: meta.meeting,
+            title: meta.title.clone(),
+            description: meta.description.clone(),
+            status: state.status,
+            position: state.position,
+            rule: meta.rule.clone(),
+            electorate: meta.electorate,
+            kind: match meta.kind {
+                SessionKind::Motion { .. } => KindName::Motion,
+                SessionKind::Election(_) => KindName::Election,
+            },
+            scale: match meta.kind {
+                SessionKind::Motion { scale } => Some(scale),
+                SessionKind::Election(_) => None,
+            },
+            options: election.map(|e| {
+                e.options
+                    .iter()
+                    .enumerate()
+                    .map(|(id, name)| OptionView {
+                        id: id as u16,
+                        name: name.clone(),
+                    })
+                    .collect()
+            }),
+            seats: election.map(|e| e.seats),
+            method: election.map(|e| e.method),
+            min: election
+                .filter(|e| e.method == Method::Selection)
+                .map(|e| e.min),
+            max: election
+                .filter(|e| e.method == Method::Selection)
+                .map(|e| e.max),
+            created_at: meta.created_at,
+            opened_at: state.opened_at,
+            closes_at: state.closes_at.or(match meta.deadline {
+                Some(Deadline::At(t)) if state.status == Status::Draft => Some(t),
+                _ => None,
+            }),
+            duration_s: match meta.deadline {
+                Some(Deadline::After(s)) => Some(s),
+                _ => None,
+            },
+            closed_at: state.closed_at,
+            tally: state.tally.clone(),
+            seq: state.seq,
+            subscribers,
+            result: state.result,
+            elected: (election.is_some() && closed).then(|| state.elected.elected.clone()),
+            tied: (election.is_some() && closed).then(|| state.elected.tied.clone()),
+            standing,
+        }
+    }
 }

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::core::clock::Time;
+use crate::core::meeting::Meeting;
 use crate::core::roll::RollEntry;
-use crate::core::rules::Outcome;
+use crate::core::rules::{Elected, Outcome};
 use crate::core::session::{SessionMeta, SessionState, Status};
 use crate::core::tally::Ballot;
 
@@ -54,7 +56,7 @@ pub enum StoreError {
 pub struct BallotRecord {
     pub voter: String,
     pub ballot: Ballot,
-    pub cast_at: String,
+    pub cast_at: Time,
 }
 
 /// A session as read at start: what it is, where it stands, and its
@@ -63,8 +65,12 @@ pub struct BallotRecord {
 pub struct StoredSession {
     pub meta: SessionMeta,
     pub status: Status,
+    pub position: u32,
+    pub opened_at: Option<Time>,
+    pub closes_at: Option<Time>,
+    pub closed_at: Option<Time>,
     pub result: Option<Outcome>,
-    pub closed_at: Option<String>,
+    pub elected: Elected,
     pub seq: u64,
     pub ballots: Vec<BallotRecord>,
 }
@@ -72,6 +78,8 @@ pub struct StoredSession {
 /// Everything on disk, read once at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// In the order they began; the last one is the current meeting.
+    pub meetings: Vec<Meeting>,
     /// In creation order.
     pub sessions: Vec<StoredSession>,
     /// In registration order.
@@ -81,12 +89,22 @@ pub struct Loaded {
 /// One change, written inside a transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
-    /// A new session, open, with nothing cast.
+    /// A session's settings: a new session, or a draft edited.
     Session(SessionMeta),
+    /// A draft deleted, with everything of it.
+    DeleteSession(Uuid),
     /// A voter's ballot; it replaces their earlier one in the session.
     Ballot {
         session: Uuid,
         record: BallotRecord,
+    },
+    /// The answer given to a ballot that carried a `ballot_id`, given again
+    /// to a retry of it.
+    Answer {
+        session: Uuid,
+        voter: String,
+        ballot_id: String,
+        answer: String,
     },
     /// Where a session stands after the batch (written once per batch and
     /// session, after its ballots).
@@ -95,6 +113,8 @@ pub enum Write {
         state: SessionState,
     },
     Voter(RollEntry),
+    /// A meeting begun, or ended.
+    Meeting(Meeting),
 }
 
 /// What [`Txn::lock_sessions`] found.
@@ -125,8 +145,18 @@ pub trait Txn {
     /// given (callers sort them, so that two writers never wait on each
     /// other in a circle).
     fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError>;
+    /// The time that decides deadlines in this transaction: the store's
+    /// clock (the database's, when several hubs share one).
+    fn now(&mut self) -> Result<Time, StoreError>;
     /// A voter's current ballot in a session.
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError>;
+    /// The answer given to the voter's ballot with this `ballot_id`.
+    fn answer(
+        &mut self,
+        session: Uuid,
+        voter: &str,
+        ballot_id: &str,
+    ) -> Result<Option<String>, StoreError>;
     fn write(&mut self, write: &Write) -> Result<(), StoreError>;
     /// Makes the transaction durable: when this returns `Ok`, it survives a
     /// crash of the process and of the machine.

@@ -71,9 +71,15 @@ impl From<HubError> for WireError {
         use StatusCode as S;
         let status = match &e {
             HubError::SessionNotFound | HubError::UnknownCode => S::NOT_FOUND,
-            HubError::SessionClosed | HubError::Full(_) => S::CONFLICT,
+            HubError::SessionClosed
+            | HubError::NotDraft
+            | HubError::NotOpen
+            | HubError::DeadlinePassed
+            | HubError::VotesStillOpen
+            | HubError::Full(_) => S::CONFLICT,
             HubError::NotOnRoll => S::FORBIDDEN,
             HubError::InvalidBallot(_)
+            | HubError::InvalidBody(_)
             | HubError::InvalidSession(_)
             | HubError::Rule(_)
             | HubError::InvalidRoll(_) => S::BAD_REQUEST,

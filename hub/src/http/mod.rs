@@ -2,6 +2,7 @@
 //! the hub. Admin checks, body parsing and body sizes live here; decisions
 //! and every other limit are the core's.
 
+mod agenda;
 pub mod error;
 mod extract;
 pub mod pages;
@@ -22,8 +23,9 @@ use crate::http::error::WireError;
 
 /// Bodies of ordinary calls; a session with a long description fits.
 const BODY_LIMIT: usize = 64 * 1024;
-/// The voter roll may be pasted in one go: 1 MiB is ~10 000 names.
-const ROLL_BODY_LIMIT: usize = 1024 * 1024;
+/// The voter roll may be pasted in one go (1 MiB is ~10 000 names), and an
+/// agenda sent whole.
+const LARGE_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every HTTP handler gets.
 #[derive(Clone)]
@@ -38,7 +40,14 @@ pub fn routes(door: HttpDoor) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
-        .route("/api/sessions/{id}", get(sessions::get))
+        .route(
+            "/api/sessions/{id}",
+            get(sessions::get)
+                .patch(sessions::edit)
+                .delete(sessions::delete),
+        )
+        .route("/api/sessions/{id}/open", post(sessions::open))
+        .route("/api/sessions/{id}/extend", post(sessions::extend))
         .route("/api/sessions/{id}/votes", post(sessions::cast))
         .route("/api/sessions/{id}/close", post(sessions::close))
         .route("/api/sessions/{id}/broadcast", post(sessions::broadcast))
@@ -47,9 +56,24 @@ pub fn routes(door: HttpDoor) -> Router {
             "/api/voters",
             get(voters::roll)
                 .post(voters::register)
-                .layer(DefaultBodyLimit::max(ROLL_BODY_LIMIT)),
+                .layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT)),
         )
         .route("/api/voters/{code}", get(voters::check_code))
+        .route(
+            "/api/agenda",
+            get(agenda::list)
+                .post(agenda::reorder)
+                .layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT)),
+        )
+        .route(
+            "/api/agenda/import",
+            post(agenda::import).layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT)),
+        )
+        .route(
+            "/api/meetings",
+            get(agenda::meetings).post(agenda::start_meeting),
+        )
+        .route("/minutes", get(agenda::minutes))
         .merge(pages::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async { WireError::not_found() })

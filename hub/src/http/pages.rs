@@ -11,6 +11,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Code;
+use crate::core::clock::Time;
+use crate::core::meeting::Meeting;
 use crate::http::HttpDoor;
 use crate::http::error::WireError;
 
@@ -99,6 +101,11 @@ pub struct Info {
     pub join_urls: Vec<String>,
     /// Voters on the roll, for turnout in roll sessions.
     pub roll_size: usize,
+    /// The hub's clock, for countdowns shown by devices whose own clock is
+    /// off (a page measures the offset from this and the round trip).
+    pub now: Time,
+    /// The current meeting.
+    pub meeting: Option<Meeting>,
 }
 
 async fn info(State(door): State<HttpDoor>) -> Json<Info> {
@@ -106,6 +113,8 @@ async fn info(State(door): State<HttpDoor>) -> Json<Info> {
         version: env!("CARGO_PKG_VERSION"),
         join_urls: crate::net::join_urls(door.local_addr),
         roll_size: door.hub.roll_size(),
+        now: Time::now(),
+        meeting: door.hub.meetings().pop(),
     })
 }
 

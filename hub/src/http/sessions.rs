@@ -1,35 +1,83 @@
-//! Sessions over HTTP: list, read, create, vote, close, broadcast, export.
+//! Sessions over HTTP: list, read, create, edit and delete drafts, open,
+//! extend, vote, close, broadcast, export.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::core::export::session_csv;
 use crate::core::limits::MAX_VOTER;
-use crate::core::session::NewSession;
-use crate::core::tally::{Ballot, Choice};
+use crate::core::session::SessionSpec;
+use crate::core::tally::{BallotInput, Choice};
 use crate::core::{Code, HubError};
 use crate::http::HttpDoor;
 use crate::http::error::WireError;
 use crate::http::extract::{Admin, JsonBody, session_id};
 
-/// `POST /api/sessions/{id}/votes`: `choice` on the plain scale, `grade` on
-/// the nuanced one. Kept loose (`Value`) so each mistake gets its own
-/// plain-words answer.
-#[derive(Debug, Clone, Deserialize)]
+/// `?meeting=<id>`: an earlier meeting's sessions instead of the current.
+#[derive(Debug, Deserialize)]
+pub struct Which {
+    pub meeting: Option<Uuid>,
+}
+
+/// `POST /api/sessions/{id}/votes`: `choice` or `grade` for a motion,
+/// `options` or `marks` for an election, and an optional `ballot_id`. Kept
+/// loose (`Value`) so each mistake gets its own plain-words answer.
+#[derive(Debug, Deserialize)]
 pub struct BallotBody {
     pub voter: Value,
     #[serde(default)]
     pub choice: Option<Value>,
     #[serde(default)]
     pub grade: Option<Value>,
+    #[serde(default)]
+    pub options: Option<Value>,
+    #[serde(default)]
+    pub marks: Option<Marks>,
+    #[serde(default)]
+    pub ballot_id: Option<Value>,
 }
 
-pub async fn list(State(door): State<HttpDoor>) -> impl IntoResponse {
-    Json(door.hub.sessions())
+/// An approval ballot's marks, every key kept as sent: a repeated id must
+/// be refused, not silently collapsed as a JSON map would.
+#[derive(Debug)]
+pub struct Marks(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Marks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Marks, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Marks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of option ids to marks")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Marks, A::Error> {
+                let mut marks = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    marks.push(entry);
+                }
+                Ok(Marks(marks))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    pub seconds: Value,
+}
+
+pub async fn list(State(door): State<HttpDoor>, Query(which): Query<Which>) -> impl IntoResponse {
+    Json(door.hub.sessions(which.meeting))
 }
 
 pub async fn get(
@@ -46,16 +94,58 @@ pub async fn get(
 pub async fn create(
     State(door): State<HttpDoor>,
     _: Admin,
-    JsonBody(new): JsonBody<NewSession>,
+    JsonBody(spec): JsonBody<SessionSpec>,
 ) -> Result<impl IntoResponse, WireError> {
-    let view = door.hub.create_session(new).await?;
+    let view = door.hub.create_session(spec).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Checks a ballot's fields one by one, for an answer that says which is
-/// wrong. The voter's length and everything about the session are the
-/// core's to check.
-fn ballot_from_body(body: BallotBody) -> Result<(String, Ballot), WireError> {
+pub async fn edit(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(spec): JsonBody<SessionSpec>,
+) -> Result<impl IntoResponse, WireError> {
+    let id = session_id(&id)?;
+    Ok(Json(door.hub.edit_session(id, spec).await?))
+}
+
+pub async fn delete(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
+    let id = session_id(&id)?;
+    door.hub.delete_session(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn open(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
+    let id = session_id(&id)?;
+    Ok(Json(door.hub.open_session(id).await?))
+}
+
+pub async fn extend(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> Result<impl IntoResponse, WireError> {
+    let id = session_id(&id)?;
+    let seconds = body
+        .seconds
+        .as_u64()
+        .ok_or_else(|| WireError::bad_body("\"seconds\" must be a whole number of seconds"))?;
+    Ok(Json(door.hub.extend(id, seconds).await?))
+}
+
+/// Reads a ballot's fields one by one, for an answer that says which is
+/// wrong. Whether the ballot fits the session is the core's to say.
+fn ballot_from_body(body: BallotBody) -> Result<(String, BallotInput, Option<String>), WireError> {
     let invalid = |m: &str| WireError::from(HubError::InvalidBallot(m.to_owned()));
     let voter = match body.voter {
         Value::String(v) => v,
@@ -65,37 +155,68 @@ fn ballot_from_body(body: BallotBody) -> Result<(String, Ballot), WireError> {
             )));
         }
     };
-    let ballot = match (body.choice, body.grade) {
-        (Some(_), Some(_)) => return Err(invalid("send either \"choice\" or \"grade\", not both")),
-        (Some(choice), None) => match choice.as_str().and_then(Choice::parse) {
-            Some(c) => Ballot::Choice(c),
-            None => {
-                return Err(invalid(
-                    "\"choice\" must be \"for\", \"against\" or \"abstain\"",
-                ));
-            }
-        },
-        (None, Some(grade)) => match grade.as_i64().and_then(Ballot::grade) {
-            Some(ballot) => ballot,
-            None => return Err(invalid("\"grade\" must be a whole number from -3 to 3")),
-        },
-        (None, None) => {
-            return Err(invalid(
-                "a ballot needs a \"choice\" (or a \"grade\" on a nuanced scale)",
-            ));
-        }
+    let ballot_id = match body.ballot_id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => return Err(invalid("\"ballot_id\" must be a string")),
     };
-    Ok((voter, ballot))
+    let given = [
+        body.choice.is_some(),
+        body.grade.is_some(),
+        body.options.is_some(),
+        body.marks.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(invalid(
+            "send one of \"choice\", \"grade\", \"options\" or \"marks\"",
+        ));
+    }
+    let choice = |v: &Value| v.as_str().and_then(Choice::parse);
+    let ballot = if let Some(c) = body.choice {
+        BallotInput::Choice(
+            choice(&c)
+                .ok_or_else(|| invalid("\"choice\" must be \"for\", \"against\" or \"abstain\""))?,
+        )
+    } else if let Some(g) = body.grade {
+        BallotInput::Grade(
+            g.as_i64()
+                .ok_or_else(|| invalid("\"grade\" must be a whole number from -3 to 3"))?,
+        )
+    } else if let Some(options) = body.options {
+        let ids = options
+            .as_array()
+            .and_then(|ids| ids.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+            .ok_or_else(|| invalid("\"options\" must be a list of option ids, like [0, 2]"))?;
+        BallotInput::Options(ids)
+    } else if let Some(Marks(marks)) = body.marks {
+        let mut read = Vec::with_capacity(marks.len());
+        for (id, mark) in marks {
+            let id = id
+                .parse::<u64>()
+                .map_err(|_| invalid(&format!("{id:?} is not an option id")))?;
+            let mark = choice(&mark)
+                .ok_or_else(|| invalid("each mark is \"for\", \"against\" or \"abstain\""))?;
+            read.push((id, mark));
+        }
+        BallotInput::Marks(read)
+    } else {
+        return Err(invalid(
+            "a ballot needs a \"choice\" (or a \"grade\", \"options\" or \"marks\")",
+        ));
+    };
+    Ok((voter, ballot, ballot_id))
 }
 
 pub async fn cast(
     State(door): State<HttpDoor>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<BallotBody>,
-) -> Result<impl IntoResponse, WireError> {
+) -> Result<Response, WireError> {
     let id = session_id(&id)?;
-    let (voter, ballot) = ballot_from_body(body)?;
-    Ok(Json(door.hub.cast(id, voter, ballot).await?))
+    let (voter, ballot, ballot_id) = ballot_from_body(body)?;
+    let answer = door.hub.cast(id, voter, ballot, ballot_id).await?;
+    // The receipt is already JSON: a retry gets these very bytes.
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 pub async fn close(

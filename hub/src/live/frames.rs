@@ -45,7 +45,7 @@ impl Framed {
     /// Text frames (FIN, unmasked, as a server sends them).
     pub fn bytes(&self, framing: Framing) -> Bytes {
         let state = &self.state;
-        match (framing, state.result) {
+        match (framing, state.state.result) {
             (Framing::Change, Some(_)) => self
                 .change
                 .get_or_init(|| frames(&[&session_closed(state)]))
@@ -97,36 +97,47 @@ impl FrameCache {
     }
 }
 
-fn counts(state: &Published) -> LiveCounts<'_> {
+fn counts(published: &Published) -> LiveCounts<'_> {
+    let state = &published.state;
     let tally = &state.tally;
+    let motion = tally.motion();
+    let standing = published.standing.as_ref();
     LiveCounts {
-        votes_for: tally.votes_for,
-        votes_against: tally.votes_against,
+        votes_for: motion.map_or(0, |m| m.votes_for),
+        votes_against: motion.map_or(0, |m| m.votes_against),
         votes_total: tally.total(),
-        votes_abstain: tally.votes_abstain,
+        // An election's blank ballots are its abstentions, for seed clients.
+        votes_abstain: motion.map_or(tally.blank(), |m| m.votes_abstain),
         seq: state.seq,
-        needed: state.standing.needed,
-        adopted_if_closed_now: state.standing.adopted_if_closed_now,
+        needed: standing.map(|s| s.needed),
+        adopted_if_closed_now: standing.map(|s| s.adopted_if_closed_now),
+        ballots: tally.ballots,
         grades: tally.grades(),
-        groups: &state.standing.groups,
+        groups: standing.map_or(&[], |s| s.groups.as_slice()),
+        options: tally.options(),
+        closes_at: state.closes_at.filter(|_| state.result.is_none()),
     }
 }
 
-fn vote_update(state: &Published) -> String {
+fn vote_update(published: &Published) -> String {
     to_json(&LiveEvent::VoteUpdate {
-        session_id: state.meta.id,
-        counts: counts(state),
+        session_id: published.meta.id,
+        counts: counts(published),
     })
 }
 
-fn session_closed(state: &Published) -> String {
+fn session_closed(published: &Published) -> String {
+    let state = &published.state;
+    let election = published.meta.kind.election().is_some();
     match state.result {
         Some(result) => to_json(&LiveEvent::SessionClosed {
-            session_id: state.meta.id,
+            session_id: published.meta.id,
             result,
-            counts: counts(state),
+            counts: counts(published),
+            elected: election.then_some(state.elected.elected.as_slice()),
+            tied: election.then_some(state.elected.tied.as_slice()),
         }),
-        None => vote_update(state),
+        None => vote_update(published),
     }
 }
 

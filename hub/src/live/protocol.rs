@@ -11,9 +11,10 @@ use serde::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::core::clock::Time;
 use crate::core::error::Code;
 use crate::core::rules::{GroupStanding, Outcome};
-use crate::core::tally::Halves;
+use crate::core::tally::{Halves, OptionCounts};
 
 // ── /live: client → server ────────────────────────────────────────────────
 
@@ -253,8 +254,14 @@ pub enum LiveEvent<'a> {
         result: Outcome,
         #[serde(flatten)]
         counts: LiveCounts<'a>,
+        /// Elections: who was elected, in rank order.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        elected: Option<&'a [u16]>,
+        /// Elections: who is tied for the seats left, in id order.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tied: Option<&'a [u16]>,
     },
-    /// To subscribers of the nil UUID: a session was created or closed.
+    /// To subscribers of the nil UUID: the list or the agenda changed.
     SessionsChanged,
 }
 
@@ -267,12 +274,23 @@ pub struct LiveCounts<'a> {
     pub votes_total: u64,
     pub votes_abstain: u64,
     pub seq: u64,
-    pub needed: Halves,
-    pub adopted_if_closed_now: bool,
+    /// Motions: where they stand under their rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed: Option<Halves>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted_if_closed_now: Option<bool>,
+    /// How many people's ballots count (the totals are weights).
+    pub ballots: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grades: Option<&'a [u64; 7]>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub groups: &'a [GroupStanding],
+    /// Elections: each option's count, as in the tally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionCounts<'a>>,
+    /// Timed votes: when it closes, by the hub's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closes_at: Option<Time>,
 }
 
 /// An error sent on `/live`: the seed's `{"error"}` plus a stable `code`.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use uuid::Uuid;
 use votehub::SqliteStore;
+use votehub::core::clock::Time;
 use votehub::core::store::{BallotRecord, Loaded, Locked, Store, StoreError, Txn, Write};
 use votehub::core::tally::Ballot;
 
@@ -88,8 +89,21 @@ impl Txn for FailingTxn<'_> {
         self.inner.lock_sessions(ids)
     }
 
+    fn now(&mut self) -> Result<Time, StoreError> {
+        self.inner.now()
+    }
+
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
         self.inner.ballot(session, voter)
+    }
+
+    fn answer(
+        &mut self,
+        session: Uuid,
+        voter: &str,
+        ballot_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.answer(session, voter, ballot_id)
     }
 
     fn write(&mut self, write: &Write) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 //! adopted, and how many approvals that takes at the current turnout.
 //! Pure code — no IO, no clock — so every figure here can be tested exactly.
 
+mod election;
 mod groups;
 mod inertia;
 #[cfg(test)]
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::tally::{Halves, Tally};
 
+pub use election::{Elected, Method, elect};
 pub use groups::GroupMinimum;
 pub use inertia::Inertia;
 
@@ -68,6 +70,8 @@ pub enum RuleError {
     BadGroup,
     #[error("a rule may list at most {0} group minimums")]
     TooManyGroups(usize),
+    #[error("{0}")]
+    NotForElections(&'static str),
 }
 
 pub const MAX_GROUPS: usize = 16;
@@ -237,12 +241,16 @@ pub struct GroupStanding {
     pub needed: u64,
 }
 
-/// The outcome recorded at close.
+/// The outcome recorded at close: a motion is adopted or rejected; an
+/// election elects, ends in a tie across the last seat, or elects no one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Adopted,
     Rejected,
+    Elected,
+    Tie,
+    NoneElected,
 }
 
 impl Outcome {
@@ -250,7 +258,22 @@ impl Outcome {
         match self {
             Outcome::Adopted => "adopted",
             Outcome::Rejected => "rejected",
+            Outcome::Elected => "elected",
+            Outcome::Tie => "tie",
+            Outcome::NoneElected => "none_elected",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Adopted,
+            Outcome::Rejected,
+            Outcome::Elected,
+            Outcome::Tie,
+            Outcome::NoneElected,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 
@@ -284,7 +307,7 @@ impl Rule {
         let (approvals, rejections) = tally.weighed();
         let needed = self.needed_at(Halves(approvals.0 + rejections.0), tally.step());
         let main = approvals >= needed;
-        let quorum = self.quorum.is_none_or(|q| tally.total() >= q);
+        let quorum = self.quorum_met(tally);
         let groups: Vec<GroupStanding> = self
             .groups
             .iter()
@@ -302,6 +325,37 @@ impl Rule {
         }
     }
 
+    /// Whether this rule can decide an election by `method`: the majority
+    /// (the default) or, for approval, a supermajority of each option's
+    /// for against its against; a quorum; no inertia, no group minimums.
+    pub fn check_election(&self, method: Method) -> Result<(), RuleError> {
+        match self.kind {
+            RuleKind::Majority => {}
+            RuleKind::Supermajority { .. } if method == Method::Approval => {}
+            RuleKind::Supermajority { .. } => {
+                return Err(RuleError::NotForElections(
+                    "a supermajority applies to approval elections only (each option's for against its against)",
+                ));
+            }
+            RuleKind::Inertia(_) => {
+                return Err(RuleError::NotForElections(
+                    "the inertia rule applies to motions only",
+                ));
+            }
+        }
+        if !self.groups.is_empty() {
+            return Err(RuleError::NotForElections(
+                "group minimums apply to motions only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `quorum` is met by this tally.
+    pub fn quorum_met(&self, tally: &Tally) -> bool {
+        self.quorum.is_none_or(|q| tally.total() >= q)
+    }
+
     pub fn outcome(&self, tally: &Tally) -> Outcome {
         if self.standing(tally).adopted_if_closed_now {
             Outcome::Adopted
@@ -314,7 +368,7 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::tally::{Ballot, Choice};
+    use crate::core::tally::{Ballot, Choice, Scale, Shape};
 
     fn spec(json: &str) -> Result<Rule, String> {
         let spec: RuleSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -322,15 +376,15 @@ mod tests {
     }
 
     fn tally(f: u64, a: u64, ab: u64) -> Tally {
-        let mut t = Tally::default();
+        let mut t = Tally::new(Shape::Motion(Scale::Choice));
         for _ in 0..f {
-            t.add(&Ballot::Choice(Choice::For), &[]);
+            t.add(&Ballot::Choice(Choice::For), 1, &[]);
         }
         for _ in 0..a {
-            t.add(&Ballot::Choice(Choice::Against), &[]);
+            t.add(&Ballot::Choice(Choice::Against), 1, &[]);
         }
         for _ in 0..ab {
-            t.add(&Ballot::Choice(Choice::Abstain), &[]);
+            t.add(&Ballot::Choice(Choice::Abstain), 1, &[]);
         }
         t
     }
@@ -442,10 +496,10 @@ mod tests {
         .expect("valid");
         assert_eq!(r.groups[0].required(), 3);
         let mut t = tally(10, 0, 0);
-        t.add(&Ballot::Choice(Choice::For), &["smith".into()]);
-        t.add(&Ballot::Choice(Choice::For), &["smith".into()]);
+        t.add(&Ballot::Choice(Choice::For), 1, &["smith".into()]);
+        t.add(&Ballot::Choice(Choice::For), 1, &["smith".into()]);
         assert_eq!(r.outcome(&t), Outcome::Rejected);
-        t.add(&Ballot::Choice(Choice::For), &["smith".into()]);
+        t.add(&Ballot::Choice(Choice::For), 1, &["smith".into()]);
         assert_eq!(r.outcome(&t), Outcome::Adopted);
     }
 

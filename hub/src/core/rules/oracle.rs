@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::{GroupMinimum, Inertia, Outcome, Rule, RuleKind};
-use crate::core::tally::{Ballot, Choice, Scale, Tally};
+use crate::core::tally::{Ballot, Choice, Scale, Shape, Tally};
 
 /// A tally as the oracle sees it: how many ballots of each kind.
 #[derive(Debug, Clone)]
@@ -31,11 +31,11 @@ impl Counts {
     }
 
     fn tally(&self) -> Tally {
-        let mut t = Tally::new(if self.nuanced {
+        let mut t = Tally::new(Shape::Motion(if self.nuanced {
             Scale::Nuanced
         } else {
             Scale::Choice
-        });
+        }));
         let (yes, no, zero) = if self.nuanced {
             (Ballot::Grade(2), Ballot::Grade(-1), Ballot::Grade(0))
         } else {
@@ -47,13 +47,13 @@ impl Counts {
         };
         let smith = ["smith".to_owned()];
         for i in 0..self.f {
-            t.add(&yes, if i < self.smiths { &smith } else { &[] });
+            t.add(&yes, 1, if i < self.smiths { &smith } else { &[] });
         }
         for _ in 0..self.a {
-            t.add(&no, &smith);
+            t.add(&no, 1, &smith);
         }
         for _ in 0..self.z {
-            t.add(&zero, &smith);
+            t.add(&zero, 1, &smith);
         }
         t
     }

@@ -1,0 +1,419 @@
+//! The writer: one thread that owns the store and every change. It takes
+//! the commands waiting for it in arrival order (a batch), opens one store
+//! transaction, locks the sessions the batch touches, closes the timed
+//! votes whose deadline has passed, decides each command against the state
+//! so far, and commits the whole batch at once (group commit). Only then
+//! does it answer and publish. A batch whose commit fails is undone in
+//! memory and every command in it is answered `storage_unavailable`:
+//! memory never shows what the disk does not hold, and nothing is
+//! acknowledged that is not durable.
+//!
+//! `sessions` decides the agenda and the close, `ballots` the ballots,
+//! `roll` the roll, `board` what readers see.
+
+mod ballots;
+mod board;
+mod roll;
+mod sessions;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::core::clock::Time;
+use crate::core::error::HubError;
+use crate::core::hub::{Board, Reply};
+use crate::core::limits::Limits;
+use crate::core::meeting::Meeting;
+use crate::core::roll::{NewVoter, Roll, RollEntry};
+use crate::core::session::{CloseReceipt, SessionMeta, SessionSpec, SessionState};
+use crate::core::store::{BallotRecord, Locked, Store, StoreError, Txn, Write};
+use crate::core::tally::BallotInput;
+
+/// How long the writer waits at most before looking at the wall clock
+/// again: a deadline that passed while the laptop slept is applied within
+/// this much of waking (timers do not count the time asleep).
+const CLOCK_LOOK: Duration = Duration::from_secs(1);
+
+pub(crate) enum Command {
+    Create(SessionSpec, Reply<Uuid>),
+    Import(Vec<(usize, SessionSpec)>, Reply<Vec<Uuid>>),
+    Edit(Uuid, SessionSpec, Reply<()>),
+    Delete(Uuid, Reply<()>),
+    Open(Uuid, Reply<()>),
+    Extend(Uuid, u64, Reply<()>),
+    Reorder(Vec<Uuid>, Reply<()>),
+    Cast {
+        session: Uuid,
+        voter: String,
+        ballot: BallotInput,
+        ballot_id: Option<String>,
+        reply: Reply<String>,
+    },
+    Close(Uuid, Reply<CloseReceipt>),
+    Register(Vec<NewVoter>, Reply<Vec<RollEntry>>),
+    StartMeeting(String, Reply<Meeting>),
+    Ballots(Uuid, Reply<Vec<BallotRecord>>),
+    Stop,
+}
+
+impl Command {
+    /// The session a command changes, to lock before deciding.
+    fn session(&self) -> Option<Uuid> {
+        match self {
+            Command::Cast { session, .. } => Some(*session),
+            Command::Close(id, _)
+            | Command::Edit(id, ..)
+            | Command::Delete(id, _)
+            | Command::Open(id, _)
+            | Command::Extend(id, ..) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Answers the command with `e` (a batch that could not be recorded).
+    fn fail(self, e: HubError) {
+        match self {
+            Command::Create(_, r) => drop(r.send(Err(e))),
+            Command::Import(_, r) => drop(r.send(Err(e))),
+            Command::Edit(_, _, r)
+            | Command::Delete(_, r)
+            | Command::Open(_, r)
+            | Command::Extend(_, _, r)
+            | Command::Reorder(_, r) => drop(r.send(Err(e))),
+            Command::Cast { reply, .. } => drop(reply.send(Err(e))),
+            Command::Close(_, r) => drop(r.send(Err(e))),
+            Command::Register(_, r) => drop(r.send(Err(e))),
+            Command::StartMeeting(_, r) => drop(r.send(Err(e))),
+            Command::Ballots(_, r) => drop(r.send(Err(e))),
+            Command::Stop => {}
+        }
+    }
+}
+
+pub(crate) struct CoreSession {
+    pub meta: Arc<SessionMeta>,
+    pub state: SessionState,
+}
+
+/// The writer thread's state: the store and the core's memory of it.
+pub(crate) struct Writer {
+    store: Box<dyn Store>,
+    core: Core,
+}
+
+/// Everything the writer decides with; the store stays apart so that a
+/// transaction can borrow it while the core changes.
+pub(crate) struct Core {
+    pub sessions: HashMap<Uuid, CoreSession>,
+    /// In the order they began; the last is the current one.
+    pub meetings: Vec<Meeting>,
+    pub roll: Roll,
+    pub board: Board,
+    pub limits: Limits,
+}
+
+/// A session as it was: its settings and its state.
+pub(crate) type Before = (Arc<SessionMeta>, SessionState);
+
+/// What one batch changed, to publish once it commits or to undo if not.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The time that decides this batch (the store's clock).
+    pub now: Option<Time>,
+    /// Sessions touched, with their settings and state before the batch
+    /// (`None`: made by it).
+    pub before: Vec<(Uuid, Option<Before>)>,
+    /// Sessions deleted by the batch.
+    pub deleted: Vec<Uuid>,
+    /// The roll's length before the batch.
+    pub roll_len: usize,
+    /// The meetings before the batch, if it changed them.
+    pub meetings: Option<Vec<Meeting>>,
+    /// The list of sessions changed (the lobby ticks).
+    pub listed: bool,
+    replies: Vec<PendingReply>,
+}
+
+/// An answer held back until its batch is committed (or refused).
+type PendingReply = Box<dyn FnOnce(Result<(), HubError>) + Send>;
+
+impl Batch {
+    pub fn now(&self) -> Time {
+        self.now.unwrap_or_else(Time::now)
+    }
+
+    /// Keeps what a session was before the batch first changed it.
+    pub fn remember(&mut self, id: Uuid, session: Option<&CoreSession>) {
+        if !self.before.iter().any(|(s, _)| *s == id) {
+            self.before
+                .push((id, session.map(|s| (s.meta.clone(), s.state.clone()))));
+        }
+    }
+
+    /// Queues `reply` to be answered with `value` once the batch commits.
+    fn answer<T: Send + 'static>(&mut self, reply: Reply<T>, value: T) {
+        self.replies.push(Box::new(move |outcome| {
+            let _ = reply.send(outcome.map(|()| value));
+        }));
+    }
+}
+
+/// A command's fate: `Err` is a storage failure that aborts the whole
+/// batch; `Ok(Err)` a refusal answered at once.
+pub(crate) type Decided<T> = Result<Result<T, HubError>, StoreError>;
+
+impl Writer {
+    /// Reads everything from `store`, begins the first meeting of a new
+    /// data directory, and publishes it all.
+    pub fn load(
+        mut store: Box<dyn Store>,
+        board: Board,
+        limits: Limits,
+    ) -> Result<Writer, HubError> {
+        let loaded = store.load()?;
+        let mut core = Core {
+            sessions: HashMap::new(),
+            meetings: Vec::new(),
+            roll: Roll::default(),
+            board,
+            limits,
+        };
+        core.restore(loaded);
+        let mut writer = Writer { store, core };
+        if writer.core.meetings.is_empty() {
+            let meeting = Meeting {
+                id: Uuid::new_v4(),
+                title: "Assembly".into(),
+                started_at: Time::now(),
+                ended_at: None,
+            };
+            let mut txn = writer.store.begin()?;
+            txn.write(&Write::Meeting(meeting.clone()))?;
+            txn.commit()?;
+            writer.core.meetings.push(meeting);
+            writer.core.board.write().meetings = writer.core.meetings.clone();
+        }
+        // Deadlines that passed while the hub was down close before anyone
+        // can see the vote open.
+        writer.batch(Vec::new());
+        Ok(writer)
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // A small clock of its own, to wait for a command or a deadline.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        let max_batch = self.core.limits.max_batch.max(1);
+        'serve: loop {
+            let wait = self
+                .core
+                .next_deadline()
+                .map(|at| Time::now().until(at).min(CLOCK_LOOK));
+            let first = match (wait, &timer) {
+                (Some(wait), Ok(timer)) => {
+                    // The timer is made inside the runtime it belongs to.
+                    match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                        Ok(first) => first,
+                        // A deadline may be due: a batch of no commands
+                        // closes it.
+                        Err(_) => {
+                            self.batch(Vec::new());
+                            continue;
+                        }
+                    }
+                }
+                _ => rx.blocking_recv(),
+            };
+            let Some(first) = first else {
+                break;
+            };
+            let mut taken = vec![first];
+            while taken.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(cmd) => taken.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            let mut batch = Vec::with_capacity(taken.len());
+            for cmd in taken {
+                match cmd {
+                    Command::Stop => {
+                        self.batch(std::mem::take(&mut batch));
+                        break 'serve;
+                    }
+                    // A read sees everything queued before it: commit first.
+                    Command::Ballots(id, reply) => {
+                        self.batch(std::mem::take(&mut batch));
+                        let _ = reply.send(self.ballots(id));
+                    }
+                    cmd => batch.push(cmd),
+                }
+            }
+            self.batch(batch);
+        }
+        // Whatever raced the stop is dropped, which answers it "shutting down".
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            drop(cmd);
+        }
+    }
+
+    fn ballots(&mut self, id: Uuid) -> Result<Vec<BallotRecord>, HubError> {
+        if !self.core.sessions.contains_key(&id) {
+            return Err(HubError::SessionNotFound);
+        }
+        Ok(self.store.ballots(id)?)
+    }
+
+    /// Decides, writes and commits `commands` as one transaction, after
+    /// closing the timed votes whose deadline has passed.
+    fn batch(&mut self, commands: Vec<Command>) {
+        let due = self.core.due_candidates(Time::now());
+        if commands.is_empty() && due.is_empty() {
+            return;
+        }
+        let mut batch = Batch {
+            roll_len: self.core.roll.len(),
+            ..Batch::default()
+        };
+        let mut txn = match self.store.begin() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(commands, batch, e),
+        };
+        let mut locked: Vec<Uuid> = commands.iter().filter_map(Command::session).collect();
+        locked.extend(&due);
+        locked.sort_unstable();
+        locked.dedup();
+        let prepared = txn.now().and_then(|now| {
+            batch.now = Some(now);
+            match txn.lock_sessions(&locked)? {
+                Locked::Current => {}
+                Locked::Fresh(states) => self.core.refresh(states),
+            }
+            self.core.close_due(&due, &mut *txn, &mut batch)
+        });
+        if let Err(e) = prepared {
+            drop(txn);
+            self.core.undo(&batch);
+            return fail_all(commands, batch, e);
+        }
+        let mut commands = commands.into_iter();
+        let mut outcome: Result<(), StoreError> = Ok(());
+        for cmd in commands.by_ref() {
+            if let Err(e) = self.core.apply(cmd, &mut *txn, &mut batch) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self.core.write_states(&batch, &mut *txn);
+        }
+        let outcome = outcome.and_then(|()| txn.commit());
+        match outcome {
+            Ok(()) => {
+                self.core.publish(&batch);
+                for reply in batch.replies {
+                    reply(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Its real cause stays in the log; clients hear only that
+                // nothing was recorded.
+                tracing::error!(error = %e, commands = batch.replies.len(), "a batch failed to commit; it is refused and undone");
+                self.core.undo(&batch);
+                fail_all(commands.collect(), batch, e);
+            }
+        }
+    }
+}
+
+/// Answers every command of a batch that could not be recorded.
+fn fail_all(rest: Vec<Command>, batch: Batch, e: StoreError) {
+    let e = Arc::new(e);
+    for reply in batch.replies {
+        reply(Err(HubError::Store(e.clone())));
+    }
+    for cmd in rest {
+        cmd.fail(HubError::Store(e.clone()));
+    }
+}
+
+/// Sends a decided command's answer: a refusal at once, a success when the
+/// batch commits. A storage failure is handed back to abort the batch; this
+/// command is then answered with it, like the rest of the batch.
+fn settle<T: Send + 'static>(
+    decided: Decided<T>,
+    reply: Reply<T>,
+    batch: &mut Batch,
+) -> Result<(), StoreError> {
+    match decided {
+        Ok(Ok(value)) => batch.answer(reply, value),
+        Ok(Err(refusal)) => drop(reply.send(Err(refusal))),
+        Err(e) => {
+            // Only ever called with the batch's failure.
+            batch.replies.push(Box::new(move |outcome| {
+                let _ = reply.send(outcome.and_then(|()| Err(HubError::ShuttingDown)));
+            }));
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+impl Core {
+    fn apply(
+        &mut self,
+        cmd: Command,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        match cmd {
+            Command::Create(spec, reply) => {
+                let decided = self.create(spec, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Import(specs, reply) => {
+                let decided = self.import(specs, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Edit(id, spec, reply) => {
+                let decided = self.edit(id, spec, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Delete(id, reply) => {
+                let decided = self.delete(id, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Open(id, reply) => settle(Ok(self.open(id, batch)), reply, batch),
+            Command::Extend(id, seconds, reply) => {
+                settle(Ok(self.extend(id, seconds, batch)), reply, batch)
+            }
+            Command::Reorder(order, reply) => settle(Ok(self.reorder(order, batch)), reply, batch),
+            Command::Cast {
+                session,
+                voter,
+                ballot,
+                ballot_id,
+                reply,
+            } => {
+                let decided = self.cast(session, voter, ballot, ballot_id, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Close(id, reply) => settle(Ok(self.close(id, batch)), reply, batch),
+            Command::Register(voters, reply) => {
+                let decided = self.register(voters, txn);
+                settle(decided, reply, batch)
+            }
+            Command::StartMeeting(title, reply) => {
+                let decided = self.start_meeting(title, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Ballots(..) | Command::Stop => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The agenda as the writer decides it: creating, editing, deleting,
+//! ordering and opening sessions, extending and closing them — by a
+//! moderator or at their deadline — and beginning a new meeting.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Batch, Core, CoreSession, Decided};
+use crate::core::clock::Time;
+use crate::core::error::HubError;
+use crate::core::limits::MAX_DURATION_S;
+use crate::core::meeting::Meeting;
+use crate::core::rules::{Elected, Outcome, elect};
+use crate::core::session::{
+    CloseReceipt, Deadline, SessionKind, SessionMeta, SessionSpec, SessionState, Status,
+};
+use crate::core::store::{StoreError, Txn, Write};
+
+impl Core {
+    /// The meeting sessions are created in.
+    pub fn current_meeting(&self) -> Uuid {
+        self.meetings.last().map(|m| m.id).unwrap_or_default()
+    }
+
+    /// The current meeting's sessions, in agenda order.
+    fn agenda(&self) -> Vec<Uuid> {
+        let meeting = self.current_meeting();
+        let mut ids: Vec<(u32, Uuid)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.meta.meeting == meeting)
+            .map(|(id, s)| (s.state.position, *id))
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub fn create(
+        &mut self,
+        spec: SessionSpec,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Uuid> {
+        if self.sessions.len() >= self.limits.max_sessions {
+            return Ok(Err(HubError::Full("too many sessions on this hub")));
+        }
+        if spec.title.is_none() {
+            return Ok(Err(HubError::InvalidBody(
+                "a session needs a \"title\"".into(),
+            )));
+        }
+        let status = spec.status.unwrap_or(Status::Open);
+        if status == Status::Closed {
+            return Ok(Err(HubError::InvalidSession(
+                "a session is made \"draft\" or \"open\"".into(),
+            )));
+        }
+        let now = batch.now();
+        let checked = match spec.check(self.roll.len() as u64, now) {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let meta = SessionMeta {
+            id: Uuid::new_v4(),
+            meeting: self.current_meeting(),
+            title: checked.title,
+            description: checked.description,
+            kind: checked.kind,
+            rule: checked.rule,
+            electorate: checked.electorate,
+            deadline: checked.deadline,
+            created_at: now,
+        };
+        let position = self.agenda().len() as u32 + 1;
+        let mut state = SessionState::new(&meta, Status::Draft, position);
+        if status == Status::Open {
+            start(&meta, &mut state, now);
+        }
+        txn.write(&Write::Session(meta.clone()))?;
+        let id = meta.id;
+        batch.remember(id, None);
+        batch.listed = true;
+        self.sessions.insert(
+            id,
+            CoreSession {
+                meta: Arc::new(meta),
+                state,
+            },
+        );
+        Ok(Ok(id))
+    }
+
+    /// Every spec becomes a draft at the end of the agenda — all of them,
+    /// or none when one is refused (the answer names its line).
+    pub fn import(
+        &mut self,
+        specs: Vec<(usize, SessionSpec)>,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Vec<Uuid>> {
+        if specs.is_empty() {
+            return Ok(Err(HubError::InvalidSession(
+                "the agenda file lists no vote".into(),
+            )));
+        }
+        let now = batch.now();
+        for (line, spec) in &specs {
+            if let Some(Status::Open | Status::Closed) = spec.status {
+                return Ok(Err(HubError::InvalidSession(format!(
+                    "line {line}: an imported vote is a draft; open it when the room gets there"
+                ))));
+            }
+            if let Err(e) = spec.clone().check(self.roll.len() as u64, now) {
+                return Ok(Err(HubError::InvalidSession(format!(
+                    "line {line}: {}",
+                    e.public_message()
+                ))));
+            }
+        }
+        if self.sessions.len() + specs.len() > self.limits.max_sessions {
+            return Ok(Err(HubError::Full("too many sessions on this hub")));
+        }
+        let mut ids = Vec::with_capacity(specs.len());
+        for (line, mut spec) in specs {
+            spec.status = Some(Status::Draft);
+            match self.create(spec, txn, batch)? {
+                Ok(id) => ids.push(id),
+                // Checked above; a refusal here is still reported whole.
+                Err(e) => {
+                    return Ok(Err(HubError::InvalidSession(format!(
+                        "line {line}: {}",
+                        e.public_message()
+                    ))));
+                }
+            }
+        }
+        Ok(Ok(ids))
+    }
+
+    pub fn edit(
+        &mut self,
+        id: Uuid,
+        spec: SessionSpec,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<()> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
+        if session.state.status != Status::Draft {
+            return Ok(Err(HubError::NotDraft));
+        }
+        if spec.status.is_some() {
+            return Ok(Err(HubError::InvalidSession(
+                "a draft opens with POST /api/sessions/{id}/open, not by an edit".into(),
+            )));
+        }
+        let checked = match spec
+            .over(&session.meta)
+            .check(self.roll.len() as u64, batch.now())
+        {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let meta = SessionMeta {
+            title: checked.title,
+            description: checked.description,
+            kind: checked.kind,
+            rule: checked.rule,
+            electorate: checked.electorate,
+            deadline: checked.deadline,
+            ..SessionMeta::clone(&session.meta)
+        };
+        txn.write(&Write::Session(meta.clone()))?;
+        batch.remember(id, Some(session));
+        batch.listed = true;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let mut state = SessionState::new(&meta, Status::Draft, session.state.position);
+            state.seq = session.state.seq + 1;
+            session.state = state;
+            session.meta = Arc::new(meta);
+        }
+        Ok(Ok(()))
+    }
+
+    pub fn delete(&mut self, id: Uuid, txn: &mut dyn Txn, batch: &mut Batch) -> Decided<()> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
+        if session.state.status != Status::Draft {
+            return Ok(Err(HubError::NotDraft));
+        }
+        txn.write(&Write::DeleteSession(id))?;
+        let meeting = session.meta.meeting;
+        let position = session.state.position;
+        batch.remember(id, Some(session));
+        batch.deleted.push(id);
+        batch.listed = true;
+        self.sessions.remove(&id);
+        // The sessions after it move up one place.
+        let later: Vec<Uuid> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.meta.meeting == meeting && s.state.position > position)
+            .map(|(id, _)| *id)
+            .collect();
+        for other in later {
+            batch.remember(other, self.sessions.get(&other));
+            if let Some(s) = self.sessions.get_mut(&other) {
+                s.state.position -= 1;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Opens a draft; an open session is left as it is.
+    pub fn open(&mut self, id: Uuid, batch: &mut Batch) -> Result<(), HubError> {
+        let now = batch.now();
+        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+        match session.state.status {
+            Status::Open => return Ok(()),
+            Status::Closed => return Err(HubError::SessionClosed),
+            Status::Draft => {}
+        }
+        if let Some(Deadline::At(at)) = session.meta.deadline
+            && at <= now
+        {
+            return Err(HubError::DeadlinePassed);
+        }
+        batch.remember(id, Some(session));
+        batch.listed = true;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            start(&session.meta, &mut session.state, now);
+            session.state.seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Moves an open vote's deadline later (an untimed one gets one).
+    pub fn extend(&mut self, id: Uuid, seconds: u64, batch: &mut Batch) -> Result<(), HubError> {
+        if !(1..=MAX_DURATION_S).contains(&seconds) {
+            return Err(HubError::InvalidBody(format!(
+                "\"seconds\" must be from 1 to {MAX_DURATION_S}"
+            )));
+        }
+        let now = batch.now();
+        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+        if session.state.status != Status::Open {
+            return Err(HubError::NotOpen);
+        }
+        batch.remember(id, Some(session));
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let from = session.state.closes_at.unwrap_or(now);
+            session.state.closes_at = Some(from.plus_seconds(seconds));
+            session.state.seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts the current meeting's agenda in `order`, which names each of
+    /// its sessions exactly once.
+    pub fn reorder(&mut self, order: Vec<Uuid>, batch: &mut Batch) -> Result<(), HubError> {
+        let mut agenda = self.agenda();
+        let mut given = order.clone();
+        agenda.sort_unstable();
+        given.sort_unstable();
+        if agenda != given {
+            return Err(HubError::InvalidBody(
+                "\"order\" must name every session of the agenda exactly once".into(),
+            ));
+        }
+        for (i, id) in order.into_iter().enumerate() {
+            let position = i as u32 + 1;
+            if self.sessions.get(&id).map(|s| s.state.position) != Some(position) {
+                batch.remember(id, self.sessions.get(&id));
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.state.position = position;
+                }
+            }
+        }
+        batch.listed = true;
+        Ok(())
+    }
+
+    /// Closes a session, or answers the stored result if it already is.
+    /// Closing writes nothing of its own: the session's new state is
+    /// written with the batch's others.
+    pub fn close(&mut self, id: Uuid, batch: &mut Batch) -> Result<CloseReceipt, HubError> {
+        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+        match session.state.status {
+            Status::Draft => return Err(HubError::NotOpen),
+            // Closing again answers the stored result; nothing changes or
+            // is broadcast, but the answer still waits for the batch so
+            // that it never reports a close that is not yet durable.
+            Status::Closed => return Ok(receipt(session)),
+            Status::Open => {}
+        }
+        let now = batch.now();
+        batch.remember(id, Some(session));
+        batch.listed = true;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(HubError::SessionNotFound)?;
+        decide(session, now);
+        Ok(receipt(session))
+    }
+
+    /// The open timed votes whose deadline has passed, by what this
+    /// writer knows (another hub may have moved or applied it: they are
+    /// checked again once locked).
+    pub fn due_candidates(&self, now: Time) -> Vec<Uuid> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| is_due(&s.state, now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The earliest deadline of an open vote.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.sessions
+            .values()
+            .filter(|s| s.state.status == Status::Open)
+            .filter_map(|s| s.state.closes_at)
+            .min()
+    }
+
+    /// Closes every candidate still due, at its deadline: its result counts
+    /// the ballots committed before it.
+    pub fn close_due(
+        &mut self,
+        due: &[Uuid],
+        _txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        let now = batch.now();
+        for id in due {
+            let Some(session) = self.sessions.get(id) else {
+                continue;
+            };
+            if !is_due(&session.state, now) {
+                continue;
+            }
+            batch.remember(*id, Some(session));
+            batch.listed = true;
+            if let Some(session) = self.sessions.get_mut(id) {
+                let at = session.state.closes_at.unwrap_or(now);
+                decide(session, at);
+                tracing::info!(session = %id, "the vote reached its deadline");
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the current meeting and begins a new one; refused while one of
+    /// its votes is open.
+    pub fn start_meeting(
+        &mut self,
+        title: String,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Meeting> {
+        let title = title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > crate::core::limits::MAX_TITLE {
+            return Ok(Err(HubError::InvalidBody(format!(
+                "a meeting needs a title of 1 to {} characters",
+                crate::core::limits::MAX_TITLE
+            ))));
+        }
+        let current = self.current_meeting();
+        if self
+            .sessions
+            .values()
+            .any(|s| s.meta.meeting == current && s.state.status == Status::Open)
+        {
+            return Ok(Err(HubError::VotesStillOpen));
+        }
+        let now = batch.now();
+        if batch.meetings.is_none() {
+            batch.meetings = Some(self.meetings.clone());
+        }
+        if let Some(last) = self.meetings.last_mut() {
+            last.ended_at = Some(now);
+            txn.write(&Write::Meeting(last.clone()))?;
+        }
+        let meeting = Meeting {
+            id: Uuid::new_v4(),
+            title,
+            started_at: now,
+            ended_at: None,
+        };
+        txn.write(&Write::Meeting(meeting.clone()))?;
+        self.meetings.push(meeting.clone());
+        batch.listed = true;
+        Ok(Ok(meeting))
+    }
+
+    /// Each touched session's new state, written once per batch.
+    pub fn write_states(&self, batch: &Batch, txn: &mut dyn Txn) -> Result<(), StoreError> {
+        for (id, _) in &batch.before {
+            if let Some(session) = self.sessions.get(id) {
+                txn.write(&Write::State {
+                    session: *id,
+                    state: session.state.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens `state` now: its deadline, if it has one, starts counting.
+fn start(meta: &SessionMeta, state: &mut SessionState, now: Time) {
+    state.status = Status::Open;
+    state.opened_at = Some(now);
+    state.closes_at = match meta.deadline {
+        Some(Deadline::At(at)) => Some(at),
+        Some(Deadline::After(seconds)) => Some(now.plus_seconds(u64::from(seconds))),
+        None => None,
+    };
+}
+
+fn is_due(state: &SessionState, now: Time) -> bool {
+    state.status == Status::Open && state.closes_at.is_some_and(|at| at <= now)
+}
+
+/// Closes `session` at `at`, with the result its rule gives its tally.
+fn decide(session: &mut CoreSession, at: Time) {
+    let state = &mut session.state;
+    let (result, elected) = match &session.meta.kind {
+        SessionKind::Motion { .. } => (session.meta.rule.outcome(&state.tally), Elected::default()),
+        SessionKind::Election(e) => elect(&session.meta.rule, usize::from(e.seats), &state.tally),
+    };
+    state.status = Status::Closed;
+    state.result = Some(result);
+    state.elected = elected;
+    state.closed_at = Some(at);
+    state.seq += 1;
+}
+
+fn receipt(session: &CoreSession) -> CloseReceipt {
+    let state = &session.state;
+    let election = matches!(session.meta.kind, SessionKind::Election(_));
+    CloseReceipt {
+        result: state.result.unwrap_or(Outcome::Rejected),
+        tally: state.tally.clone(),
+        seq: state.seq,
+        elected: election.then(|| state.elected.elected.clone()),
+        tied: election.then(|| state.elected.tied.clone()),
+    }
+}

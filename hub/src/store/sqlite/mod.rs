@@ -1,0 +1,457 @@
+//! The embedded store: one SQLite file in the data directory, in WAL mode
+//! with every commit synced (`synchronous=FULL`). This process is its only
+//! writer, so the core's memory of a session is always current.
+
+mod columns;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use uuid::Uuid;
+
+use crate::core::clock::Time;
+use crate::core::meeting::Meeting;
+use crate::core::roll::RollEntry;
+use crate::core::rules::{Elected, Method};
+use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
+use crate::core::store::{
+    BallotRecord, Loaded, Locked, Store, StoreError, StoredSession, Txn, Write,
+};
+use crate::core::tally::{Ballot, Scale};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(e: rusqlite_migration::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "votehub.db";
+
+/// Written in the SQLite header (`PRAGMA application_id`): "vote" in ASCII.
+/// A database without it is someone else's and is never touched.
+const APPLICATION_ID: i32 = 0x766f_7465;
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir`. Refuses, without
+    /// changing anything, a file that is not a votehub database or comes
+    /// from a newer votehub.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let corrupt = |source: rusqlite::Error| StoreError::Corrupt {
+            path: path.clone(),
+            source: Box::new(source),
+        };
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .map_err(corrupt)?;
+        // Reading the header is the first thing that fails on a file that is
+        // not SQLite.
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let user_version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let fresh = tables == 0 && app_id == 0 && user_version == 0;
+        if !fresh && app_id != APPLICATION_ID {
+            return Err(StoreError::Foreign { path });
+        }
+        if user_version > schema::schema_version() as i64 {
+            return Err(StoreError::TooNew {
+                path,
+                found: user_version,
+                known: schema::schema_version(),
+            });
+        }
+        // WAL lets readers (exports) run beside the writer; FULL makes every
+        // commit survive power loss, not only a crash of the process.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if fresh {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        schema::migrations().to_latest(&mut conn)?;
+        schema::adopt_orphans(&mut conn)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+const SESSION_COLUMNS: &str =
+    "id, meeting_id, title, description, kind, scale, options, seats, method,
+    min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
+    status, position, opened_at, closes_at, closed_at, result, elected, tied, seq";
+
+/// One row of `sessions`, read as stored.
+fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
+    let text = |i: usize| -> Result<String, StoreError> { Ok(r.get::<_, String>(i)?) };
+    let maybe = |i: usize| -> Result<Option<String>, StoreError> { Ok(r.get(i)?) };
+    let number = |i: usize| -> Result<Option<i64>, StoreError> { Ok(r.get(i)?) };
+    let time = |i: usize| maybe(i)?.as_deref().map(columns::time_from).transpose();
+    let kind = match text(4)?.as_str() {
+        "motion" => SessionKind::Motion {
+            scale: columns::scale_from(&text(5)?)?,
+        },
+        "election" => {
+            let small = |i: usize| -> Result<u16, StoreError> {
+                number(i)?
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| StoreError::Inconsistent(format!("election column {i}")))
+            };
+            let method = columns::method_from(&text(8)?)?;
+            SessionKind::Election(Election {
+                options: columns::names_from(&text(6)?)?,
+                seats: small(7)?,
+                method,
+                min: if method == Method::Selection {
+                    small(9)?
+                } else {
+                    0
+                },
+                max: if method == Method::Selection {
+                    small(10)?
+                } else {
+                    0
+                },
+            })
+        }
+        other => return Err(StoreError::Inconsistent(format!("bad kind {other:?}"))),
+    };
+    let deadline = match (time(13)?, number(14)?) {
+        (Some(at), None) => Some(Deadline::At(at)),
+        (None, Some(s)) => {
+            Some(Deadline::After(u32::try_from(s).map_err(|_| {
+                StoreError::Inconsistent(format!("duration {s}"))
+            })?))
+        }
+        _ => None,
+    };
+    let ids = |i: usize| -> Result<Vec<u16>, StoreError> {
+        maybe(i)?
+            .as_deref()
+            .map(columns::ids_from)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    Ok(StoredSession {
+        meta: SessionMeta {
+            id: columns::uuid_from(&text(0)?)?,
+            meeting: columns::uuid_from(&text(1)?)?,
+            title: text(2)?,
+            description: text(3)?,
+            kind,
+            rule: columns::rule_from(&text(11)?)?,
+            electorate: columns::electorate_from(&text(12)?)?,
+            deadline,
+            created_at: columns::time_from(&text(15)?)?,
+        },
+        status: columns::status_from(&text(16)?)?,
+        position: u32::try_from(r.get::<_, i64>(17)?).unwrap_or(0),
+        opened_at: time(18)?,
+        closes_at: time(19)?,
+        closed_at: time(20)?,
+        result: maybe(21)?
+            .as_deref()
+            .map(columns::outcome_from)
+            .transpose()?,
+        elected: Elected {
+            elected: ids(22)?,
+            tied: ids(23)?,
+        },
+        seq: r.get::<_, i64>(24)?.max(0) as u64,
+        ballots: Vec::new(),
+    })
+}
+
+/// Every ballot of a session, in the order they were last cast.
+fn read_ballots(conn: &Connection, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT voter, choice, grade, options, marks, cast_at FROM ballots
+         WHERE session_id = ?1 ORDER BY cast_at, voter",
+    )?;
+    let mut rows = stmt.query(params![session.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(BallotRecord {
+            voter: r.get(0)?,
+            ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
+            cast_at: columns::time_from(&r.get::<_, String>(5)?)?,
+        });
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        let mut loaded = Loaded::default();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT id, title, started_at, ended_at FROM meetings ORDER BY started_at, rowid",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                loaded.meetings.push(Meeting {
+                    id: columns::uuid_from(&r.get::<_, String>(0)?)?,
+                    title: r.get(1)?,
+                    started_at: columns::time_from(&r.get::<_, String>(2)?)?,
+                    ended_at: r
+                        .get::<_, Option<String>>(3)?
+                        .as_deref()
+                        .map(columns::time_from)
+                        .transpose()?,
+                });
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY rowid"
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                loaded.sessions.push(session_from(r)?);
+            }
+        }
+        for session in &mut loaded.sessions {
+            session.ballots = read_ballots(&self.conn, session.meta.id)?;
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT code, name, groups FROM voters ORDER BY rowid")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            loaded.voters.push(RollEntry {
+                code: r.get(0)?,
+                name: r.get(1)?,
+                groups: columns::names_from(&r.get::<_, String>(2)?)?,
+            });
+        }
+        Ok(loaded)
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
+        Ok(Box::new(SqliteTxn {
+            tx: self.conn.transaction()?,
+        }))
+    }
+
+    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+        read_ballots(&self.conn, session)
+    }
+}
+
+struct SqliteTxn<'a> {
+    tx: Transaction<'a>,
+}
+
+impl SqliteTxn<'_> {
+    fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
+        let (scale, options, seats, method, min, max) = match &m.kind {
+            SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
+            SessionKind::Election(e) => (
+                Scale::Choice,
+                Some(columns::names(&e.options)?),
+                Some(i64::from(e.seats)),
+                Some(e.method.as_str()),
+                Some(i64::from(e.min)),
+                Some(i64::from(e.max)),
+            ),
+        };
+        let (deadline_at, duration_s) = match m.deadline {
+            Some(Deadline::At(at)) => (Some(at.to_rfc3339()), None),
+            Some(Deadline::After(s)) => (None, Some(i64::from(s))),
+            None => (None, None),
+        };
+        let kind = match m.kind {
+            SessionKind::Motion { .. } => "motion",
+            SessionKind::Election(_) => "election",
+        };
+        // A new session is inserted; a draft edited keeps its state columns.
+        self.tx
+            .prepare_cached(
+                "INSERT INTO sessions (id, meeting_id, title, description, kind, scale, options, seats,
+                    method, min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
+                    status, position, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'draft', 0, 0)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title,
+                    description = excluded.description, kind = excluded.kind, scale = excluded.scale,
+                    options = excluded.options, seats = excluded.seats, method = excluded.method,
+                    min_marks = excluded.min_marks, max_marks = excluded.max_marks,
+                    rule = excluded.rule, electorate = excluded.electorate,
+                    deadline_at = excluded.deadline_at, duration_s = excluded.duration_s",
+            )?
+            .execute(params![
+                m.id.to_string(),
+                m.meeting.to_string(),
+                m.title,
+                m.description,
+                kind,
+                columns::scale(scale),
+                options,
+                seats,
+                method,
+                min,
+                max,
+                columns::rule(&m.rule)?,
+                columns::electorate(m.electorate),
+                deadline_at,
+                duration_s,
+                m.created_at.to_rfc3339(),
+            ])?;
+        Ok(())
+    }
+}
+
+impl Txn for SqliteTxn<'_> {
+    fn lock_sessions(&mut self, _ids: &[Uuid]) -> Result<Locked, StoreError> {
+        // This process is the file's only writer.
+        Ok(Locked::Current)
+    }
+
+    fn now(&mut self) -> Result<Time, StoreError> {
+        Ok(Time::now())
+    }
+
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT choice, grade, options, marks FROM ballots WHERE session_id = ?1 AND voter = ?2",
+        )?;
+        let found = stmt
+            .query_row(params![session.to_string(), voter], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        found
+            .map(|(c, g, o, m)| columns::ballot_from(c, g, o, m))
+            .transpose()
+    }
+
+    fn answer(
+        &mut self,
+        session: Uuid,
+        voter: &str,
+        ballot_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT answer FROM answers WHERE session_id = ?1 AND voter = ?2 AND ballot_id = ?3",
+        )?;
+        Ok(stmt
+            .query_row(params![session.to_string(), voter, ballot_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::Session(meta) => self.write_session(meta)?,
+            Write::DeleteSession(id) => {
+                let id = id.to_string();
+                for table in ["answers", "ballots"] {
+                    self.tx
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE session_id = ?1"))?
+                        .execute(params![id])?;
+                }
+                self.tx
+                    .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+                    .execute(params![id])?;
+            }
+            Write::Ballot { session, record } => {
+                let c = columns::ballot(&record.ballot);
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (session_id, voter) DO UPDATE
+                         SET choice = excluded.choice, grade = excluded.grade, options = excluded.options,
+                             marks = excluded.marks, cast_at = excluded.cast_at",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        record.voter,
+                        c.choice,
+                        c.grade,
+                        c.options,
+                        c.marks,
+                        record.cast_at.to_rfc3339()
+                    ])?;
+            }
+            Write::Answer {
+                session,
+                voter,
+                ballot_id,
+                answer,
+            } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO answers (session_id, voter, ballot_id, answer) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![session.to_string(), voter, ballot_id, answer])?;
+            }
+            Write::State { session, state } => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE sessions SET status = ?2, position = ?3, opened_at = ?4, closes_at = ?5,
+                            closed_at = ?6, result = ?7, elected = ?8, tied = ?9, seq = ?10
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        state.status.as_str(),
+                        i64::from(state.position),
+                        state.opened_at.map(Time::to_rfc3339),
+                        state.closes_at.map(Time::to_rfc3339),
+                        state.closed_at.map(Time::to_rfc3339),
+                        state.result.map(|r| r.as_str()),
+                        Some(columns::ids(&state.elected.elected)).filter(|s| !s.is_empty()),
+                        Some(columns::ids(&state.elected.tied)).filter(|s| !s.is_empty()),
+                        state.seq as i64
+                    ])?;
+            }
+            Write::Voter(v) => {
+                self.tx
+                    .prepare_cached("INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)")?
+                    .execute(params![v.code, v.name, columns::names(&v.groups)?])?;
+            }
+            Write::Meeting(m) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO meetings (id, title, started_at, ended_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (id) DO UPDATE SET title = excluded.title, ended_at = excluded.ended_at",
+                    )?
+                    .execute(params![
+                        m.id.to_string(),
+                        m.title,
+                        m.started_at.to_rfc3339(),
+                        m.ended_at.map(Time::to_rfc3339)
+                    ])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}

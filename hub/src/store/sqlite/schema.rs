@@ -1,0 +1,128 @@
+//! The SQLite schema, one migration per version. A database written by a
+//! newer votehub is refused, never downgraded.
+
+use rusqlite::{Connection, params};
+use rusqlite_migration::{M, Migrations};
+use uuid::Uuid;
+
+use crate::core::clock::Time;
+use crate::core::store::StoreError;
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE sessions (
+                id          TEXT PRIMARY KEY,
+                title       TEXT NOT NULL,
+                description TEXT NOT NULL,
+                rule        TEXT NOT NULL,
+                electorate  TEXT NOT NULL,
+                scale       TEXT NOT NULL,
+                result      TEXT,
+                created_at  TEXT NOT NULL,
+                closed_at   TEXT,
+                seq         INTEGER NOT NULL
+            );
+            CREATE TABLE ballots (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                voter       TEXT NOT NULL,
+                choice      TEXT,
+                grade       INTEGER,
+                cast_at     TEXT NOT NULL,
+                PRIMARY KEY (session_id, voter),
+                CHECK ((choice IS NULL) <> (grade IS NULL))
+            ) WITHOUT ROWID;
+            CREATE TABLE voters (
+                code        TEXT PRIMARY KEY,
+                name        TEXT NOT NULL UNIQUE,
+                groups      TEXT NOT NULL
+            );",
+        ),
+        // The agenda (drafts, positions, deadlines), elections, meetings,
+        // and the answers kept for retried ballots.
+        M::up(
+            "CREATE TABLE meetings (
+                id          TEXT PRIMARY KEY,
+                title       TEXT NOT NULL,
+                started_at  TEXT NOT NULL,
+                ended_at    TEXT
+            );
+            ALTER TABLE sessions ADD COLUMN meeting_id TEXT REFERENCES meetings(id);
+            ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'motion';
+            ALTER TABLE sessions ADD COLUMN options TEXT;
+            ALTER TABLE sessions ADD COLUMN seats INTEGER;
+            ALTER TABLE sessions ADD COLUMN method TEXT;
+            ALTER TABLE sessions ADD COLUMN min_marks INTEGER;
+            ALTER TABLE sessions ADD COLUMN max_marks INTEGER;
+            ALTER TABLE sessions ADD COLUMN deadline_at TEXT;
+            ALTER TABLE sessions ADD COLUMN duration_s INTEGER;
+            ALTER TABLE sessions ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+            ALTER TABLE sessions ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE sessions ADD COLUMN opened_at TEXT;
+            ALTER TABLE sessions ADD COLUMN closes_at TEXT;
+            ALTER TABLE sessions ADD COLUMN elected TEXT;
+            ALTER TABLE sessions ADD COLUMN tied TEXT;
+            UPDATE sessions SET
+                status = CASE WHEN result IS NULL THEN 'open' ELSE 'closed' END,
+                opened_at = created_at,
+                position = rowid;
+            CREATE TABLE ballots_v2 (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                voter       TEXT NOT NULL,
+                choice      TEXT,
+                grade       INTEGER,
+                options     TEXT,
+                marks       TEXT,
+                cast_at     TEXT NOT NULL,
+                PRIMARY KEY (session_id, voter),
+                CHECK ((choice IS NOT NULL) + (grade IS NOT NULL)
+                       + (options IS NOT NULL) + (marks IS NOT NULL) = 1)
+            ) WITHOUT ROWID;
+            INSERT INTO ballots_v2 (session_id, voter, choice, grade, cast_at)
+                SELECT session_id, voter, choice, grade, cast_at FROM ballots;
+            DROP TABLE ballots;
+            ALTER TABLE ballots_v2 RENAME TO ballots;
+            CREATE TABLE answers (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                voter       TEXT NOT NULL,
+                ballot_id   TEXT NOT NULL,
+                answer      TEXT NOT NULL,
+                PRIMARY KEY (session_id, voter, ballot_id)
+            ) WITHOUT ROWID;",
+        ),
+    ])
+}
+
+pub fn schema_version() -> usize {
+    2
+}
+
+/// Sessions kept from before meetings existed belong to one meeting, begun
+/// when the first of them was made.
+pub fn adopt_orphans(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let orphans: i64 = tx.query_row(
+        "SELECT count(*) FROM sessions WHERE meeting_id IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if orphans > 0 {
+        let first: Option<String> = tx.query_row(
+            "SELECT min(created_at) FROM sessions WHERE meeting_id IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let started = first.unwrap_or_else(|| Time::now().to_rfc3339());
+        let id = Uuid::new_v4().to_string();
+        tx.execute(
+            "INSERT INTO meetings (id, title, started_at) VALUES (?1, 'Assembly', ?2)",
+            params![id, started],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET meeting_id = ?1 WHERE meeting_id IS NULL",
+            params![id],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

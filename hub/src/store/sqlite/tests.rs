@@ -1,0 +1,302 @@
+use rusqlite::Connection;
+
+use super::*;
+use crate::core::rules::{Outcome, Rule};
+use crate::core::session::{Electorate, SessionState, Status};
+use crate::core::tally::Choice;
+
+fn meta(id: Uuid, meeting: Uuid) -> SessionMeta {
+    SessionMeta {
+        id,
+        meeting,
+        title: "Budget".into(),
+        description: String::new(),
+        kind: SessionKind::Motion {
+            scale: Scale::Choice,
+        },
+        rule: Rule::default(),
+        electorate: Electorate::Open,
+        deadline: None,
+        created_at: Time::from_millis(1_795_000_000_000),
+    }
+}
+
+fn meeting() -> Meeting {
+    Meeting {
+        id: Uuid::new_v4(),
+        title: "AGM".into(),
+        started_at: Time::from_millis(1_795_000_000_000),
+        ended_at: None,
+    }
+}
+
+fn ballot(voter: &str, ballot: Ballot) -> BallotRecord {
+    BallotRecord {
+        voter: voter.into(),
+        ballot,
+        cast_at: Time::from_millis(1_795_000_060_000),
+    }
+}
+
+fn commit(store: &mut SqliteStore, writes: &[Write]) -> Result<(), StoreError> {
+    let mut txn = store.begin()?;
+    for w in writes {
+        txn.write(w)?;
+    }
+    txn.commit()
+}
+
+#[test]
+fn a_committed_batch_is_there_after_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = Uuid::new_v4();
+    let day = meeting();
+    let election_id = Uuid::new_v4();
+    let election = SessionMeta {
+        id: election_id,
+        kind: SessionKind::Election(Election {
+            options: vec!["Ann".into(), "Bob".into(), "Cy".into()],
+            seats: 2,
+            method: Method::Selection,
+            min: 0,
+            max: 2,
+        }),
+        deadline: Some(Deadline::After(90)),
+        ..meta(election_id, day.id)
+    };
+    {
+        let mut store = SqliteStore::open(dir.path()).expect("open");
+        let mut closed = SessionState::new(&meta(id, day.id), Status::Closed, 1);
+        closed.result = Some(Outcome::Rejected);
+        closed.opened_at = Some(Time::from_millis(1_795_000_001_000));
+        closed.closed_at = Some(Time::from_millis(1_795_000_120_000));
+        closed.seq = 3;
+        commit(
+            &mut store,
+            &[
+                Write::Meeting(day.clone()),
+                Write::Session(meta(id, day.id)),
+                Write::Ballot {
+                    session: id,
+                    record: ballot("ann", Ballot::Choice(Choice::For)),
+                },
+                Write::Ballot {
+                    session: id,
+                    record: ballot("ann", Ballot::Choice(Choice::Against)),
+                },
+                Write::Answer {
+                    session: id,
+                    voter: "ann".into(),
+                    ballot_id: "b-1".into(),
+                    answer: "{\"seq\":1}".into(),
+                },
+                Write::State {
+                    session: id,
+                    state: closed,
+                },
+                Write::Session(election.clone()),
+                Write::Ballot {
+                    session: election_id,
+                    record: ballot("bob", Ballot::Selection(vec![0, 2])),
+                },
+                Write::Voter(RollEntry {
+                    code: "ABCD-EFGH".into(),
+                    name: "Ann".into(),
+                    groups: vec!["smith".into()],
+                }),
+            ],
+        )
+        .expect("commit");
+    }
+    let mut store = SqliteStore::open(dir.path()).expect("reopen");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.meetings, vec![day]);
+    let s = &loaded.sessions[0];
+    assert_eq!(s.meta, meta(id, s.meta.meeting));
+    assert_eq!((s.seq, s.position, s.status), (3, 1, Status::Closed));
+    assert_eq!(s.result, Some(Outcome::Rejected));
+    assert_eq!(s.ballots.len(), 1, "a re-vote replaces");
+    assert_eq!(s.ballots[0].ballot, Ballot::Choice(Choice::Against));
+    let e = &loaded.sessions[1];
+    assert_eq!(e.meta, election);
+    assert_eq!(e.status, Status::Draft, "no state written yet");
+    assert_eq!(e.ballots[0].ballot, Ballot::Selection(vec![0, 2]));
+    assert_eq!(loaded.voters[0].groups, vec!["smith".to_string()]);
+    let mut txn = store.begin().expect("begin");
+    assert_eq!(
+        txn.ballot(id, "ann").expect("lookup"),
+        Some(Ballot::Choice(Choice::Against))
+    );
+    assert_eq!(
+        txn.answer(id, "ann", "b-1").expect("answer").as_deref(),
+        Some("{\"seq\":1}")
+    );
+    assert_eq!(txn.answer(id, "bob", "b-1").expect("answer"), None);
+}
+
+#[test]
+fn a_transaction_reads_its_own_writes_and_a_dropped_one_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    {
+        let mut txn = store.begin().expect("begin");
+        txn.write(&Write::Meeting(day.clone())).expect("meeting");
+        txn.write(&Write::Session(meta(id, day.id)))
+            .expect("session");
+        txn.write(&Write::Ballot {
+            session: id,
+            record: ballot("bob", Ballot::Grade(2)),
+        })
+        .expect("ballot");
+        assert_eq!(txn.ballot(id, "bob").expect("read"), Some(Ballot::Grade(2)));
+    }
+    let loaded = store.load().expect("load");
+    assert!(loaded.sessions.is_empty() && loaded.meetings.is_empty());
+}
+
+#[test]
+fn a_failed_batch_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    // A ballot for a session that does not exist breaks a foreign key: the
+    // whole batch must roll back.
+    let err = commit(
+        &mut store,
+        &[
+            Write::Meeting(day.clone()),
+            Write::Session(meta(id, day.id)),
+            Write::Ballot {
+                session: Uuid::new_v4(),
+                record: ballot("x", Ballot::Choice(Choice::For)),
+            },
+        ],
+    );
+    assert!(err.is_err());
+    assert!(store.load().expect("load").sessions.is_empty());
+}
+
+#[test]
+fn a_deleted_draft_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    commit(
+        &mut store,
+        &[
+            Write::Meeting(day.clone()),
+            Write::Session(meta(id, day.id)),
+        ],
+    )
+    .expect("commit");
+    commit(&mut store, &[Write::DeleteSession(id)]).expect("delete");
+    assert!(store.load().expect("load").sessions.is_empty());
+}
+
+#[test]
+fn a_database_of_the_first_schema_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("id");
+        conn.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT NOT NULL,
+                rule TEXT NOT NULL, electorate TEXT NOT NULL, scale TEXT NOT NULL, result TEXT,
+                created_at TEXT NOT NULL, closed_at TEXT, seq INTEGER NOT NULL);
+             CREATE TABLE ballots (session_id TEXT NOT NULL REFERENCES sessions(id), voter TEXT NOT NULL,
+                choice TEXT, grade INTEGER, cast_at TEXT NOT NULL, PRIMARY KEY (session_id, voter),
+                CHECK ((choice IS NULL) <> (grade IS NULL))) WITHOUT ROWID;
+             CREATE TABLE voters (code TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, groups TEXT NOT NULL);
+             INSERT INTO sessions VALUES ('6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10', 'Old', '',
+                '{\"kind\":\"majority\"}', 'open', 'choice', 'adopted', '2026-11-20T10:00:00Z',
+                '2026-11-20T10:05:00Z', 2);
+             INSERT INTO sessions VALUES ('7f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10', 'Still open', '',
+                '{\"kind\":\"majority\"}', 'open', 'nuanced', NULL, '2026-11-20T11:00:00Z', NULL, 1);
+             INSERT INTO ballots VALUES ('6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10', 'ann', 'for', NULL,
+                '2026-11-20T10:01:00Z');
+             INSERT INTO ballots VALUES ('7f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10', 'bob', NULL, -2,
+                '2026-11-20T11:01:00Z');
+             PRAGMA user_version = 1;",
+        )
+        .expect("v1");
+    }
+    let mut store = SqliteStore::open(dir.path()).expect("upgrade");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.meetings.len(), 1);
+    assert_eq!(
+        loaded.meetings[0].started_at,
+        Time::parse("2026-11-20T10:00:00Z").expect("time")
+    );
+    let [old, open] = &loaded.sessions[..] else {
+        panic!("two sessions")
+    };
+    assert_eq!(
+        (old.status, old.position, old.result),
+        (Status::Closed, 1, Some(Outcome::Adopted))
+    );
+    assert_eq!(old.opened_at, Some(old.meta.created_at));
+    assert_eq!((open.status, open.position), (Status::Open, 2));
+    assert_eq!(
+        open.meta.kind,
+        SessionKind::Motion {
+            scale: Scale::Nuanced
+        }
+    );
+    assert_eq!(open.ballots[0].ballot, Ballot::Grade(-2));
+    assert!(
+        loaded
+            .sessions
+            .iter()
+            .all(|s| s.meta.meeting == loaded.meetings[0].id)
+    );
+    drop(store);
+    // Opening it again changes nothing more.
+    let mut again = SqliteStore::open(dir.path()).expect("reopen");
+    assert_eq!(again.load().expect("load").meetings.len(), 1);
+}
+
+#[test]
+fn refuses_foreign_and_corrupt_files_without_touching_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(DB_FILE);
+    std::fs::write(
+        &path,
+        b"these are my holiday notes, not a database at all....",
+    )
+    .expect("write");
+    let before = std::fs::read(&path).expect("read");
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+
+    let other = tempfile::tempdir().expect("tempdir");
+    let conn = Connection::open(other.path().join(DB_FILE)).expect("sqlite");
+    conn.execute_batch("CREATE TABLE recipes (name TEXT)")
+        .expect("create");
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::open(other.path()),
+        Err(StoreError::Foreign { .. })
+    ));
+}
+
+#[test]
+fn refuses_a_database_from_a_newer_votehub() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(SqliteStore::open(dir.path()).expect("open"));
+    let conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("pragma");
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::TooNew { .. })
+    ));
+}
