@@ -2,8 +2,9 @@
 // live tallies, and the moderator's actions. Talks to the hub only through
 // bridge.js; everything else is plain DOM.
 import { call, onSnapshot } from './bridge.js';
+import { countdown } from './clock.js';
 import { setLang, t, translate } from './i18n.js';
-import { el, renderBars, standing, stateOfSession } from './tally.js';
+import { el, electionResult, renderBars, standing, stateOfSession } from './tally.js';
 
 const $ = (id) => document.getElementById(id);
 let snapshot = null;
@@ -59,76 +60,189 @@ $('port-form').addEventListener('submit', async (e) => {
   try { await call('restart_hub', { port }); } catch (err) { $('failure-message').textContent = errorText(err); }
 });
 
-// ── Sessions ───────────────────────────────────────────────────────────────
+// ── The agenda ─────────────────────────────────────────────────────────────
+
+const ACTIONS = {
+  draft: ['open', 'edit', 'delete'],
+  open: ['close', 'extend1', 'extend5'],
+  closed: ['broadcast', 'export'],
+};
 
 function buildCard(s) {
   const parts = {
+    position: el('span', { class: 'position' }),
     status: el('span', { class: 'pill' }),
     subscribers: el('span', { class: 'subscribers' }),
+    countdown: el('p', { class: 'countdown' }),
     bars: el('div', { class: 'bars', role: 'group', 'aria-label': t('live') }),
     turnout: el('p', { class: 'turnout' }),
     standing: el('p', { class: 'standing' }),
     result: el('p', { class: 'result' }),
     message: el('p', { class: 'note', role: 'status' }),
+    title: el('h3'),
+    description: el('p', { class: 'description' }),
+    actions: el('div', { class: 'row wrap actions' }),
+  };
+  const buttons = {
+    open: el('button', { type: 'button', class: 'primary', 'data-action': 'open', text: t('openVote'), onclick: () => act(s.id, 'open_session') }),
+    edit: el('button', { type: 'button', 'data-action': 'edit', text: t('editVote'), onclick: () => startEdit(s.id) }),
+    delete: el('button', { type: 'button', 'data-action': 'delete', text: t('deleteVote'), onclick: () => deleteDraft(s.id) }),
     close: el('button', { type: 'button', class: 'danger', 'data-action': 'close', text: t('closeVote'), onclick: () => closeVote(s.id) }),
+    extend1: el('button', { type: 'button', 'data-action': 'extend1', text: t('extend1'), onclick: () => act(s.id, 'extend_session', { seconds: 60 }) }),
+    extend5: el('button', { type: 'button', 'data-action': 'extend5', text: t('extend5'), onclick: () => act(s.id, 'extend_session', { seconds: 300 }) }),
     broadcast: el('button', { type: 'button', 'data-action': 'broadcast', text: t('broadcastAgain'), onclick: () => act(s.id, 'broadcast') }),
     export: el('button', { type: 'button', 'data-action': 'export', text: t('exportCsv'), onclick: () => act(s.id, 'export_session') }),
+    up: el('button', { type: 'button', 'data-action': 'up', text: t('moveUp'), onclick: () => move(s.id, -1) }),
+    down: el('button', { type: 'button', 'data-action': 'down', text: t('moveDown'), onclick: () => move(s.id, 1) }),
   };
-  const node = el('article', { class: 'card session', 'data-session': s.id, 'aria-label': s.title },
-    el('header', { class: 'session-head' }, el('h3', { text: s.title }), parts.status, parts.subscribers),
-    s.description ? el('p', { class: 'description', text: s.description }) : null,
+  parts.buttons = buttons;
+  const article = el('article', { class: 'card session', 'aria-labelledby': `t-${s.id}` },
+    el('header', { class: 'session-head' },
+      el('span', { class: 'drag', 'aria-hidden': 'true', text: '⠿' }), parts.position, parts.title, parts.status, parts.subscribers),
+    parts.description, parts.countdown,
     el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, parts.standing, parts.result),
-    el('div', { class: 'row wrap actions' }, parts.close, parts.broadcast, parts.export),
+    parts.actions,
     parts.message);
+  parts.title.id = `t-${s.id}`;
+  const node = el('li', { 'data-session': s.id, tabindex: '0', draggable: 'true' }, article);
+  node.addEventListener('keydown', (e) => {
+    if (e.target !== node || !e.altKey) return;
+    if (e.key === 'ArrowUp') { e.preventDefault(); move(s.id, -1); }
+    if (e.key === 'ArrowDown') { e.preventDefault(); move(s.id, 1); }
+  });
+  node.addEventListener('dragstart', (e) => {
+    dragged = s.id;
+    node.classList.add('dragging');
+    e.dataTransfer.effectAllowed = 'move';
+    e.dataTransfer.setData('text/plain', s.id);
+  });
+  node.addEventListener('dragend', () => { dragged = null; node.classList.remove('dragging'); clearDropMarks(); });
+  node.addEventListener('dragover', (e) => {
+    if (!dragged || dragged === s.id) return;
+    e.preventDefault();
+    clearDropMarks();
+    node.classList.add('drop-before');
+  });
+  node.addEventListener('drop', (e) => {
+    e.preventDefault();
+    clearDropMarks();
+    if (dragged && dragged !== s.id) moveBefore(dragged, s.id);
+  });
   return { node, parts };
+}
+
+let dragged = null;
+function clearDropMarks() {
+  for (const n of document.querySelectorAll('.drop-before')) n.classList.remove('drop-before');
 }
 
 function renderSessions(sessions) {
   const list = $('session-list');
   $('no-votes').hidden = sessions.length > 0;
-  const ordered = [...sessions].sort((a, b) => (a.status === b.status ? 0 : a.status === 'open' ? -1 : 1));
   const seen = new Set();
-  for (const s of ordered) {
+  for (const s of sessions) {
     seen.add(s.id);
     let card = cards.get(s.id);
     if (!card) { card = buildCard(s); cards.set(s.id, card); }
     const { parts } = card;
     const state = stateOfSession(s);
-    const open = s.status === 'open';
-    card.node.classList.toggle('is-closed', !open);
-    parts.status.textContent = open ? t('open') : t('closed');
+    const article = card.node.firstChild;
+    article.className = `card session is-${s.status}`;
+    card.node.dataset.status = s.status;
+    parts.position.textContent = `${s.position}.`;
+    parts.title.textContent = s.title;
+    parts.description.textContent = s.description;
+    parts.description.hidden = !s.description;
+    parts.status.textContent = s.status === 'open' ? t('open') : s.status === 'closed' ? t('closed') : t('draftPill');
     parts.subscribers.textContent = t('subscribers', { n: s.subscribers });
     parts.subscribers.dataset.subscribers = String(s.subscribers);
-    renderBars(parts.bars, state);
-    parts.turnout.textContent = t('ballots', { n: s.tally.total });
+    renderBars(parts.bars, state, s);
+    // A draft has nothing to count yet.
+    parts.bars.closest('.live').hidden = s.status === 'draft';
+    parts.turnout.textContent = t('ballots', { n: s.tally.ballots ?? s.tally.total });
     parts.turnout.dataset.total = String(s.tally.total);
-    parts.standing.textContent = open ? standing(state) : '';
-    parts.result.textContent = open ? '' : t(s.result);
+    parts.standing.textContent = s.status === 'open' ? standing(state) : '';
+    parts.result.textContent = s.status !== 'closed' ? ''
+      : s.kind === 'election' ? electionResult(state, s) : t(s.result);
     parts.result.className = `result result-${s.result}`;
     parts.result.dataset.result = s.result ?? '';
-    parts.close.hidden = !open;
-    parts.broadcast.hidden = open;
+    const closesAt = s.status === 'open' ? s.closes_at : null;
+    if (parts.countdown.dataset.closesAt !== (closesAt ?? '')) {
+      parts.countdown.dataset.closesAt = closesAt ?? '';
+      countdown(parts.countdown, closesAt);
+    }
+    const wanted = [...ACTIONS[s.status], 'up', 'down'];
+    if (parts.actions.dataset.for !== s.status) {
+      parts.actions.dataset.for = s.status;
+      parts.actions.replaceChildren(...wanted.map((a) => parts.buttons[a]));
+    }
+    parts.buttons.up.disabled = s.position === 1;
+    parts.buttons.down.disabled = s.position === sessions.length;
     parts.message.textContent = messages[s.id] ?? '';
-    list.append(card.node); // keeps the order: open first, newest first
+    list.append(card.node); // keeps the agenda's order
   }
   for (const [id, card] of cards) if (!seen.has(id)) { card.node.remove(); cards.delete(id); }
+}
+
+function order() {
+  return (snapshot?.sessions ?? []).map((s) => s.id);
+}
+
+async function reorder(ids, moved) {
+  try {
+    await call('reorder', { order: ids });
+    const s = snapshot?.sessions.find((x) => x.id === moved);
+    $('agenda-status').textContent = t('moved', { title: s?.title ?? '', n: ids.indexOf(moved) + 1 });
+  } catch (e) {
+    messages[moved] = errorText(e);
+    if (snapshot) renderSessions(snapshot.sessions);
+  }
+  // Keep the keyboard where it was.
+  cards.get(moved)?.node.focus();
+}
+
+function move(id, by) {
+  const ids = order();
+  const i = ids.indexOf(id);
+  const j = i + by;
+  if (i < 0 || j < 0 || j >= ids.length) return;
+  ids.splice(i, 1);
+  ids.splice(j, 0, id);
+  reorder(ids, id);
+}
+
+function moveBefore(id, before) {
+  const ids = order().filter((x) => x !== id);
+  ids.splice(ids.indexOf(before), 0, id);
+  reorder(ids, id);
+}
+
+function confirmThen(text, yes, then) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = text;
+  $('confirm-yes').textContent = yes;
+  dialog.returnValue = '';
+  dialog.onclose = async () => {
+    if (dialog.returnValue === 'yes') await then();
+  };
+  dialog.showModal();
 }
 
 function closeVote(id) {
   const s = snapshot?.sessions.find((x) => x.id === id);
   if (!s) return;
-  const dialog = $('confirm');
-  $('confirm-text').textContent = t('confirmClose', { title: s.title });
-  dialog.returnValue = '';
-  dialog.onclose = async () => {
-    if (dialog.returnValue === 'yes') await act(id, 'close_session');
-  };
-  dialog.showModal();
+  confirmThen(t('confirmClose', { title: s.title }), t('confirmYes'), () => act(id, 'close_session'));
 }
 
-async function act(id, command) {
+function deleteDraft(id) {
+  const s = snapshot?.sessions.find((x) => x.id === id);
+  if (!s) return;
+  confirmThen(t('confirmDelete', { title: s.title }), t('deleteYes'), () => act(id, 'delete_session'));
+}
+
+async function act(id, command, extra = {}) {
   try {
-    const out = await call(command, { id });
+    const out = await call(command, { id, ...extra });
     messages[id] = command === 'export_session' ? t('savedTo', { path: out }) : '';
   } catch (e) {
     messages[id] = errorText(e);
@@ -136,32 +250,171 @@ async function act(id, command) {
   if (snapshot) renderSessions(snapshot.sessions);
 }
 
-// ── New vote ───────────────────────────────────────────────────────────────
+// ── New vote, or a draft edited ────────────────────────────────────────────
 
-function showRuleFields() {
-  const kind = $('new-rule').value;
-  for (const label of document.querySelectorAll('[data-for-rule]')) label.hidden = label.dataset.forRule !== kind;
+let editing = null;   // the id of the draft being edited
+
+function showFields() {
+  const f = $('new-form');
+  const kind = f.elements.kind.value;
+  const method = f.elements.method.value;
+  const rule = f.elements.rule.value;
+  for (const n of f.querySelectorAll('[data-for-kind]')) n.hidden = n.dataset.forKind !== kind;
+  for (const n of f.querySelectorAll('[data-for-method]')) n.hidden = method !== n.dataset.forMethod;
+  for (const n of f.querySelectorAll('[data-for-rule]')) n.hidden = n.dataset.forRule !== rule;
 }
-$('new-rule').addEventListener('change', showRuleFields);
+for (const name of ['kind', 'method', 'rule']) $('new-form').elements[name].addEventListener('change', showFields);
 
-$('new-form').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const f = new FormData(e.target);
+function specOfForm(form) {
+  const f = new FormData(form);
   const rule = { kind: f.get('rule') };
   if (rule.kind === 'supermajority') rule.ratio = Number(f.get('ratio'));
   if (rule.kind === 'inertia' && f.get('electorate_size')) rule.electorate = Number(f.get('electorate_size'));
   if (f.get('quorum')) rule.quorum = Number(f.get('quorum'));
-  const session = {
+  const spec = {
     title: f.get('title'), description: f.get('description'), rule,
-    electorate: f.get('electorate'), scale: f.get('scale'),
+    electorate: f.get('electorate'), kind: f.get('kind'),
   };
+  if (spec.kind === 'election') {
+    spec.options = String(f.get('options')).split('\n').map((o) => o.trim()).filter(Boolean);
+    spec.seats = Number(f.get('seats') || 1);
+    spec.method = f.get('method');
+    if (spec.method === 'selection') {
+      if (f.get('min')) spec.min = Number(f.get('min'));
+      if (f.get('max')) spec.max = Number(f.get('max'));
+    }
+  } else {
+    spec.scale = f.get('scale');
+  }
+  const minutes = Number(f.get('duration_min'));
+  spec.duration_s = minutes > 0 ? Math.round(minutes * 60) : null;
+  return spec;
+}
+
+function fillForm(s) {
+  const f = $('new-form').elements;
+  f.title.value = s.title;
+  f.description.value = s.description;
+  f.kind.value = s.kind;
+  f.scale.value = s.scale ?? 'choice';
+  f.method.value = s.method ?? 'selection';
+  f.options.value = (s.options ?? []).map((o) => o.name).join('\n');
+  f.seats.value = s.seats ?? 1;
+  f.min.value = s.min ?? '';
+  f.max.value = s.max ?? '';
+  f.rule.value = s.rule.kind;
+  f.ratio.value = s.rule.ratio ?? 0.66;
+  f.electorate_size.value = s.rule.electorate ?? '';
+  f.quorum.value = s.rule.quorum ?? '';
+  f.electorate.value = s.electorate;
+  f.duration_min.value = s.duration_s ? s.duration_s / 60 : '';
+  showFields();
+}
+
+function startEdit(id) {
+  const s = snapshot?.sessions.find((x) => x.id === id);
+  if (!s) return;
+  editing = id;
+  fillForm(s);
+  $('new-vote').open = true;
+  $('new-title-h').textContent = t('editDraft');
+  $('create-session').textContent = t('saveDraft');
+  $('cancel-edit').hidden = false;
+  $('new-draft').closest('label').hidden = true;
+  $('new-title').focus();
+}
+
+function stopEdit() {
+  editing = null;
+  $('new-form').reset();
+  $('new-title-h').textContent = t('newVote');
+  $('create-session').textContent = t('create');
+  $('cancel-edit').hidden = true;
+  $('new-draft').closest('label').hidden = false;
+  showFields();
+}
+$('cancel-edit').addEventListener('click', stopEdit);
+
+$('new-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const session = specOfForm(e.target);
   $('new-error').textContent = '';
   try {
-    await call('create_session', { session });
-    e.target.reset();
-    showRuleFields();
+    if (editing) {
+      await call('edit_session', { id: editing, session });
+      stopEdit();
+    } else {
+      if ($('new-draft').checked) session.status = 'draft';
+      await call('create_session', { session });
+      e.target.reset();
+      showFields();
+    }
   } catch (err) {
     $('new-error').textContent = errorText(err);
+  }
+});
+
+// ── Import an agenda ───────────────────────────────────────────────────────
+
+let importName = '';
+$('import-file').addEventListener('change', async (e) => {
+  const file = e.target.files?.[0];
+  if (!file) return;
+  importName = file.name;
+  $('import-text').value = await file.text();
+});
+
+$('import-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const text = $('import-text').value;
+  $('import-message').textContent = '';
+  try {
+    const created = await call('import_agenda', { text, name: importName });
+    $('import-message').textContent = t('imported', { n: created.length });
+    $('import-text').value = '';
+    $('import-file').value = '';
+    importName = '';
+  } catch (err) {
+    $('import-message').textContent = errorText(err);
+  }
+});
+
+// ── The day: minutes, and closing it ───────────────────────────────────────
+
+async function showMinutes(meeting) {
+  const html = await call('minutes_html', { meeting, lang: document.documentElement.lang });
+  $('minutes-frame').srcdoc = html;
+}
+
+$('minutes-button').addEventListener('click', async () => {
+  try {
+    // Earlier meetings stay readable: newest first, the current one chosen.
+    const meetings = (await call('meetings')).reverse();
+    $('minutes-meeting').replaceChildren(...meetings.map((m) =>
+      el('option', { value: m.id, text: `${m.title} — ${m.started_at.slice(0, 10)}` })));
+    await showMinutes(meetings[0]?.id ?? null);
+    $('minutes-dialog').showModal();
+  } catch (err) {
+    $('hub-state').textContent = errorText(err);
+  }
+});
+$('minutes-meeting').addEventListener('change', (e) => showMinutes(e.target.value).catch(() => {}));
+$('minutes-print').addEventListener('click', () => $('minutes-frame').contentWindow?.print());
+$('minutes-close').addEventListener('click', () => $('minutes-dialog').close());
+
+$('close-day').addEventListener('click', () => {
+  $('day-error').textContent = '';
+  $('day-name').value = '';
+  $('day-dialog').showModal();
+});
+$('day-form').addEventListener('submit', async (e) => {
+  if (e.submitter?.value !== 'yes') return;
+  e.preventDefault();
+  try {
+    await call('start_meeting', { title: $('day-name').value });
+    $('day-dialog').close();
+  } catch (err) {
+    $('day-error').textContent = errorText(err);
   }
 });
 
@@ -230,13 +483,14 @@ function apply(next) {
   // The form stays folded once there are votes to watch.
   if (first) { first = false; $('new-vote').open = next.sessions.length === 0; }
   snapshot = next;
+  $('meeting-title').textContent = next.meeting ? t('meetingTitle', { title: next.meeting.title }) : '';
   renderStatus(next.status, next.connections);
   renderSessions(next.sessions);
   if (next.roll_size !== lastRollSize) { lastRollSize = next.roll_size; renderRoll(); }
 }
 
 translate();
-showRuleFields();
+showFields();
 await loadSettings();
 await onSnapshot(apply);
 apply(await call('snapshot'));

@@ -80,10 +80,15 @@ export class Live {
         id: msg.session_id,
         seq: msg.seq,
         for: msg.votes_for, against: msg.votes_against, abstain: msg.votes_abstain, total: msg.votes_total,
+        ballots: msg.ballots ?? null,
         grades: msg.grades ?? null,
         needed: msg.needed, adopted_if_closed_now: msg.adopted_if_closed_now, groups: msg.groups ?? [],
+        // Elections: per-option counts; their blank ballots come as abstentions.
+        counts: msg.options ?? null, blank: msg.options ? msg.votes_abstain : null,
+        closes_at: msg.closes_at ?? null,
         status: msg.event === 'session_closed' ? 'closed' : undefined,
         result: msg.result ?? null,
+        elected: msg.elected ?? null, tied: msg.tied ?? null,
       });
     }
   }

@@ -1,10 +1,12 @@
-// The projector view: the current session in large type — bars, turnout,
-// what adoption still needs, the result at the close — and the address to
-// join with its QR code. `?session=<id>` pins a session; otherwise it shows
-// the newest open one, or the newest closed one when none is open.
+// The projector view: the vote the room is on, in large type — bars (one
+// per candidate in an election), turnout, what adoption still needs, the
+// countdown of a timed vote, the result at the close — and the address to
+// join with its QR code. It follows the agenda by itself: the open vote,
+// else the last result. `?session=<id>` pins a session.
+import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
-import { el, mergeState, renderBars, standing, stateOfSession } from './tally.js';
+import { el, electionResult, mergeState, renderBars, standing, stateOfSession } from './tally.js';
 
 const $ = (id) => document.getElementById(id);
 const pinned = new URLSearchParams(location.search).get('session');
@@ -20,18 +22,34 @@ const live = new Live({
   onSessionsChanged: () => refresh(),
   onState(state) {
     if (!current || state.id !== current.meta.id) return;
+    const wasOpen = current.state.status === 'open';
     current.state = mergeState(current.state, state);
     render();
+    // A vote that just closed: the agenda may have moved on.
+    if (wasOpen && current.state.status === 'closed') refresh();
   },
 });
 
+/** What the room is on: the first open vote of the agenda, else the vote
+ *  closed last. */
+function pick(agenda) {
+  if (pinned) return agenda.find((s) => s.id === pinned);
+  const open = agenda.find((s) => s.status === 'open');
+  if (open) return open;
+  const closed = agenda.filter((s) => s.status === 'closed');
+  closed.sort((a, b) => (a.closed_at < b.closed_at ? 1 : -1));
+  return closed[0];
+}
+
 async function refresh() {
-  let list, info;
+  let agenda, info;
   try {
-    [list, info] = await Promise.all([
-      fetch('/api/sessions', { cache: 'no-store' }).then((r) => r.json()),
+    const sent = Date.now();
+    [agenda, info] = await Promise.all([
+      fetch('/api/agenda', { cache: 'no-store' }).then((r) => r.json()),
       fetch('/api/info', { cache: 'no-store' }).then((r) => r.json()),
     ]);
+    syncClock(info, sent, Date.now());
   } catch { return; }
   rollSize = info.roll_size;
   const url = info.join_urls[0];
@@ -40,42 +58,57 @@ async function refresh() {
     $('qr').src = `/qr.svg?data=${encodeURIComponent(url)}`;
     $('qr').alt = url;
   }
-  const pick = list.find((s) => s.id === pinned) ?? list.find((s) => s.status === 'open') ?? list[0];
-  if (!pick) { current = null; render(); return; }
-  if (current?.meta.id !== pick.id) {
+  const chosen = pick(agenda);
+  if (!chosen) {
     if (current) live.unfollow(current.meta.id);
-    current = { meta: pick, state: stateOfSession(pick) };
-    live.follow(pick.id);
+    current = null;
+    render();
+    return;
   }
-  current.meta = pick;
-  live.offer(stateOfSession(pick));
+  if (current?.meta.id !== chosen.id) {
+    if (current) live.unfollow(current.meta.id);
+    current = { meta: chosen, state: stateOfSession(chosen) };
+    live.follow(chosen.id);
+  }
+  current.meta = chosen;
+  current.state = mergeState(current.state, { status: chosen.status, result: chosen.result,
+    elected: chosen.elected ?? null, tied: chosen.tied ?? null });
+  live.offer(stateOfSession(chosen));
   render();
 }
 
 function render() {
   $('empty').hidden = !!current;
+  document.body.dataset.session = current?.meta.id ?? '';
   if (!current) {
     for (const id of ['title', 'description', 'turnout', 'standing']) $(id).textContent = '';
     $('bars').replaceChildren();
     $('result').hidden = true;
+    countdown($('countdown'), null);
     return;
   }
   const { meta, state } = current;
   $('title').textContent = meta.title;
   $('description').textContent = meta.description;
-  renderBars($('bars'), state);
+  renderBars($('bars'), state, meta);
+  const people = state.ballots ?? state.total;
   const turnout = meta.electorate === 'roll' && rollSize > 0
-    ? t('turnout', { n: state.total, of: rollSize, pct: Math.round((100 * state.total) / rollSize) })
-    : t('ballots', { n: state.total });
+    ? t('turnout', { n: people, of: rollSize, pct: Math.round((100 * people) / rollSize) })
+    : t('ballots', { n: people });
   $('turnout').textContent = turnout;
   const closed = state.status === 'closed';
   $('result').hidden = !closed;
   $('result').className = `big-result result-${state.result}`;
   $('result').dataset.result = closed ? state.result : '';
-  $('result').textContent = closed ? t(state.result) : '';
+  $('result').textContent = !closed ? '' : meta.kind === 'election' ? electionResult(state, meta) : t(state.result);
   $('standing').textContent = closed ? '' : standing(state);
   $('groups').replaceChildren(...(state.groups ?? []).map((g) =>
     el('p', { class: 'group', text: t('groupNeed', { group: g.group, have: g.approvals, need: g.needed }) })));
+  const closesAt = closed ? null : state.closes_at ?? meta.closes_at;
+  if ($('countdown').dataset.closesAt !== (closesAt ?? '')) {
+    $('countdown').dataset.closesAt = closesAt ?? '';
+    countdown($('countdown'), closesAt);
+  }
 }
 
 translate();

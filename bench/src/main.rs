@@ -59,6 +59,11 @@ struct Args {
     /// let stale tallies pile up in its own kernel buffers and measure that.
     #[arg(long, default_value_t = 4096)]
     rcvbuf: u32,
+    /// Vote in an election of this many candidates (one ticked per
+    /// ballot, each in turn) instead of on a motion; every subscriber must
+    /// end on the exact count of every candidate.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=100))]
+    election: Option<u16>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -139,6 +144,7 @@ async fn run(args: Args) -> Result<report::Report, String> {
             http,
             target: target.clone(),
             token: args.admin_token,
+            election: args.election,
         },
         target,
         server: args.server_pid.map(ServerProcess),

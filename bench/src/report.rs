@@ -11,6 +11,9 @@ pub struct Report {
     pub target: String,
     pub subscribers: usize,
     pub ballots: u64,
+    /// Candidates, when the ballots were for an election.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub election: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +58,9 @@ impl Report {
         ];
         if self.ballots > 0 {
             rows.push(("ballots", self.ballots.to_string()));
+        }
+        if let Some(n) = self.election {
+            rows.push(("election", format!("{n} candidates")));
         }
         if let Some(rate) = self.rate {
             rows.push(("rate", format!("{rate} ballots/s")));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::api::expected_for;
+use crate::api::{expected_for, expected_votes};
 
 #[derive(Debug, Serialize)]
 pub struct Percentiles {
@@ -51,10 +51,14 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// From sending a ballot to its acknowledgement.
     acks: Mutex<Histogram<u64>>,
+    /// Elections: how many candidates, and each subscriber's newest frame,
+    /// whose per-option counts are checked at the end.
+    election: Option<u16>,
+    frames: Vec<Mutex<Vec<u8>>>,
 }
 
 impl Stats {
-    pub fn new(ballots: u64, subscribers: usize) -> Result<Stats, String> {
+    pub fn new(ballots: u64, subscribers: usize, election: Option<u16>) -> Result<Stats, String> {
         Ok(Stats {
             start: Instant::now(),
             sent: (0..ballots).map(|_| AtomicU64::new(0)).collect(),
@@ -68,6 +72,10 @@ impl Stats {
                 .collect(),
             errors: AtomicU64::new(0),
             acks: Mutex::new(histogram()?),
+            election,
+            frames: (0..if election.is_some() { subscribers } else { 0 })
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
         })
     }
 
@@ -130,6 +138,13 @@ impl Stats {
         if let Some(f) = number_after(text, "\"votes_for\":") {
             seen_for.store(f, Ordering::Relaxed);
         }
+        if total >= before
+            && let Some(frame) = self.frames.get(i)
+        {
+            let mut frame = frame.lock().unwrap_or_else(|e| e.into_inner());
+            frame.clear();
+            frame.extend_from_slice(text.as_bytes());
+        }
         if total > before {
             let now = self.now_ns();
             let shard = &self.histograms[i % self.histograms.len()];
@@ -143,13 +158,25 @@ impl Stats {
         }
     }
 
-    /// Waits until every subscriber saw `ballots` with the right split.
+    /// Waits until every subscriber saw `ballots` with the right split (in
+    /// an election, the right count for every candidate).
     pub async fn converge(&self, ballots: u64, deadline: Instant) -> bool {
         loop {
-            let done = self.last.iter().all(|(t, f)| {
-                t.load(Ordering::Relaxed) == ballots
-                    && f.load(Ordering::Relaxed) == expected_for(ballots)
-            });
+            let done = match self.election {
+                None => self.last.iter().all(|(t, f)| {
+                    t.load(Ordering::Relaxed) == ballots
+                        && f.load(Ordering::Relaxed) == expected_for(ballots)
+                }),
+                Some(n) => {
+                    self.last
+                        .iter()
+                        .all(|(t, _)| t.load(Ordering::Relaxed) == ballots)
+                        && self.frames.iter().all(|frame| {
+                            let frame = frame.lock().unwrap_or_else(|e| e.into_inner());
+                            option_votes(&frame) == Some(expected_votes(ballots, n))
+                        })
+                }
+            };
             if done {
                 return true;
             }
@@ -159,6 +186,25 @@ impl Stats {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The per-option counts of an election's frame, by id.
+fn option_votes(frame: &[u8]) -> Option<Vec<u64>> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        id: usize,
+        votes: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        options: Vec<Counted>,
+    }
+    let frame: Frame = serde_json::from_slice(frame).ok()?;
+    let mut votes = vec![0; frame.options.len()];
+    for o in frame.options {
+        *votes.get_mut(o.id)? = o.votes;
+    }
+    Some(votes)
 }
 
 /// Finds `"key":` in a frame and reads the number after it: the hot path
@@ -186,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_tally_seen_records_the_latency_of_each_new_ballot() {
-        let stats = Stats::new(3, 1).expect("stats");
+        let stats = Stats::new(3, 1, None).expect("stats");
         stats.sending(1);
         stats.sending(2);
         stats.record(0, br#"{"votes_for":2,"votes_total":2}"#);
@@ -194,5 +240,12 @@ mod tests {
         assert!(latency.p50 <= latency.max);
         // An older tally arriving late records nothing more.
         stats.record(0, br#"{"votes_for":1,"votes_total":1}"#);
+    }
+
+    #[test]
+    fn election_frames_are_read_per_option() {
+        let frame = br#"{"event":"vote_update","votes_total":3,"options":[{"id":1,"votes":1},{"id":0,"votes":2}]}"#;
+        assert_eq!(option_votes(frame), Some(vec![2, 1]));
+        assert_eq!(option_votes(b"{}"), None);
     }
 }

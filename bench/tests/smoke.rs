@@ -124,6 +124,61 @@ async fn idle_and_ingest() {
     hub.stop().await.expect("stop");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_election_ends_exact_on_every_candidate() {
+    let (hub, _dir) = hub().await;
+    let r = bench(
+        &hub,
+        &[
+            "--election",
+            "20",
+            "fanout",
+            "--subscribers",
+            "20",
+            "--rate",
+            "300",
+            "--ballots",
+            "90",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (
+            r["exact"].as_bool(),
+            r["errors"].as_u64(),
+            r["election"].as_u64()
+        ),
+        (Some(true), Some(0), Some(20)),
+        "{r}"
+    );
+    let tally = &hub.hub.sessions(None)[0].tally;
+    let options = serde_json::to_value(tally).expect("json")["options"].clone();
+    // Candidates 0…9 got 5 ballots each, 10…19 four.
+    assert_eq!(options[0]["votes"], 5);
+    assert_eq!(options[19]["votes"], 4);
+    let r = bench(
+        &hub,
+        &[
+            "--election",
+            "5",
+            "ingest",
+            "--clients",
+            "4",
+            "--ballots",
+            "200",
+            "--subscribers",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r["exact"].as_bool(), r["errors"].as_u64()),
+        (Some(true), Some(0)),
+        "{r}"
+    );
+    hub.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn only_local_targets_are_loaded() {
     let out = run(&[&[

@@ -75,20 +75,26 @@ function webdriver(base) {
     run: (script, ...args) => req('POST', `/session/${sid}/execute/sync`, { script, args }),
     async click(css) { await req('POST', `/session/${sid}/element/${await el(css)}/click`, {}); },
     async type(css, text) { await req('POST', `/session/${sid}/element/${await el(css)}/value`, { text }); },
+    /** Presses `key` with Alt held, on whatever has the focus. */
+    async altKey(key) {
+      const keys = [{ type: 'keyDown', value: '\uE00A' }, { type: 'keyDown', value: key },
+        { type: 'keyUp', value: key }, { type: 'keyUp', value: '\uE00A' }];
+      await req('POST', `/session/${sid}/actions`, { actions: [{ type: 'key', id: 'keyboard', actions: keys }] });
+    },
     screenshot: () => req('GET', `/session/${sid}/screenshot`),
   };
 }
 
-test('create, watch and close a session from the real window', { timeout: 180000 }, async () => {
+/** The app in a fresh Xvfb display, driven through tauri-driver, its hub
+ *  told to listen on `bind`. */
+async function openApp(bind) {
   const display = await xvfb();
-
-  const hubPort = await freePort();
   const driverPort = await freePort();
   const nativePort = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'votehub-desktop-'));
   const driver = start(tauriDriver(), ['--port', String(driverPort), '--native-port', String(nativePort)], {
     DISPLAY: display,
-    VOTEHUB_BIND: `127.0.0.1:${hubPort}`,
+    VOTEHUB_BIND: bind,
     VOTEHUB_DATA: data,
     VOTEHUB_ADMIN_TOKEN: TOKEN,
     LANG: 'en_US.UTF-8',
@@ -97,10 +103,20 @@ test('create, watch and close a session from the real window', { timeout: 180000
   await until('tauri-driver', async () => (await fetch(`http://127.0.0.1:${driverPort}/status`)).ok, 20000)
     .catch((e) => { throw new Error(`${e.message}\n${driver.log()}`); });
   await wd.open(APP);
+  return wd;
+}
+
+async function running(wd) {
+  await until('the hub in the window', async () =>
+    (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'running', 30000);
+}
+
+test('create, watch and close a session from the real window', { timeout: 180000 }, async () => {
+  const hubPort = await freePort();
+  const wd = await openApp(`127.0.0.1:${hubPort}`);
   try {
     const hub = `http://127.0.0.1:${hubPort}`;
-    await until('the hub in the window', async () =>
-      (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'running', 30000);
+    await running(wd);
     const urls = await wd.run("return [...document.querySelectorAll('.join-url')].map(e => e.dataset.url)");
     assert.deepEqual(urls, [`${hub}/`], 'the window shows the address participants open');
     assert.equal(await wd.run("return document.querySelectorAll('.join-item img[src^=\"data:image/svg+xml\"]').length"), 1, 'with its QR code');
@@ -158,25 +174,12 @@ test('create, watch and close a session from the real window', { timeout: 180000
 });
 
 test('a port in use is shown in the window, and another port can be chosen there', { timeout: 180000 }, async () => {
-  const display = await xvfb();
   // Something else holds the port the app is told to use.
   const { createServer } = await import('node:net');
   const squatter = createServer();
   await new Promise((r) => squatter.listen(0, '127.0.0.1', r));
   const taken = squatter.address().port;
-  const driverPort = await freePort();
-  const nativePort = await freePort();
-  const data = mkdtempSync(join(tmpdir(), 'votehub-desktop-'));
-  start(tauriDriver(), ['--port', String(driverPort), '--native-port', String(nativePort)], {
-    DISPLAY: display,
-    VOTEHUB_BIND: `127.0.0.1:${taken}`,
-    VOTEHUB_DATA: data,
-    VOTEHUB_ADMIN_TOKEN: TOKEN,
-    LANG: 'en_US.UTF-8',
-  });
-  const wd = webdriver(`http://127.0.0.1:${driverPort}`);
-  await until('tauri-driver', async () => (await fetch(`http://127.0.0.1:${driverPort}/status`)).ok, 20000);
-  await wd.open(APP);
+  const wd = await openApp(`127.0.0.1:${taken}`);
   try {
     await until('the failure in the window', async () =>
       (await wd.run("return document.querySelector('#hub-state').dataset.state")) === 'failed', 30000);
@@ -196,5 +199,73 @@ test('a port in use is shown in the window, and another port can be chosen there
   } finally {
     await wd.close().catch(() => {});
     squatter.close();
+  }
+});
+
+test('import an agenda of three votes, reorder it, open, watch, close, open the next', { timeout: 180000 }, async () => {
+  const hubPort = await freePort();
+  const wd = await openApp(`127.0.0.1:${hubPort}`);
+  const hub = `http://127.0.0.1:${hubPort}`;
+  const agenda = async () => (await (await fetch(`${hub}/api/agenda`)).json());
+  try {
+    await running(wd);
+    // The agenda file, pasted in the import form.
+    await wd.run("document.querySelector('#import').open = true");
+    // (Pasted: WebDriver's typing drops newlines.)
+    await wd.run("document.querySelector('#import-text').value = arguments[0]", [
+      'title,description,kind,options,seats,rule',
+      'Minutes,Approve the last minutes,motion,,,majority',
+      'Budget,Adopt the budget,motion,,,supermajority 2/3',
+      'Board,,election,Ann;Bob;Cy,2,',
+    ].join('\n'));
+    await wd.click('#import-button');
+    await until('three drafts on the hub', async () => (await agenda()).length === 3);
+    await until('the import said so', async () =>
+      /3 votes imported/.test(await wd.run("return document.querySelector('#import-message').textContent")));
+    const [minutes, budget, board] = await agenda();
+    assert.deepEqual([minutes.title, budget.title, board.title], ['Minutes', 'Budget', 'Board']);
+    const titles = () => wd.run("return [...document.querySelectorAll('#session-list > li h3')].map(h => h.textContent)");
+    await until('the agenda in the window', async () => JSON.stringify(await titles()) === '["Minutes","Budget","Board"]');
+
+    // Reorder by keyboard: the budget first (Alt+↑ on its card) …
+    await wd.run(`document.querySelector('[data-session="${budget.id}"]').focus()`);
+    await wd.altKey('\uE013');
+    await until('the budget first', async () => (await agenda())[0].id === budget.id);
+    // … and by a button: the minutes after the board.
+    await wd.click(`[data-session="${minutes.id}"] button[data-action="down"]`);
+    await until('the new order on the hub', async () =>
+      (await agenda()).map((s) => s.title).join() === 'Budget,Board,Minutes');
+    await until('the new order in the window', async () => JSON.stringify(await titles()) === '["Budget","Board","Minutes"]');
+
+    // Open the first, watch the ballots come in, close it.
+    const card = `[data-session="${budget.id}"]`;
+    await wd.click(`${card} button[data-action="open"]`);
+    await until('it is open', async () => (await (await fetch(`${hub}/api/sessions/${budget.id}`)).json()).status === 'open');
+    for (let i = 0; i < 9; i++) {
+      const r = await fetch(`${hub}/api/sessions/${budget.id}/votes`, {
+        method: 'POST', body: JSON.stringify({ voter: `v${i}`, choice: i < 7 ? 'for' : 'against' }),
+      });
+      assert.equal(r.status, 200);
+    }
+    const shown = (what) => wd.run(`return document.querySelector('${card} ${what}')?.textContent`);
+    await until('the tally in the window', async () => (await shown('[data-count="for"]')) === '7');
+    await wd.click(`${card} button[data-action="close"]`);
+    await until('the confirmation', async () => await wd.run("return document.querySelector('#confirm').open"));
+    await wd.click('#confirm-yes');
+    await until('the result in the window', async () =>
+      (await wd.run(`return document.querySelector('${card} .result').dataset.result`)) === 'adopted');
+
+    // Open the next: the election, with a bar per candidate.
+    const next = `[data-session="${board.id}"]`;
+    await wd.click(`${next} button[data-action="open"]`);
+    await until('the election is open', async () => (await (await fetch(`${hub}/api/sessions/${board.id}`)).json()).status === 'open');
+    const r = await fetch(`${hub}/api/sessions/${board.id}/votes`, { method: 'POST', body: JSON.stringify({ voter: 'x', options: [0, 2] }) });
+    assert.equal(r.status, 200);
+    await until('the candidates in the window', async () =>
+      (await wd.run(`return document.querySelectorAll('${next} .bar').length`)) === 3
+      && (await wd.run(`return document.querySelector('${next} [data-count="o2"]')?.textContent`)) === '1');
+    writeFileSync(join(shots(), 'desktop-agenda.png'), Buffer.from(await wd.screenshot(), 'base64'));
+  } finally {
+    await wd.close().catch(() => {});
   }
 });

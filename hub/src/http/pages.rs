@@ -40,6 +40,7 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", "text/javascript; charset=utf-8"),
     asset!("i18n.js", "text/javascript; charset=utf-8"),
     asset!("tally.js", "text/javascript; charset=utf-8"),
+    asset!("clock.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];

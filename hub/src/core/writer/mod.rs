@@ -209,11 +209,14 @@ impl Writer {
             .enable_time()
             .build();
         let max_batch = self.core.limits.max_batch.max(1);
+        // After a deadline's batch failed (the store is down), the next try
+        // waits a moment rather than spinning.
+        let mut backoff = Duration::ZERO;
         'serve: loop {
             let wait = self
                 .core
                 .next_deadline()
-                .map(|at| Time::now().until(at).min(CLOCK_LOOK));
+                .map(|at| Time::now().until(at).min(CLOCK_LOOK).max(backoff));
             let first = match (wait, &timer) {
                 (Some(wait), Ok(timer)) => {
                     // The timer is made inside the runtime it belongs to.
@@ -222,7 +225,11 @@ impl Writer {
                         // A deadline may be due: a batch of no commands
                         // closes it.
                         Err(_) => {
-                            self.batch(Vec::new());
+                            backoff = if self.batch(Vec::new()) {
+                                Duration::ZERO
+                            } else {
+                                CLOCK_LOOK
+                            };
                             continue;
                         }
                     }
@@ -271,11 +278,12 @@ impl Writer {
     }
 
     /// Decides, writes and commits `commands` as one transaction, after
-    /// closing the timed votes whose deadline has passed.
-    fn batch(&mut self, commands: Vec<Command>) {
+    /// closing the timed votes whose deadline has passed. False when the
+    /// store failed.
+    fn batch(&mut self, commands: Vec<Command>) -> bool {
         let due = self.core.due_candidates(Time::now());
         if commands.is_empty() && due.is_empty() {
-            return;
+            return true;
         }
         let mut batch = Batch {
             roll_len: self.core.roll.len(),
@@ -283,7 +291,10 @@ impl Writer {
         };
         let mut txn = match self.store.begin() {
             Ok(txn) => txn,
-            Err(e) => return fail_all(commands, batch, e),
+            Err(e) => {
+                fail_all(commands, batch, e);
+                return false;
+            }
         };
         let mut locked: Vec<Uuid> = commands.iter().filter_map(Command::session).collect();
         locked.extend(&due);
@@ -300,7 +311,8 @@ impl Writer {
         if let Err(e) = prepared {
             drop(txn);
             self.core.undo(&batch);
-            return fail_all(commands, batch, e);
+            fail_all(commands, batch, e);
+            return false;
         }
         let mut commands = commands.into_iter();
         let mut outcome: Result<(), StoreError> = Ok(());
@@ -320,6 +332,7 @@ impl Writer {
                 for reply in batch.replies {
                     reply(Ok(()));
                 }
+                true
             }
             Err(e) => {
                 // Its real cause stays in the log; clients hear only that
@@ -327,6 +340,7 @@ impl Writer {
                 tracing::error!(error = %e, commands = batch.replies.len(), "a batch failed to commit; it is refused and undone");
                 self.core.undo(&batch);
                 fail_all(commands.collect(), batch, e);
+                false
             }
         }
     }
