@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
-use crate::launch::Settings;
+use crate::launch::{Settings, TlsFiles};
 
 /// What starts a hub, as flags (with their `VOTEHUB_*` forms).
 #[derive(Args, Debug, Clone)]
@@ -32,6 +32,15 @@ pub struct HubArgs {
     /// Open connections at most (HTTP and live); keep below the file-descriptor limit.
     #[arg(long, env = "VOTEHUB_MAX_CONNECTIONS", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Proxies one member may hold at once.
+    #[arg(long, env = "VOTEHUB_MAX_PROXIES", default_value_t = 2)]
+    pub max_proxies: usize,
+    /// Serve HTTPS and wss:// with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "VOTEHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "VOTEHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl HubArgs {
@@ -44,8 +53,17 @@ impl HubArgs {
         settings.admin_token = self.admin_token;
         settings.allow_origins = clean(self.allow_origins);
         settings.max_connections = self.max_connections;
+        settings.max_proxies = self.max_proxies;
+        settings.tls = tls_files(self.tls_cert, self.tls_key);
         settings
     }
+}
+
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cert?,
+        key: key?,
+    })
 }
 
 fn clean(origins: Vec<String>) -> Vec<String> {
@@ -66,6 +84,8 @@ pub struct EnvOverrides {
     pub admin_token: Option<String>,
     pub allow_origins: Option<Vec<String>>,
     pub max_connections: Option<usize>,
+    pub max_proxies: Option<usize>,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Parser)]
@@ -92,6 +112,10 @@ impl EnvOverrides {
             admin_token: set("admin_token").then_some(args.admin_token).flatten(),
             allow_origins: set("allow_origins").then(|| clean(args.allow_origins)),
             max_connections: set("max_connections").then_some(args.max_connections),
+            max_proxies: set("max_proxies").then_some(args.max_proxies),
+            tls: (set("tls_cert") && set("tls_key"))
+                .then(|| tls_files(args.tls_cert, args.tls_key))
+                .flatten(),
         })
     }
 
@@ -111,6 +135,12 @@ impl EnvOverrides {
         }
         if let Some(max) = self.max_connections {
             settings.max_connections = max;
+        }
+        if let Some(max) = self.max_proxies {
+            settings.max_proxies = max;
+        }
+        if let Some(tls) = &self.tls {
+            settings.tls = Some(tls.clone());
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::core::{Hub, HubError, Limits};
 use crate::data_dir::{self, TokenError};
 use crate::server::ServerConfig;
 use crate::store::SqliteStore;
+use crate::tls::{Certificate, TlsError};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -24,6 +25,17 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub allow_origins: Vec<String>,
     pub max_connections: usize,
+    /// Proxies one member may hold at once.
+    pub max_proxies: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the organiser's certificate and its key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -34,6 +46,8 @@ impl Settings {
             admin_token: None,
             allow_origins: Vec::new(),
             max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
+            max_proxies: Limits::default().max_proxies,
+            tls: None,
         }
     }
 }
@@ -53,6 +67,8 @@ pub enum StartError {
     Hub(#[from] HubError),
     #[error("cannot start the live runtime: {0}")]
     Runtime(io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl StartError {
@@ -70,6 +86,8 @@ pub struct Running {
     pub admin_token: String,
     /// The token was made by this start (show it once).
     pub token_created: bool,
+    /// The certificate served, when over HTTPS.
+    pub tls: Option<Certificate>,
     shutdown: CancellationToken,
     served: JoinHandle<io::Result<()>>,
     /// The runtime of the live connections; shut down after the server.
@@ -79,6 +97,13 @@ pub struct Running {
 /// Binds first, so that a port in use leaves nothing behind in the data
 /// directory; then opens the store and starts serving.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    // A certificate that cannot be used stops the start before anything
+    // is bound or written.
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|files| Certificate::load(&files.cert, &files.key))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -95,8 +120,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         Some(t) => (t.trim().to_owned(), false),
         None => data_dir::load_or_create_token(&settings.data)?,
     };
-    let hub = Hub::open(store, Limits::default())?;
+    let limits = Limits {
+        max_proxies: settings.max_proxies,
+        ..Limits::default()
+    };
+    let hub = Hub::open(store, limits)?;
     let mut config = ServerConfig::new(admin_token.clone());
+    config.tls = tls.clone();
     config.live.allow_origins = settings.allow_origins;
     config.max_connections = settings.max_connections;
     let live = tokio::runtime::Builder::new_multi_thread()
@@ -113,6 +143,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         data: settings.data,
         admin_token,
         token_created,
+        tls,
         shutdown,
         served,
         live: Some(live),
@@ -127,7 +158,7 @@ impl Running {
 
     /// The addresses participants should open.
     pub fn join_urls(&self) -> Vec<String> {
-        crate::net::join_urls(self.addr)
+        crate::net::join_urls(self.addr, self.tls.as_ref())
     }
 
     /// Waits until the server stops (its token was cancelled), then lets the

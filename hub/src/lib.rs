@@ -10,8 +10,8 @@
 //! - [`http`] — the HTTP door: the API, the pages, their errors.
 //! - [`live`] — the `/live` WebSocket door: handshake, connections, their
 //!   outlets, and the fan-out that writes each state to every follower.
-//! - [`server`] — both doors on one listener ([`net`]: its sockets), with
-//!   an orderly shutdown; [`launch`] starts and stops a whole hub from
+//! - [`server`] — both doors on one listener ([`net`]: its sockets;
+//!   [`tls`]: HTTPS when there is a certificate), with an orderly shutdown; [`launch`] starts and stops a whole hub from
 //!   settings ([`config`] reads them), for `votehub serve` and the desktop
 //!   app alike.
 //!
@@ -28,6 +28,7 @@ pub mod live;
 pub mod net;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use crate::core::{Hub, HubError, Limits, Subscription};
 pub use crate::live::LiveConfig;

@@ -89,7 +89,12 @@ async fn serve(args: HubArgs) -> Result<(), String> {
         );
     }
     tokio::spawn(stop_on_signal(running.shutdown_token()));
-    tracing::info!(data = %running.data.display(), "listening on http://{}", running.addr);
+    let scheme = if running.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(data = %running.data.display(), "listening on {scheme}://{}", running.addr);
     for url in running.join_urls() {
         tracing::info!("participants open {url}");
     }

@@ -13,29 +13,50 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// `http://IP:PORT/` for every address a participant on the LAN can reach
-/// the hub at: each non-loopback IPv4 address of the machine when bound to
-/// 0.0.0.0 (or ::), else the bound address. Loopback comes last, and alone
-/// when the machine has no network.
-pub fn join_urls(bound: SocketAddr) -> Vec<String> {
+use crate::tls::Certificate;
+
+/// The addresses a participant on the LAN can open the hub at.
+///
+/// Plain HTTP: `http://IP:PORT/` for each non-loopback IPv4 address of the
+/// machine when bound to 0.0.0.0 (or ::), else the bound address; loopback
+/// comes last, and alone when the machine has no network.
+///
+/// HTTPS: a browser accepts only the names the certificate is for, so
+/// those come first (`https://NAME:PORT/`), then the addresses above that
+/// the certificate covers; the others only if nothing else is left.
+pub fn join_urls(bound: SocketAddr, tls: Option<&Certificate>) -> Vec<String> {
     let port = bound.port();
-    let url = |ip: IpAddr| match ip {
-        IpAddr::V4(v4) => format!("http://{v4}:{port}/"),
-        IpAddr::V6(v6) => format!("http://[{v6}]:{port}/"),
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let at = |host: &str| match (scheme, port) {
+        ("https", 443) | ("http", 80) => format!("{scheme}://{host}/"),
+        _ => format!("{scheme}://{host}:{port}/"),
     };
-    if !bound.ip().is_unspecified() {
-        return vec![url(bound.ip())];
+    let url = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => at(&v4.to_string()),
+        IpAddr::V6(v6) => at(&format!("[{v6}]")),
+    };
+    let ips: Vec<IpAddr> = if bound.ip().is_unspecified() {
+        let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|iface| iface.ip())
+            .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips.push(IpAddr::from([127, 0, 0, 1]));
+        ips
+    } else {
+        vec![bound.ip()]
+    };
+    let Some(cert) = tls else {
+        return ips.into_iter().map(url).collect();
+    };
+    let mut urls: Vec<String> = cert.dns_names().iter().map(|n| at(n)).collect();
+    urls.extend(ips.iter().filter(|ip| cert.covers(**ip)).map(|ip| url(*ip)));
+    if urls.is_empty() {
+        urls = ips.into_iter().map(url).collect();
     }
-    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|iface| iface.ip())
-        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
-        .collect();
-    ips.sort();
-    ips.dedup();
-    let mut urls: Vec<String> = ips.into_iter().map(url).collect();
-    urls.push(url(IpAddr::from([127, 0, 0, 1])));
     urls
 }
 
@@ -159,12 +180,15 @@ mod tests {
     #[test]
     fn a_specific_address_is_the_only_one() {
         let bound: SocketAddr = "192.0.2.7:8765".parse().expect("addr");
-        assert_eq!(join_urls(bound), vec!["http://192.0.2.7:8765/".to_owned()]);
+        assert_eq!(
+            join_urls(bound, None),
+            vec!["http://192.0.2.7:8765/".to_owned()]
+        );
     }
 
     #[test]
     fn all_interfaces_end_with_loopback() {
-        let urls = join_urls("0.0.0.0:9000".parse().expect("addr"));
+        let urls = join_urls("0.0.0.0:9000".parse().expect("addr"), None);
         assert_eq!(
             urls.last().map(String::as_str),
             Some("http://127.0.0.1:9000/")

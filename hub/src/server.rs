@@ -19,6 +19,10 @@ use crate::core::Hub;
 use crate::http::{self, HttpDoor};
 use crate::live::{self, LiveConfig, LiveDoor};
 use crate::net::BoundedListener;
+use crate::tls::Certificate;
+
+/// The whole router as hyper serves it.
+type S2 = TowerToHyperService<Router>;
 
 /// Open TCP connections at most, unless configured otherwise: below the
 /// common file-descriptor limits, far above a large assembly.
@@ -48,6 +52,10 @@ pub struct ServerConfig {
     /// Where live connections and the fan-out run (see [`LiveDoor`]);
     /// `None`: the runtime that calls [`run`].
     pub live_runtime: Option<tokio::runtime::Handle>,
+    /// Serve HTTPS and `wss://` with this certificate.
+    pub tls: Option<Certificate>,
+    /// How long a client may take over the TLS handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -61,7 +69,36 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             live_runtime: None,
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Serves HTTP/1.1 (and its upgrades to `/live`) on one connection, plain
+/// or TLS, until it ends or `shutdown` is cancelled.
+async fn serve<S>(
+    builder: hyper::server::conn::http1::Builder,
+    io: S,
+    service: S2,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = shutdown.cancelled() => {
+            // The request in flight is answered, then it closes.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
 }
 
@@ -101,7 +138,12 @@ pub async fn run(
         hub,
         admin_token: Arc::from(config.admin_token),
         local_addr,
+        tls: config.tls.clone(),
     };
+    let acceptor = config
+        .tls
+        .map(|cert| tokio_rustls::TlsAcceptor::from(cert.config));
+    let handshake_timeout = config.handshake_timeout;
     let router = Router::new()
         .route("/live", get(live::upgrade))
         .with_state(live)
@@ -118,24 +160,26 @@ pub async fn run(
             io = listener.accept() => io,
             () = shutdown.cancelled() => break,
         };
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service.clone())
-            .with_upgrades();
         let shutdown = shutdown.clone();
-        http_tasks.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = shutdown.cancelled() => {
-                    // The request in flight is answered, then it closes.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+        let builder = builder.clone();
+        let service = service.clone();
+        match &acceptor {
+            None => http_tasks.spawn(serve(builder, io, service, shutdown)),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(io);
+                http_tasks.spawn(async move {
+                    let tls = tokio::select! {
+                        tls = tokio::time::timeout(handshake_timeout, handshake) => tls,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match tls {
+                        Ok(Ok(tls)) => serve(builder, tls, service, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                })
             }
-        });
+        };
     }
     drop(listener);
     http_tasks.close();

@@ -314,9 +314,12 @@ async fn the_roll_issues_codes_and_only_they_vote() {
         receipt["tally"],
         json!({"for": 2, "against": 0, "abstain": 0, "total": 2, "ballots": 2})
     );
-    let rows = csv_ballots(&api.csv(&id).await);
+    let csv = api.csv(&id).await;
+    let rows = csv_ballots(&csv);
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[&bob], "for");
+    // The export names members; a code is a credential and never leaves.
+    assert_eq!(rows["Bob Durand"], "for");
+    assert!(!csv.contains(&bob) && !csv.contains(&ann), "{csv}");
 }
 
 #[tokio::test]

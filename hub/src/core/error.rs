@@ -33,6 +33,10 @@ pub enum Code {
     // The roll
     InvalidVoters,
     VoterNotOnRoll,
+    VoterRepresented,
+    NotAProxy,
+    ProxyRefused,
+    AlreadyVoted,
     // The hub itself
     StorageUnavailable,
     ShuttingDown,
@@ -72,6 +76,10 @@ impl Code {
             Code::LimitReached => "limit_reached",
             Code::InvalidVoters => "invalid_voters",
             Code::VoterNotOnRoll => "voter_not_on_roll",
+            Code::VoterRepresented => "voter_represented",
+            Code::NotAProxy => "not_a_proxy",
+            Code::ProxyRefused => "proxy_refused",
+            Code::AlreadyVoted => "already_voted",
             Code::StorageUnavailable => "storage_unavailable",
             Code::ShuttingDown => "shutting_down",
             Code::HubNotRunning => "hub_not_running",
@@ -109,6 +117,10 @@ impl Code {
         Code::LimitReached,
         Code::InvalidVoters,
         Code::VoterNotOnRoll,
+        Code::VoterRepresented,
+        Code::NotAProxy,
+        Code::ProxyRefused,
+        Code::AlreadyVoted,
         Code::StorageUnavailable,
         Code::ShuttingDown,
         Code::HubNotRunning,
@@ -157,6 +169,14 @@ pub enum HubError {
     /// A roll entry looked up by a code that names no one.
     #[error("this code is not on the voter roll")]
     UnknownCode,
+    #[error("this member's proxy is given: the holder votes for them")]
+    Represented,
+    #[error("this member does not hold that proxy")]
+    NotAProxy,
+    #[error("{0}")]
+    ProxyRefused(String),
+    #[error("this member has already voted, and a secret ballot cannot be changed")]
+    AlreadyVoted,
     #[error("{0}")]
     InvalidBallot(String),
     #[error("{0}")]
@@ -174,6 +194,9 @@ pub enum HubError {
     /// The store failed; the change was not recorded.
     #[error("storage failure: {0}")]
     Store(Arc<StoreError>),
+    /// An export could not be written (the cause is for the log).
+    #[error("the export could not be written: {0}")]
+    Export(String),
 }
 
 impl From<StoreError> for HubError {
@@ -193,6 +216,10 @@ impl HubError {
             HubError::VotesStillOpen => Code::VotesStillOpen,
             HubError::InvalidBody(_) => Code::InvalidBody,
             HubError::NotOnRoll | HubError::UnknownCode => Code::VoterNotOnRoll,
+            HubError::Represented => Code::VoterRepresented,
+            HubError::NotAProxy => Code::NotAProxy,
+            HubError::ProxyRefused(_) => Code::ProxyRefused,
+            HubError::AlreadyVoted => Code::AlreadyVoted,
             HubError::InvalidBallot(_) => Code::InvalidBallot,
             HubError::InvalidSession(_) => Code::InvalidSession,
             HubError::Rule(_) => Code::InvalidRule,
@@ -200,6 +227,7 @@ impl HubError {
             HubError::Full(_) => Code::LimitReached,
             HubError::ShuttingDown | HubError::Writer(_) => Code::ShuttingDown,
             HubError::Store(_) => Code::StorageUnavailable,
+            HubError::Export(_) => Code::ExportFailed,
         }
     }
 
@@ -211,6 +239,7 @@ impl HubError {
                 "the hub could not save this change; nothing was recorded, try again".to_owned()
             }
             HubError::Writer(_) => "the hub is shutting down".to_owned(),
+            HubError::Export(_) => "the export could not be written".to_owned(),
             other => other.to_string(),
         }
     }

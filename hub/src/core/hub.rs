@@ -2,7 +2,7 @@
 //! the writer thread (`writer`), answered once durable; reads never wait
 //! for it — they borrow the state published after each commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -11,15 +11,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::core::error::HubError;
+use crate::core::export;
 use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
-use crate::core::roll::{NewVoter, RollEntry, normalise_code};
-use crate::core::rules::Standing;
+use crate::core::roll::{MemberEdit, Roll, SelfView, Voter};
+use crate::core::roll::{NewVoter, normalise_code};
+use crate::core::rules::{Presence, Standing};
 use crate::core::session::{
-    CloseReceipt, SessionKind, SessionMeta, SessionSpec, SessionState, SessionView,
+    CloseReceipt, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState, SessionView, Status,
 };
-use crate::core::store::{BallotRecord, Store};
-use crate::core::tally::BallotInput;
+use crate::core::store::{BallotRecord, SecretBallot, Store};
+use crate::core::writer::{Attendance, CastRequest};
 use crate::core::writer::{Command, Writer};
 
 /// A session's state at one `seq`, as readers see it. Domain only: each
@@ -36,11 +38,22 @@ pub struct Published {
 }
 
 impl Published {
-    pub(crate) fn of(meta: &Arc<SessionMeta>, state: &SessionState) -> Arc<Published> {
+    /// What readers may see of `state`: a secret vote shows how many voted
+    /// and nothing per choice until it closes.
+    pub(crate) fn of(
+        meta: &Arc<SessionMeta>,
+        state: &SessionState,
+        presence: Option<Presence>,
+    ) -> Arc<Published> {
+        let hidden = meta.secrecy == Secrecy::Secret && state.status != Status::Closed;
+        let mut shown = state.clone();
+        if hidden {
+            shown.tally = state.tally.masked();
+        }
         Arc::new(Published {
             meta: meta.clone(),
-            state: state.clone(),
-            standing: standing(meta, state),
+            standing: (!hidden).then(|| standing(meta, state, presence)).flatten(),
+            state: shown,
             replay: 0,
         })
     }
@@ -52,9 +65,13 @@ impl Published {
 }
 
 /// Where a motion stands under its rule; elections have no standing.
-pub(crate) fn standing(meta: &SessionMeta, state: &SessionState) -> Option<Standing> {
+fn standing(
+    meta: &SessionMeta,
+    state: &SessionState,
+    presence: Option<Presence>,
+) -> Option<Standing> {
     match meta.kind {
-        SessionKind::Motion { .. } => Some(meta.rule.standing(&state.tally)),
+        SessionKind::Motion { .. } => Some(meta.rule.standing_at(&state.tally, presence)),
         SessionKind::Election(_) => None,
     }
 }
@@ -65,8 +82,10 @@ pub(crate) struct Registry {
     pub sessions: HashMap<Uuid, watch::Sender<Arc<Published>>>,
     /// Creation order, oldest first.
     pub order: Vec<Uuid>,
-    pub roll: Vec<RollEntry>,
-    pub roll_index: HashMap<String, usize>,
+    /// The roll as last committed.
+    pub roll: Roll,
+    /// Who is present at the current meeting (member ids).
+    pub present: HashSet<String>,
     /// In the order they began; the last is the current one.
     pub meetings: Vec<Meeting>,
 }
@@ -199,9 +218,15 @@ impl Hub {
         rx.await.map_err(|_| HubError::ShuttingDown)?
     }
 
-    pub async fn create_session(&self, spec: SessionSpec) -> Result<SessionView, HubError> {
-        let id = self.call(|r| Command::Create(spec, r)).await?;
-        self.session(id).ok_or(HubError::SessionNotFound)
+    /// Makes a session; the warnings are for the organiser (in a secret
+    /// vote, members whose weight gives their ballot away).
+    pub async fn create_session(
+        &self,
+        spec: SessionSpec,
+    ) -> Result<(SessionView, Vec<String>), HubError> {
+        let (id, warnings) = self.call(|r| Command::Create(spec, r)).await?;
+        let view = self.session(id).ok_or(HubError::SessionNotFound)?;
+        Ok((view, warnings))
     }
 
     /// Adds every vote of an agenda file as a draft, or none of them; each
@@ -245,21 +270,9 @@ impl Hub {
 
     /// Records a ballot; returns once it is durable, with the receipt's
     /// JSON (a retry of the same `ballot_id` gets the same bytes).
-    pub async fn cast(
-        &self,
-        session: Uuid,
-        voter: String,
-        ballot: BallotInput,
-        ballot_id: Option<String>,
-    ) -> Result<String, HubError> {
-        self.call(|reply| Command::Cast {
-            session,
-            voter,
-            ballot,
-            ballot_id,
-            reply,
-        })
-        .await
+    pub async fn cast(&self, session: Uuid, request: CastRequest) -> Result<String, HubError> {
+        self.call(|reply| Command::Cast(session, request, reply))
+            .await
     }
 
     /// Closes a session, or returns the stored result if it already is.
@@ -267,8 +280,80 @@ impl Hub {
         self.call(|r| Command::Close(session, r)).await
     }
 
-    pub async fn register_voters(&self, voters: Vec<NewVoter>) -> Result<Vec<RollEntry>, HubError> {
-        self.call(|r| Command::Register(voters, r)).await
+    pub async fn register_voters(&self, voters: Vec<NewVoter>) -> Result<Vec<Voter>, HubError> {
+        let members = self.call(|r| Command::Register(voters, r)).await?;
+        let registry = self.inner.board.read();
+        Ok(members
+            .iter()
+            .map(|m| registry.roll.voter(m, registry.present.contains(&m.id)))
+            .collect())
+    }
+
+    /// Edits a member (the fields given).
+    pub async fn edit_voter(&self, code: String, edit: MemberEdit) -> Result<Voter, HubError> {
+        let member = self.call(|r| Command::EditMember(code, edit, r)).await?;
+        self.voter_view(&member.id)
+    }
+
+    /// Gives a member a new code (a lost card): the old one stops working.
+    pub async fn reissue(&self, code: String) -> Result<Voter, HubError> {
+        let member = self.call(|r| Command::Reissue(code, r)).await?;
+        self.voter_view(&member.id)
+    }
+
+    /// `from` gives their proxy to `to`.
+    pub async fn give_proxy(&self, from: String, to: String) -> Result<Voter, HubError> {
+        let member = self.call(|r| Command::GiveProxy(from, to, r)).await?;
+        self.voter_view(&member.id)
+    }
+
+    /// `from` takes their proxy back.
+    pub async fn revoke_proxy(&self, from: String) -> Result<Voter, HubError> {
+        let member = self.call(|r| Command::RevokeProxy(from, r)).await?;
+        self.voter_view(&member.id)
+    }
+
+    /// Checks a member in or out of the current meeting.
+    pub async fn set_presence(&self, code: String, present: bool) -> Result<Attendance, HubError> {
+        self.call(|r| Command::SetPresence(code, present, r))
+            .await?;
+        Ok(self.attendance())
+    }
+
+    /// Who voted in a roll session, by name, sorted.
+    pub async fn voted(&self, session: Uuid) -> Result<Vec<String>, HubError> {
+        self.call(|r| Command::Voted(session, r)).await
+    }
+
+    /// A secret session's ballots and who voted (member ids), apart.
+    pub async fn secret_ballots(
+        &self,
+        session: Uuid,
+    ) -> Result<(Vec<SecretBallot>, Vec<String>), HubError> {
+        self.call(|r| Command::Secret(session, r)).await
+    }
+
+    fn voter_view(&self, id: &str) -> Result<Voter, HubError> {
+        let registry = self.inner.board.read();
+        let member = registry.roll.by_id(id).ok_or(HubError::UnknownCode)?;
+        Ok(registry.roll.voter(member, registry.present.contains(id)))
+    }
+
+    /// Attendance at the current meeting.
+    pub fn attendance(&self) -> Attendance {
+        let registry = self.inner.board.read();
+        Attendance::of(registry.roll.members(), &registry.present)
+    }
+
+    /// A member's name by their internal id (exports name members, never
+    /// by code).
+    pub fn member_name(&self, id: &str) -> Option<String> {
+        self.inner
+            .board
+            .read()
+            .roll
+            .by_id(id)
+            .map(|m| m.name.clone())
     }
 
     /// Closes the day: the current meeting ends and a new one begins
@@ -281,6 +366,40 @@ impl Hub {
     /// queued before this call.
     pub async fn ballots(&self, session: Uuid) -> Result<Vec<BallotRecord>, HubError> {
         self.call(|r| Command::Ballots(session, r)).await
+    }
+
+    /// A session's CSV export: its ballots by member name (never by
+    /// code), or for a secret vote who voted and what was voted, apart.
+    pub async fn export_csv(&self, id: Uuid) -> Result<Vec<u8>, HubError> {
+        let session = self.session(id).ok_or(HubError::SessionNotFound)?;
+        let written = if session.secrecy == Secrecy::Secret {
+            let (ballots, voted) = self.secret_ballots(id).await?;
+            let names: Vec<String> = {
+                let registry = self.inner.board.read();
+                voted
+                    .iter()
+                    .filter_map(|m| registry.roll.by_id(m).map(|m| m.name.clone()))
+                    .collect()
+            };
+            export::secret_csv(&session, &ballots, &names)
+        } else {
+            let ballots = self.ballots(id).await?;
+            let registry = self.inner.board.read();
+            let name_of = |m: &str| registry.roll.by_id(m).map(|m| m.name.clone());
+            export::session_csv(&session, &ballots, &name_of)
+        };
+        written.map_err(|e| {
+            tracing::error!(error = %e, "csv export failed");
+            HubError::Export(e.to_string())
+        })
+    }
+
+    /// The roll as CSV, with codes: for printing cards.
+    pub fn roll_csv(&self) -> Result<Vec<u8>, HubError> {
+        export::roll_csv(&self.roll()).map_err(|e| {
+            tracing::error!(error = %e, "csv export failed");
+            HubError::Export(e.to_string())
+        })
     }
 
     /// Pushes the current state of a session to every subscriber again.
@@ -333,8 +452,15 @@ impl Hub {
         self.inner.board.read().meetings.clone()
     }
 
-    pub fn roll(&self) -> Vec<RollEntry> {
-        self.inner.board.read().roll.clone()
+    /// The roll, as moderators see it, in registration order.
+    pub fn roll(&self) -> Vec<Voter> {
+        let registry = self.inner.board.read();
+        registry
+            .roll
+            .members()
+            .iter()
+            .map(|m| registry.roll.voter(m, registry.present.contains(&m.id)))
+            .collect()
     }
 
     /// Subscribes to a session's published states; `None` if unknown.
@@ -385,20 +511,25 @@ impl Hub {
         self.inner.connections.load(Ordering::Relaxed)
     }
 
-    /// The roll entry of a code, typed as people type it.
-    pub fn roll_entry(&self, typed: &str) -> Result<RollEntry, HubError> {
+    /// A member as they see themselves, by their code typed as people
+    /// type it.
+    pub fn roll_entry(&self, typed: &str) -> Result<SelfView, HubError> {
         let code = normalise_code(typed).ok_or(HubError::UnknownCode)?;
         let registry = self.inner.board.read();
-        registry
-            .roll_index
-            .get(&code)
-            .map(|&i| registry.roll[i].clone())
-            .ok_or(HubError::UnknownCode)
+        let member = registry.roll.by_code(&code).ok_or(HubError::UnknownCode)?;
+        Ok(registry
+            .roll
+            .self_view(member, registry.present.contains(&member.id)))
     }
 
     /// Voters on the roll.
     pub fn roll_size(&self) -> usize {
         self.inner.board.read().roll.len()
+    }
+
+    /// The roll's total weight.
+    pub fn roll_weight(&self) -> u64 {
+        self.inner.board.read().roll.total_weight()
     }
 
     /// Lets queued writes finish, then stops the writer thread. Calls made

@@ -19,6 +19,11 @@ pub const MAX_OPTION_NAME: usize = 200;
 pub const MAX_DURATION_S: u64 = 86_400;
 /// Characters in a ballot id.
 pub const MAX_BALLOT_ID: usize = 64;
+/// A member's weight at most (shares, mandates).
+pub const MAX_WEIGHT: u64 = 1_000_000;
+/// Characters in a secret ballot's tracker, at least and at most.
+pub const MIN_TRACKER: usize = 16;
+pub const MAX_TRACKER: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -31,6 +36,8 @@ pub struct Limits {
     pub queue: usize,
     /// Commands written in one transaction at most.
     pub max_batch: usize,
+    /// Proxies one member may hold at once.
+    pub max_proxies: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +49,7 @@ impl Default for Limits {
             max_roll_per_call: 10_000,
             queue: 8_192,
             max_batch: 1_024,
+            max_proxies: 2,
         }
     }
 }

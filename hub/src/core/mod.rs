@@ -21,3 +21,4 @@ mod writer;
 pub use error::{Code, HubError};
 pub use hub::{ConnectionGuard, Hub, Published, Subscription};
 pub use limits::Limits;
+pub use writer::{Attendance, CastRequest};

@@ -1,6 +1,8 @@
-//! The voter roll: people, their voting codes and groups. Codes are made
-//! here and accepted as people type them; registering is validated as a
-//! whole before anything changes.
+//! The voter roll: members, their voting codes, groups and weights, and
+//! the proxies they give one another. Codes are made here and accepted as
+//! people type them; a code is a credential and can be reissued, so a
+//! member is known inside the hub by an id that never changes and is
+//! never shown.
 
 use std::collections::HashMap;
 
@@ -8,7 +10,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::core::error::HubError;
-use crate::core::limits::{Limits, MAX_GROUP_NAME, MAX_NAME};
+use crate::core::limits::{Limits, MAX_GROUP_NAME, MAX_NAME, MAX_WEIGHT};
 
 /// A person to put on the roll.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,58 +19,213 @@ pub struct NewVoter {
     pub name: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    #[serde(default)]
+    pub weight: Option<serde_json::Value>,
 }
 
-/// An entry of the voter roll, with the code its holder votes with.
+/// What editing a member changes (only the fields given).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEdit {
+    pub name: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub weight: Option<serde_json::Value>,
+}
+
+/// A member of the roll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Never changes, never leaves the hub: ballots are kept under it.
+    pub id: String,
+    /// The credential the member votes with.
+    pub code: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    /// Shares, mandates: a whole number from 1 to 1 000 000.
+    pub weight: u64,
+    /// The member whose proxy this one holds: that member votes for it.
+    pub proxy_to: Option<String>,
+}
+
+/// A member as moderators see it (`GET /api/voters`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RollEntry {
+pub struct Voter {
     pub name: String,
     pub code: String,
     pub groups: Vec<String>,
+    pub weight: u64,
+    /// Present at the current meeting.
+    pub present: bool,
+    /// The code of the member who holds this one's proxy.
+    pub proxy_to: Option<String>,
+    /// The codes of the members whose proxies this one holds.
+    pub proxies: Vec<String>,
 }
 
-/// The roll as the writer keeps it: entries in registration order, found
-/// by code and by name.
-#[derive(Debug, Default)]
+/// A member as they see themselves with their code (the participant
+/// page): the members they vote for by proxy are named, never given by
+/// code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelfView {
+    pub name: String,
+    pub code: String,
+    pub groups: Vec<String>,
+    pub weight: u64,
+    pub present: bool,
+    /// The name of whoever votes for this member, if someone does.
+    pub represented_by: Option<String>,
+    /// Whom this member votes for by proxy.
+    pub mandates: Vec<Mandate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mandate {
+    pub name: String,
+    pub weight: u64,
+}
+
+/// The roll as the writer keeps it: members in registration order, found
+/// by id, code and name.
+#[derive(Debug, Default, Clone)]
 pub struct Roll {
-    entries: Vec<RollEntry>,
+    members: Vec<Member>,
+    by_id: HashMap<String, usize>,
     by_code: HashMap<String, usize>,
     by_name: HashMap<String, usize>,
 }
 
+/// Why a proxy cannot be given: each says so in words.
+fn refuse(why: &str) -> HubError {
+    HubError::ProxyRefused(why.to_owned())
+}
+
+/// A weight as sent: a whole number from 1 to 1 000 000.
+pub fn weight(value: &serde_json::Value) -> Result<u64, HubError> {
+    value
+        .as_u64()
+        .filter(|w| (1..=MAX_WEIGHT).contains(w))
+        .ok_or_else(|| {
+            HubError::InvalidRoll(format!(
+                "a weight is a whole number from 1 to {MAX_WEIGHT} (got {value})"
+            ))
+        })
+}
+
+fn check_name(name: &str) -> Result<String, HubError> {
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(HubError::InvalidRoll(format!(
+            "each name must have 1 to {MAX_NAME} characters"
+        )));
+    }
+    Ok(name)
+}
+
+fn check_groups(groups: &[String]) -> Result<Vec<String>, HubError> {
+    let mut groups: Vec<String> = groups.iter().map(|g| g.trim().to_owned()).collect();
+    if groups
+        .iter()
+        .any(|g| g.is_empty() || g.chars().count() > MAX_GROUP_NAME)
+    {
+        return Err(HubError::InvalidRoll(format!(
+            "each group name must have 1 to {MAX_GROUP_NAME} characters"
+        )));
+    }
+    groups.sort();
+    groups.dedup();
+    Ok(groups)
+}
+
 impl Roll {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.members.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.members.is_empty()
     }
 
-    pub fn entries(&self) -> &[RollEntry] {
-        &self.entries
+    pub fn members(&self) -> &[Member] {
+        &self.members
     }
 
-    /// The entry of a code in its normal form.
-    pub fn get(&self, code: &str) -> Option<&RollEntry> {
-        self.by_code.get(code).map(|&i| &self.entries[i])
+    /// The member of a code in its normal form.
+    pub fn by_code(&self, code: &str) -> Option<&Member> {
+        self.by_code.get(code).map(|&i| &self.members[i])
     }
 
-    pub fn push(&mut self, entry: RollEntry) {
-        let i = self.entries.len();
-        self.by_code.insert(entry.code.clone(), i);
-        self.by_name.insert(entry.name.clone(), i);
-        self.entries.push(entry);
+    pub fn by_id(&self, id: &str) -> Option<&Member> {
+        self.by_id.get(id).map(|&i| &self.members[i])
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Member> {
+        self.by_name.get(name.trim()).map(|&i| &self.members[i])
+    }
+
+    /// The members whose proxies `holder` holds.
+    pub fn represented_by(&self, holder: &str) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(move |m| m.proxy_to.as_deref() == Some(holder))
+    }
+
+    /// The roll's total weight.
+    pub fn total_weight(&self) -> u64 {
+        self.members.iter().map(|m| m.weight).sum()
+    }
+
+    /// Adds a member or puts a changed one in its place.
+    pub fn put(&mut self, member: Member) {
+        match self.by_id.get(&member.id).copied() {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.members[i], member);
+                self.by_code.remove(&old.code);
+                self.by_name.remove(&old.name);
+                let new = &self.members[i];
+                self.by_code.insert(new.code.clone(), i);
+                self.by_name.insert(new.name.clone(), i);
+            }
+            None => {
+                let i = self.members.len();
+                self.by_id.insert(member.id.clone(), i);
+                self.by_code.insert(member.code.clone(), i);
+                self.by_name.insert(member.name.clone(), i);
+                self.members.push(member);
+            }
+        }
+    }
+
+    /// Forgets every member after the first `len` (an undone registration).
+    pub fn truncate(&mut self, len: usize) {
+        for m in self.members.drain(len.min(self.members.len())..) {
+            self.by_id.remove(&m.id);
+            self.by_code.remove(&m.code);
+            self.by_name.remove(&m.name);
+        }
+    }
+
+    /// The members added since the roll had `len` of them.
+    pub fn added_since(&self, len: usize) -> &[Member] {
+        &self.members[len.min(self.members.len())..]
+    }
+
+    fn fresh_code(&self) -> String {
+        loop {
+            let c = new_code();
+            if !self.by_code.contains_key(&c) {
+                return c;
+            }
+        }
     }
 
     /// Checks `voters` as a whole and adds the new ones. Returns every
-    /// voter's entry (a name already on the roll keeps its code) and how
-    /// many entries were added, for [`Roll::truncate`] to undo.
+    /// voter's member (a name already on the roll keeps its entry) and how
+    /// many were added, for [`Roll::truncate`] to undo.
     pub fn register(
         &mut self,
         voters: Vec<NewVoter>,
         limits: &Limits,
-    ) -> Result<(Vec<RollEntry>, usize), HubError> {
+    ) -> Result<(Vec<Member>, usize), HubError> {
         if voters.is_empty() {
             return Err(HubError::InvalidRoll("give at least one name".into()));
         }
@@ -80,59 +237,135 @@ impl Roll {
         }
         let mut checked = Vec::with_capacity(voters.len());
         for v in voters {
-            let name = v.name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > MAX_NAME {
-                return Err(HubError::InvalidRoll(format!(
-                    "each name must have 1 to {MAX_NAME} characters"
-                )));
-            }
-            let mut groups: Vec<String> = v.groups.iter().map(|g| g.trim().to_owned()).collect();
-            if groups
-                .iter()
-                .any(|g| g.is_empty() || g.chars().count() > MAX_GROUP_NAME)
-            {
-                return Err(HubError::InvalidRoll(format!(
-                    "each group name must have 1 to {MAX_GROUP_NAME} characters"
-                )));
-            }
-            groups.sort();
-            groups.dedup();
-            checked.push((name, groups));
+            let weight = match &v.weight {
+                None => 1,
+                Some(w) => weight(w)?,
+            };
+            checked.push((check_name(&v.name)?, check_groups(&v.groups)?, weight));
         }
-        let before = self.entries.len();
+        let before = self.members.len();
         let mut answer = Vec::with_capacity(checked.len());
-        for (name, groups) in checked {
+        for (name, groups, weight) in checked {
             if let Some(&i) = self.by_name.get(&name) {
-                answer.push(self.entries[i].clone());
+                answer.push(self.members[i].clone());
                 continue;
             }
-            if self.entries.len() >= limits.max_roll {
+            if self.members.len() >= limits.max_roll {
                 self.truncate(before);
                 return Err(HubError::Full("the voter roll is full"));
             }
-            let code = loop {
-                let c = new_code();
-                if !self.by_code.contains_key(&c) {
-                    break c;
-                }
+            let member = Member {
+                id: new_member_id(),
+                code: self.fresh_code(),
+                name,
+                groups,
+                weight,
+                proxy_to: None,
             };
-            let entry = RollEntry { name, code, groups };
-            answer.push(entry.clone());
-            self.push(entry);
+            answer.push(member.clone());
+            self.put(member);
         }
-        Ok((answer, self.entries.len() - before))
+        Ok((answer, self.members.len() - before))
     }
 
-    /// The entries added since the roll had `len` of them.
-    pub fn added_since(&self, len: usize) -> &[RollEntry] {
-        &self.entries[len.min(self.entries.len())..]
+    /// The member `id` with `edit` applied (nothing changes here yet).
+    pub fn edited(&self, id: &str, edit: MemberEdit) -> Result<Member, HubError> {
+        let mut member = self.by_id(id).cloned().ok_or(HubError::UnknownCode)?;
+        if let Some(name) = edit.name {
+            let name = check_name(&name)?;
+            if self
+                .by_name
+                .get(&name)
+                .is_some_and(|&i| self.members[i].id != id)
+            {
+                return Err(HubError::InvalidRoll(format!(
+                    "{name:?} is already on the roll"
+                )));
+            }
+            member.name = name;
+        }
+        if let Some(groups) = edit.groups {
+            member.groups = check_groups(&groups)?;
+        }
+        if let Some(w) = edit.weight {
+            member.weight = weight(&w)?;
+        }
+        Ok(member)
     }
 
-    /// Forgets every entry after the first `len` (an undone registration).
-    pub fn truncate(&mut self, len: usize) {
-        for e in self.entries.drain(len.min(self.entries.len())..) {
-            self.by_code.remove(&e.code);
-            self.by_name.remove(&e.name);
+    /// The member `id` with a new code: the old one stops working.
+    pub fn reissued(&self, id: &str) -> Result<Member, HubError> {
+        let mut member = self.by_id(id).cloned().ok_or(HubError::UnknownCode)?;
+        member.code = self.fresh_code();
+        Ok(member)
+    }
+
+    /// The giver with its proxy given to `holder`, if the roll allows it:
+    /// not to oneself, no chain, at most `max` per holder.
+    pub fn with_proxy(&self, giver: &str, holder: &str, max: usize) -> Result<Member, HubError> {
+        let g = self.by_id(giver).ok_or(HubError::UnknownCode)?;
+        let h = self.by_id(holder).ok_or(HubError::UnknownCode)?;
+        if g.id == h.id {
+            return Err(refuse("a member cannot hold their own proxy"));
+        }
+        if h.proxy_to.is_some() {
+            return Err(refuse(
+                "no chains: the holder has given their own proxy to someone else",
+            ));
+        }
+        if self.represented_by(&g.id).next().is_some() {
+            return Err(refuse(
+                "no chains: the giver holds proxies of others and must vote for them",
+            ));
+        }
+        let held = self.represented_by(&h.id).filter(|m| m.id != g.id).count();
+        if held >= max {
+            return Err(refuse(&format!(
+                "the holder already holds {held} proxies, the most allowed ({max})"
+            )));
+        }
+        let mut member = g.clone();
+        member.proxy_to = Some(h.id.clone());
+        Ok(member)
+    }
+
+    /// A member as moderators see it.
+    pub fn voter(&self, m: &Member, present: bool) -> Voter {
+        Voter {
+            name: m.name.clone(),
+            code: m.code.clone(),
+            groups: m.groups.clone(),
+            weight: m.weight,
+            present,
+            proxy_to: m
+                .proxy_to
+                .as_deref()
+                .and_then(|h| self.by_id(h))
+                .map(|h| h.code.clone()),
+            proxies: self.represented_by(&m.id).map(|g| g.code.clone()).collect(),
+        }
+    }
+
+    /// A member as they see themselves.
+    pub fn self_view(&self, m: &Member, present: bool) -> SelfView {
+        SelfView {
+            name: m.name.clone(),
+            code: m.code.clone(),
+            groups: m.groups.clone(),
+            weight: m.weight,
+            present,
+            represented_by: m
+                .proxy_to
+                .as_deref()
+                .and_then(|h| self.by_id(h))
+                .map(|h| h.name.clone()),
+            mandates: self
+                .represented_by(&m.id)
+                .map(|g| Mandate {
+                    name: g.name.clone(),
+                    weight: g.weight,
+                })
+                .collect(),
         }
     }
 }
@@ -151,6 +384,17 @@ fn new_code() -> String {
         code.push(CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char);
     }
     code
+}
+
+/// A member's id: random, so that it says nothing of the order members
+/// were registered or voted in.
+fn new_member_id() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    let mut id = String::from("m-");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
 }
 
 /// Accepts a code as people type it: any case, with or without the dash or
@@ -182,7 +426,19 @@ mod tests {
         NewVoter {
             name: name.into(),
             groups: vec![],
+            weight: None,
         }
+    }
+
+    fn roll(names: &[&str]) -> Roll {
+        let mut roll = Roll::default();
+        roll.register(names.iter().map(|n| voter(n)).collect(), &Limits::default())
+            .expect("register");
+        roll
+    }
+
+    fn id(roll: &Roll, name: &str) -> String {
+        roll.by_name(name).expect("member").id.clone()
     }
 
     #[test]
@@ -208,6 +464,7 @@ mod tests {
             .register(vec![voter("Ann"), voter("Bob")], &limits)
             .expect("register");
         assert_eq!(added, 2);
+        assert_eq!(first[0].weight, 1);
         let (again, added) = roll
             .register(vec![voter(" Ann "), voter("Cy")], &limits)
             .expect("register");
@@ -219,10 +476,32 @@ mod tests {
                 .is_err()
         );
         assert!(roll.register(vec![], &limits).is_err());
+        let heavy = NewVoter {
+            weight: Some(serde_json::json!(0)),
+            ..voter("Eve")
+        };
+        assert!(roll.register(vec![heavy], &limits).is_err());
         assert_eq!(roll.len(), before);
         roll.truncate(2);
-        assert!(roll.get(&again[1].code).is_none());
+        assert!(roll.by_code(&again[1].code).is_none());
         assert_eq!(roll.len(), 2);
+    }
+
+    #[test]
+    fn weights_are_whole_and_bounded() {
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(-1),
+            serde_json::json!(1.5),
+            serde_json::json!(1_000_001),
+            serde_json::json!("3"),
+        ] {
+            assert!(weight(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            weight(&serde_json::json!(1_000_000)).expect("ok"),
+            1_000_000
+        );
     }
 
     #[test]
@@ -237,5 +516,55 @@ mod tests {
         let err = roll.register(vec![voter("C"), voter("D")], &limits);
         assert!(matches!(err, Err(HubError::Full(_))));
         assert_eq!(roll.len(), 2);
+    }
+
+    #[test]
+    fn proxies_refuse_oneself_chains_and_more_than_the_cap() {
+        let mut roll = roll(&["Ann", "Bob", "Cy", "Dee", "Eve"]);
+        let (ann, bob, cy, dee, eve) = (
+            id(&roll, "Ann"),
+            id(&roll, "Bob"),
+            id(&roll, "Cy"),
+            id(&roll, "Dee"),
+            id(&roll, "Eve"),
+        );
+        assert!(matches!(
+            roll.with_proxy(&ann, &ann, 2),
+            Err(HubError::ProxyRefused(_))
+        ));
+        let given = roll.with_proxy(&bob, &ann, 2).expect("Bob to Ann");
+        roll.put(given);
+        // Ann holds one: she cannot give hers (a chain), and nobody can give
+        // theirs to Bob, who gave his.
+        assert!(roll.with_proxy(&ann, &cy, 2).is_err());
+        assert!(roll.with_proxy(&cy, &bob, 2).is_err());
+        roll.put(roll.with_proxy(&cy, &ann, 2).expect("Cy to Ann"));
+        let capped = roll.with_proxy(&dee, &ann, 2);
+        assert!(
+            matches!(&capped, Err(HubError::ProxyRefused(why)) if why.contains("most allowed")),
+            "{capped:?}"
+        );
+        assert!(roll.with_proxy(&dee, &eve, 2).is_ok());
+        let view = roll.self_view(roll.by_id(&ann).expect("Ann"), true);
+        assert_eq!(view.mandates.len(), 2);
+        let bob_view = roll.voter(roll.by_id(&bob).expect("Bob"), false);
+        assert_eq!(
+            bob_view.proxy_to.as_deref(),
+            Some(roll.by_id(&ann).expect("Ann").code.as_str())
+        );
+    }
+
+    #[test]
+    fn a_reissued_code_replaces_the_old_one() {
+        let mut roll = roll(&["Ann"]);
+        let ann = roll.by_name("Ann").expect("Ann").clone();
+        let new = roll.reissued(&ann.id).expect("reissue");
+        assert_ne!(new.code, ann.code);
+        roll.put(new.clone());
+        assert!(
+            roll.by_code(&ann.code).is_none(),
+            "the old code stops working"
+        );
+        assert_eq!(roll.by_code(&new.code).expect("new").id, ann.id);
     }
 }

@@ -26,6 +26,18 @@ pub enum Electorate {
     Roll,
 }
 
+/// Whether what a member voted is kept beside who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Secrecy {
+    /// Each ballot is kept under its voter (re-votes replace it).
+    #[default]
+    Named,
+    /// That a member voted is kept apart from what they voted, with
+    /// nothing linking the two; the counts show only at the close.
+    Secret,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -142,6 +154,10 @@ pub struct SessionMeta {
     pub kind: SessionKind,
     pub rule: Rule,
     pub electorate: Electorate,
+    pub secrecy: Secrecy,
+    /// An inertia rule whose `W` was left to the hub: it becomes the roll's
+    /// total weight when the vote opens (until then it is a placeholder).
+    pub w_from_roll: bool,
     pub deadline: Option<Deadline>,
     pub created_at: Time,
 }
@@ -207,6 +223,7 @@ pub struct SessionSpec {
     pub description: Option<String>,
     pub rule: Option<RuleSpec>,
     pub electorate: Option<Electorate>,
+    pub secrecy: Option<Secrecy>,
     pub scale: Option<Scale>,
     pub kind: Option<KindName>,
     #[serde(default, deserialize_with = "nullable")]
@@ -233,7 +250,10 @@ pub struct Checked {
     pub description: String,
     pub kind: SessionKind,
     pub rule: Rule,
+    /// See [`SessionMeta::w_from_roll`].
+    pub w_from_roll: bool,
     pub electorate: Electorate,
+    pub secrecy: Secrecy,
     pub deadline: Option<Deadline>,
 }
 
@@ -269,6 +289,7 @@ impl SessionSpec {
             description: self.description.or(base.description),
             rule: self.rule.or(base.rule),
             electorate: self.electorate.or(base.electorate),
+            secrecy: self.secrecy.or(base.secrecy),
             scale: self.scale.or(base.scale),
             kind: Some(kind),
             options: self.options.or(base.options),
@@ -287,8 +308,15 @@ impl SessionSpec {
         let mut spec = SessionSpec {
             title: Some(meta.title.clone()),
             description: Some(meta.description.clone()),
-            rule: Some(RuleSpec::from(meta.rule.clone())),
+            rule: Some({
+                let mut rule = RuleSpec::from(meta.rule.clone());
+                if meta.w_from_roll {
+                    rule.electorate = None;
+                }
+                rule
+            }),
             electorate: Some(meta.electorate),
+            secrecy: Some(meta.secrecy),
             ..SessionSpec::default()
         };
         match &meta.kind {
@@ -315,9 +343,10 @@ impl SessionSpec {
         spec
     }
 
-    /// Checks every field and how they fit together. `roll_size` is what
-    /// an inertia rule's electorate defaults to; `now` judges deadlines.
-    pub fn check(self, roll_size: u64, now: Time) -> Result<Checked, HubError> {
+    /// Checks every field and how they fit together. `roll_weight` is what
+    /// an inertia rule's electorate defaults to (again when a draft opens);
+    /// `now` judges deadlines.
+    pub fn check(self, roll_weight: u64, now: Time) -> Result<Checked, HubError> {
         let title = self.title.unwrap_or_default().trim().to_owned();
         if title.is_empty() || title.chars().count() > MAX_TITLE {
             return Err(invalid(format!(
@@ -370,7 +399,15 @@ impl SessionSpec {
             kind: "majority".into(),
             ..RuleSpec::default()
         });
-        let rule = spec.resolve(roll_size)?;
+        let w_from_roll = spec.kind == "inertia" && spec.electorate.is_none();
+        // A draft may be prepared before the roll: its W is settled at the
+        // opening, so any placeholder does until then.
+        let draft = self.status == Some(Status::Draft);
+        let rule = spec.resolve(if draft {
+            roll_weight.max(1)
+        } else {
+            roll_weight
+        })?;
         if let SessionKind::Election(e) = &kind {
             rule.check_election(e.method)?;
         }
@@ -397,12 +434,26 @@ impl SessionSpec {
             }
             (None, None) => None,
         };
+        let electorate = self.electorate.unwrap_or_default();
+        let secrecy = self.secrecy.unwrap_or_default();
+        if secrecy == Secrecy::Secret && electorate != Electorate::Roll {
+            return Err(invalid(
+                "a secret vote is for the roll (\"electorate\": \"roll\"): who voted is kept by name",
+            ));
+        }
+        if secrecy == Secrecy::Secret && !rule.groups.is_empty() {
+            return Err(invalid(
+                "a secret vote cannot count groups apart: a small group's count would show how its members voted",
+            ));
+        }
         Ok(Checked {
             title,
             description,
             kind,
             rule,
-            electorate: self.electorate.unwrap_or_default(),
+            w_from_roll,
+            electorate,
+            secrecy,
             deadline,
         })
     }
@@ -564,6 +615,15 @@ impl Election {
 pub struct VoteReceipt<'a> {
     pub tally: &'a Tally,
     pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt<'a>>,
+}
+
+/// What a voter keeps of their ballot. A secret ballot's, before the
+/// close, is the tracker their device chose.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt<'a> {
+    pub tracker: &'a str,
 }
 
 /// The answer to a close.
@@ -596,6 +656,7 @@ pub struct SessionView {
     pub position: u32,
     pub rule: Rule,
     pub electorate: Electorate,
+    pub secrecy: Secrecy,
     pub kind: KindName,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
@@ -644,6 +705,7 @@ impl SessionView {
             position: state.position,
             rule: meta.rule.clone(),
             electorate: meta.electorate,
+            secrecy: meta.secrecy,
             kind: match meta.kind {
                 SessionKind::Motion { .. } => KindName::Motion,
                 SessionKind::Election(_) => KindName::Election,

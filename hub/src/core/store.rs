@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
-use crate::core::roll::RollEntry;
+use crate::core::roll::Member;
 use crate::core::rules::{Elected, Outcome};
 use crate::core::session::{SessionMeta, SessionState, Status};
 use crate::core::tally::Ballot;
@@ -51,12 +51,38 @@ pub enum StoreError {
     Injected(String),
 }
 
-/// A voter's ballot as stored.
+/// A voter's ballot as stored, with what it counted with when cast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BallotRecord {
+    /// The voter id (open sessions) or the member's id (roll sessions).
     pub voter: String,
     pub ballot: Ballot,
     pub cast_at: Time,
+    pub weight: u64,
+    /// The member's groups when it was cast (for group minimums).
+    pub groups: Vec<String>,
+    /// The member who cast it by proxy, if one did.
+    pub holder: Option<String>,
+}
+
+/// A secret ballot: what was voted, with nothing of who voted it. Kept
+/// under a random slot, so that the order of the rows says nothing of the
+/// order of the ballots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretBallot {
+    pub slot: String,
+    pub ballot: Ballot,
+    pub weight: u64,
+    /// Chosen by the voter's device, to find their ballot after the close.
+    pub tracker: String,
+}
+
+/// That a member voted in a secret session, and the answer they were given
+/// (for a retry of the same `ballot_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Voted {
+    pub ballot_id: Option<String>,
+    pub answer: Option<String>,
 }
 
 /// A session as read at start: what it is, where it stands, and its
@@ -73,6 +99,8 @@ pub struct StoredSession {
     pub elected: Elected,
     pub seq: u64,
     pub ballots: Vec<BallotRecord>,
+    /// Secret sessions: their ballots, apart from any voter.
+    pub secret: Vec<SecretBallot>,
 }
 
 /// Everything on disk, read once at start.
@@ -83,7 +111,9 @@ pub struct Loaded {
     /// In creation order.
     pub sessions: Vec<StoredSession>,
     /// In registration order.
-    pub voters: Vec<RollEntry>,
+    pub voters: Vec<Member>,
+    /// Who is present at the current meeting (member ids).
+    pub present: Vec<String>,
 }
 
 /// One change, written inside a transaction.
@@ -94,10 +124,7 @@ pub enum Write {
     /// A draft deleted, with everything of it.
     DeleteSession(Uuid),
     /// A voter's ballot; it replaces their earlier one in the session.
-    Ballot {
-        session: Uuid,
-        record: BallotRecord,
-    },
+    Ballot { session: Uuid, record: BallotRecord },
     /// The answer given to a ballot that carried a `ballot_id`, given again
     /// to a retry of it.
     Answer {
@@ -106,13 +133,26 @@ pub enum Write {
         ballot_id: String,
         answer: String,
     },
+    /// That a member voted in a secret session.
+    SecretVoted {
+        session: Uuid,
+        member: String,
+        voted: Voted,
+    },
+    /// What was voted in a secret session (a batch writes these in an order
+    /// unrelated to the ballots' arrival).
+    SecretBallot { session: Uuid, ballot: SecretBallot },
     /// Where a session stands after the batch (written once per batch and
     /// session, after its ballots).
-    State {
-        session: Uuid,
-        state: SessionState,
+    State { session: Uuid, state: SessionState },
+    /// A member added, or changed (name, groups, weight, code, proxy).
+    Member(Member),
+    /// A member checked in or out of a meeting.
+    Presence {
+        meeting: Uuid,
+        member: String,
+        present: bool,
     },
-    Voter(RollEntry),
     /// A meeting begun, or ended.
     Meeting(Meeting),
 }
@@ -135,6 +175,14 @@ pub trait Store: Send + 'static {
     fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError>;
     /// All ballots of a session, in the order they were last cast.
     fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError>;
+    /// A secret session's ballots (in slot order: random) and who voted
+    /// (member ids, in id order: random).
+    fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError>;
+    /// Leaves nothing of a secret vote's history in the files beyond what
+    /// its tables hold (called after a secret session closes).
+    fn scrub(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// One transaction. Its reads see its own earlier writes; nothing of it is
@@ -149,7 +197,9 @@ pub trait Txn {
     /// clock (the database's, when several hubs share one).
     fn now(&mut self) -> Result<Time, StoreError>;
     /// A voter's current ballot in a session.
-    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError>;
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError>;
+    /// Whether a member voted in a secret session.
+    fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError>;
     /// The answer given to the voter's ballot with this `ballot_id`.
     fn answer(
         &mut self,

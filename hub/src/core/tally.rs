@@ -226,6 +226,28 @@ impl Tally {
         self.weight
     }
 
+    /// What a secret vote shows until it closes: how many have voted and
+    /// their weight, every per-choice count zero (watching the counts move
+    /// beside the register of who voted would tell each ballot).
+    pub fn masked(&self) -> Tally {
+        let mut masked = Tally::new(match &self.counts {
+            Counts::Motion(m) => Shape::Motion(if m.grades.is_some() {
+                Scale::Nuanced
+            } else {
+                Scale::Choice
+            }),
+            Counts::Selection { votes, .. } => Shape::Selection {
+                options: votes.len(),
+            },
+            Counts::Approval { marks, .. } => Shape::Approval {
+                options: marks.len(),
+            },
+        });
+        masked.ballots = self.ballots;
+        masked.weight = self.weight;
+        masked
+    }
+
     /// The motion's counts; `None` for elections.
     pub fn motion(&self) -> Option<&MotionCounts> {
         match &self.counts {
@@ -492,6 +514,18 @@ mod tests {
             e.remove(b, 5, &[]);
         }
         assert_eq!(e, before);
+    }
+
+    #[test]
+    fn a_masked_tally_shows_only_how_many() {
+        let mut t = motion(Scale::Nuanced);
+        t.add(&Ballot::Grade(3), 4, &["smith".into()]);
+        t.add(&Ballot::Grade(-1), 1, &[]);
+        let m = t.masked();
+        assert_eq!((m.ballots, m.total()), (2, 5));
+        assert_eq!(m.weighed(), (Halves(0), Halves(0)));
+        assert_eq!(m.grades(), Some(&[0; 7]));
+        assert_eq!(m.group_approvals("smith"), 0);
     }
 
     #[test]

@@ -76,8 +76,10 @@ impl From<HubError> for WireError {
             | HubError::NotOpen
             | HubError::DeadlinePassed
             | HubError::VotesStillOpen
+            | HubError::ProxyRefused(_)
+            | HubError::AlreadyVoted
             | HubError::Full(_) => S::CONFLICT,
-            HubError::NotOnRoll => S::FORBIDDEN,
+            HubError::NotOnRoll | HubError::Represented | HubError::NotAProxy => S::FORBIDDEN,
             HubError::InvalidBallot(_)
             | HubError::InvalidBody(_)
             | HubError::InvalidSession(_)
@@ -86,6 +88,7 @@ impl From<HubError> for WireError {
             HubError::ShuttingDown | HubError::Writer(_) | HubError::Store(_) => {
                 S::SERVICE_UNAVAILABLE
             }
+            HubError::Export(_) => S::INTERNAL_SERVER_ERROR,
         };
         if let HubError::Store(inner) = &e {
             tracing::error!(error = %inner, "storage failure answered as 503");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -34,6 +34,8 @@ pub struct HttpDoor {
     pub admin_token: Arc<str>,
     /// Where the server listens, for the join addresses.
     pub local_addr: SocketAddr,
+    /// The certificate, when serving HTTPS (join addresses follow it).
+    pub tls: Option<crate::tls::Certificate>,
 }
 
 pub fn routes(door: HttpDoor) -> Router {
@@ -52,13 +54,27 @@ pub fn routes(door: HttpDoor) -> Router {
         .route("/api/sessions/{id}/close", post(sessions::close))
         .route("/api/sessions/{id}/broadcast", post(sessions::broadcast))
         .route("/api/sessions/{id}/export.csv", get(sessions::export_csv))
+        .route("/api/sessions/{id}/voted", get(sessions::voted))
         .route(
             "/api/voters",
             get(voters::roll)
                 .post(voters::register)
                 .layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT)),
         )
-        .route("/api/voters/{code}", get(voters::check_code))
+        .route(
+            "/api/voters/{code}",
+            get(voters::check_code).patch(voters::edit),
+        )
+        .route("/api/voters/{code}/reissue", post(voters::reissue))
+        .route(
+            "/api/proxies",
+            get(voters::proxies).post(voters::give_proxy),
+        )
+        .route("/api/proxies/{from}", delete(voters::revoke_proxy))
+        .route(
+            "/api/attendance",
+            get(voters::attendance).post(voters::set_presence),
+        )
         .route(
             "/api/agenda",
             get(agenda::list)

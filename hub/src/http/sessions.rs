@@ -5,15 +5,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::core::export::session_csv;
 use crate::core::limits::MAX_VOTER;
-use crate::core::session::SessionSpec;
+use crate::core::session::{SessionSpec, SessionView};
 use crate::core::tally::{BallotInput, Choice};
-use crate::core::{Code, HubError};
+use crate::core::{CastRequest, HubError};
 use crate::http::HttpDoor;
 use crate::http::error::WireError;
 use crate::http::extract::{Admin, JsonBody, session_id};
@@ -40,6 +39,21 @@ pub struct BallotBody {
     pub marks: Option<Marks>,
     #[serde(default)]
     pub ballot_id: Option<Value>,
+    /// The member (code or name) whose proxy the voter holds.
+    #[serde(default)]
+    pub on_behalf_of: Option<Value>,
+    /// A secret ballot's tracker, chosen by the voter's device.
+    #[serde(default)]
+    pub tracker: Option<Value>,
+}
+
+/// `201` to a new session: the session, and what the organiser should know
+/// about it (a secret vote where a member's weight is unique).
+#[derive(Debug, Serialize)]
+pub struct Created {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub warnings: Vec<String>,
 }
 
 /// An approval ballot's marks, every key kept as sent: a repeated id must
@@ -96,8 +110,8 @@ pub async fn create(
     _: Admin,
     JsonBody(spec): JsonBody<SessionSpec>,
 ) -> Result<impl IntoResponse, WireError> {
-    let view = door.hub.create_session(spec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let (session, warnings) = door.hub.create_session(spec).await?;
+    Ok((StatusCode::CREATED, Json(Created { session, warnings })))
 }
 
 pub async fn edit(
@@ -145,7 +159,7 @@ pub async fn extend(
 
 /// Reads a ballot's fields one by one, for an answer that says which is
 /// wrong. Whether the ballot fits the session is the core's to say.
-fn ballot_from_body(body: BallotBody) -> Result<(String, BallotInput, Option<String>), WireError> {
+fn ballot_from_body(body: BallotBody) -> Result<CastRequest, WireError> {
     let invalid = |m: &str| WireError::from(HubError::InvalidBallot(m.to_owned()));
     let voter = match body.voter {
         Value::String(v) => v,
@@ -155,11 +169,14 @@ fn ballot_from_body(body: BallotBody) -> Result<(String, BallotInput, Option<Str
             )));
         }
     };
-    let ballot_id = match body.ballot_id {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id),
-        Some(_) => return Err(invalid("\"ballot_id\" must be a string")),
+    let text = |v: Option<Value>, field: &str| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(&format!("\"{field}\" must be a string"))),
     };
+    let ballot_id = text(body.ballot_id, "ballot_id")?;
+    let on_behalf_of = text(body.on_behalf_of, "on_behalf_of")?;
+    let tracker = text(body.tracker, "tracker")?;
     let given = [
         body.choice.is_some(),
         body.grade.is_some(),
@@ -204,7 +221,13 @@ fn ballot_from_body(body: BallotBody) -> Result<(String, BallotInput, Option<Str
             "a ballot needs a \"choice\" (or a \"grade\", \"options\" or \"marks\")",
         ));
     };
-    Ok((voter, ballot, ballot_id))
+    Ok(CastRequest {
+        voter,
+        ballot,
+        ballot_id,
+        on_behalf_of,
+        tracker,
+    })
 }
 
 pub async fn cast(
@@ -213,8 +236,8 @@ pub async fn cast(
     JsonBody(body): JsonBody<BallotBody>,
 ) -> Result<Response, WireError> {
     let id = session_id(&id)?;
-    let (voter, ballot, ballot_id) = ballot_from_body(body)?;
-    let answer = door.hub.cast(id, voter, ballot, ballot_id).await?;
+    let request = ballot_from_body(body)?;
+    let answer = door.hub.cast(id, request).await?;
     // The receipt is already JSON: a retry gets these very bytes.
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
@@ -243,19 +266,7 @@ pub async fn export_csv(
     Path(id): Path<String>,
 ) -> Result<Response, WireError> {
     let id = session_id(&id)?;
-    let session = door
-        .hub
-        .session(id)
-        .ok_or_else(WireError::session_not_found)?;
-    let ballots = door.hub.ballots(id).await?;
-    let body = session_csv(&session, &ballots).map_err(|e| {
-        tracing::error!(error = %e, "csv export failed");
-        WireError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Code::ExportFailed,
-            "the export could not be written",
-        )
-    })?;
+    let body = door.hub.export_csv(id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -267,4 +278,14 @@ pub async fn export_csv(
         body,
     )
         .into_response())
+}
+
+/// `GET /api/sessions/{id}/voted`: who has voted, by name, sorted.
+pub async fn voted(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WireError> {
+    let id = session_id(&id)?;
+    Ok(Json(door.hub.voted(id).await?))
 }

@@ -36,6 +36,7 @@ use crate::live::fanout::Fanout;
 use crate::live::frame_limit::FrameLimit;
 use crate::live::outlet::Outlet;
 use crate::net::CountedStream;
+use tokio_rustls::server::TlsStream;
 
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
@@ -194,20 +195,25 @@ pub async fn upgrade(State(door): State<LiveDoor>, mut req: Request) -> Response
         };
         // The socket comes back from hyper so that the fan-out can write
         // to it directly, beside this connection's own task.
-        let parts = match upgraded.downcast::<TokioIo<CountedStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                tracing::error!("live upgrade on a connection of an unexpected type");
-                return;
-            }
+        let (stream, tls, read_buf) = match upgraded.downcast::<TokioIo<CountedStream>>() {
+            Ok(parts) => (parts.io.into_inner(), None, parts.read_buf),
+            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<CountedStream>>>() {
+                Ok(parts) => {
+                    let (stream, tls) = parts.io.into_inner().into_inner();
+                    (stream, Some(tls), parts.read_buf)
+                }
+                Err(_) => {
+                    tracing::error!("live upgrade on a connection of an unexpected type");
+                    return;
+                }
+            },
         };
-        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
         // A copy, and hyper's read buffer (8 KiB) goes now rather than
         // with the connection.
         let early = Bytes::copy_from_slice(&read_buf);
         drop(read_buf);
-        let (tcp, permit) = io.into_inner().into_parts();
-        let outlet = Arc::new(Outlet::new(tcp));
+        let (tcp, permit) = stream.into_parts();
+        let outlet = Arc::new(Outlet::new(tcp, tls));
         let io = LiveIo {
             early,
             outlet: outlet.clone(),
@@ -273,19 +279,10 @@ impl AsyncRead for LiveIo {
             return Poll::Ready(Ok(()));
         }
         let outlet = this.outlet.clone();
-        let tcp = outlet.tcp();
-        loop {
-            ready!(tcp.poll_read_ready(cx))?;
-            match tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    this.checked(&buf.initialize_unfilled()[..n])?;
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let n = ready!(outlet.poll_read(cx, buf.initialize_unfilled()))?;
+        this.checked(&buf.initialize_unfilled()[..n])?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 

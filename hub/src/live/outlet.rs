@@ -2,10 +2,13 @@
 //! connection's own task (replies, pings, the close) and the fan-out
 //! (session states) so that whole frames never interleave; the bytes the
 //! kernel could not take yet; and, per followed session, the newest state
-//! already sent, so that a connection only ever gets newer states.
+//! already sent, so that a connection only ever gets newer states. Over
+//! HTTPS the outlet also holds the connection's TLS state: frames are
+//! sealed under the same lock, and reads are opened through it.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -34,6 +37,8 @@ pub struct Outlet {
 }
 
 struct Out {
+    /// The connection's TLS state, when it came over HTTPS.
+    tls: Option<Box<rustls::ServerConnection>>,
     /// Set when the connection ended: a sweep may hold the outlet a moment
     /// longer, but writes nothing more to it.
     closed: bool,
@@ -57,10 +62,11 @@ struct Follow {
 }
 
 impl Outlet {
-    pub fn new(tcp: TcpStream) -> Outlet {
+    pub fn new(tcp: TcpStream, tls: Option<rustls::ServerConnection>) -> Outlet {
         Outlet {
             tcp,
             out: Mutex::new(Out {
+                tls: tls.map(Box::new),
                 closed: false,
                 closing: false,
                 broken: false,
@@ -71,9 +77,95 @@ impl Outlet {
         }
     }
 
-    /// The socket, for the connection's task to read from and to wait on.
+    /// The socket, for the connection's task to wait on.
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Reads what the client sent (opened, over TLS) into `buf`; `Ok(0)`
+    /// at the end of the stream.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.lock().tls.is_none() {
+            loop {
+                ready!(self.tcp.poll_read_ready(cx))?;
+                match self.tcp.try_read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    read => return Poll::Ready(read),
+                }
+            }
+        }
+        loop {
+            {
+                let mut guard = self.lock();
+                let Some(tls) = guard.tls.as_mut() else {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                };
+                match tls.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    read => return Poll::Ready(read),
+                }
+            }
+            ready!(self.tcp.poll_read_ready(cx))?;
+            // One TLS record at most at a time: what it opens is read out
+            // before more is taken from the socket.
+            let mut sealed = [0u8; 4096];
+            let n = match self.tcp.try_read(&mut sealed) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let mut guard = self.lock();
+            let Out {
+                tls,
+                pending,
+                broken,
+                closed,
+                ..
+            } = &mut *guard;
+            let Some(tls) = tls.as_mut() else {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            };
+            let mut rest = &sealed[..n];
+            loop {
+                // An empty read tells rustls the stream ended.
+                tls.read_tls(&mut rest)?;
+                let processed = tls.process_new_packets();
+                // What rustls has to say back (an alert, a key update) goes
+                // out like any frame.
+                let mut reply = Vec::new();
+                while tls.wants_write() {
+                    tls.write_tls(&mut reply)?;
+                }
+                if !reply.is_empty() && !*closed {
+                    self.push(pending, broken, &reply)?;
+                }
+                if let Err(e) = processed {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Writes `bytes` (already sealed) after anything still waiting.
+    fn queue(&self, out: &mut Out, bytes: &[u8]) -> io::Result<()> {
+        self.push(&mut out.pending, &mut out.broken, bytes)
+    }
+
+    fn push(&self, pending: &mut Vec<u8>, broken: &mut bool, bytes: &[u8]) -> io::Result<()> {
+        let mut rest = bytes;
+        if pending.is_empty() {
+            let n = write_some(&self.tcp, &[IoSlice::new(bytes)], broken)?;
+            rest = &bytes[n..];
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
+        pending.extend_from_slice(rest);
+        self.blocked.notify_one();
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Out> {
@@ -89,17 +181,10 @@ impl Outlet {
         if out.closed {
             return Err(io::ErrorKind::NotConnected.into());
         }
-        let mut rest = bytes;
-        if out.pending.is_empty() {
-            let n = write_some(&self.tcp, &[IoSlice::new(bytes)], &mut out.broken)?;
-            rest = &bytes[n..];
-            if rest.is_empty() {
-                return Ok(());
-            }
+        match seal(out, &[bytes])? {
+            Some(sealed) => self.queue(out, &sealed),
+            None => self.queue(out, bytes),
         }
-        out.pending.extend_from_slice(rest);
-        self.blocked.notify_one();
-        Ok(())
     }
 
     /// Sends the newest state of every followed session that moved since
@@ -186,6 +271,21 @@ impl Outlet {
         let Some(first) = first else {
             return;
         };
+        if out.tls.is_some() {
+            let frames: Vec<&[u8]> = std::iter::once(&first)
+                .chain(&more)
+                .map(|b| &b[..])
+                .collect();
+            let queued = seal(out, &frames).and_then(|sealed| match sealed {
+                Some(sealed) => self.queue(out, &sealed),
+                None => Ok(()),
+            });
+            if queued.is_err() {
+                out.broken = true;
+                self.blocked.notify_one();
+            }
+            return;
+        }
         let written = if more.is_empty() {
             write_some(&self.tcp, &[IoSlice::new(&first)], &mut out.broken)
         } else {
@@ -250,6 +350,32 @@ impl Outlet {
         out.pending = Vec::new();
         out.follows.drain(..).map(|f| f.session).collect()
     }
+}
+
+/// `frames` sealed as TLS records, when the connection is over TLS.
+fn seal(out: &mut Out, frames: &[&[u8]]) -> io::Result<Option<Vec<u8>>> {
+    let Some(tls) = out.tls.as_mut() else {
+        return Ok(None);
+    };
+    let mut sealed = Vec::new();
+    for frame in frames {
+        let mut rest = *frame;
+        while !rest.is_empty() {
+            // rustls takes a bounded amount at a time; what it sealed is
+            // taken out before it is given more.
+            let n = tls.writer().write(rest)?;
+            rest = &rest[n..];
+            let mut drained = false;
+            while tls.wants_write() {
+                tls.write_tls(&mut sealed)?;
+                drained = true;
+            }
+            if n == 0 && !drained {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+    }
+    Ok(Some(sealed))
 }
 
 /// One non-blocking write; a full socket wrote nothing.

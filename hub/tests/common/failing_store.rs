@@ -8,8 +8,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use uuid::Uuid;
 use votehub::SqliteStore;
 use votehub::core::clock::Time;
-use votehub::core::store::{BallotRecord, Loaded, Locked, Store, StoreError, Txn, Write};
-use votehub::core::tally::Ballot;
+use votehub::core::store::{
+    BallotRecord, Loaded, Locked, SecretBallot, Store, StoreError, Txn, Voted, Write,
+};
 
 /// The test's hold on a [`FailingStore`].
 #[derive(Clone, Default)]
@@ -76,6 +77,10 @@ impl Store for FailingStore {
     fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
         self.inner.ballots(session)
     }
+
+    fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
+        self.inner.secret(session)
+    }
 }
 
 struct FailingTxn<'a> {
@@ -93,8 +98,12 @@ impl Txn for FailingTxn<'_> {
         self.inner.now()
     }
 
-    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {
         self.inner.ballot(session, voter)
+    }
+
+    fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError> {
+        self.inner.voted(session, member)
     }
 
     fn answer(

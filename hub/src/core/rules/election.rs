@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EPSILON, Outcome, Rule, RuleKind};
+use super::{EPSILON, Outcome, Presence, Rule, RuleKind};
 use crate::core::tally::{Counts, Tally};
 
 /// How an election's ballots mark its options.
@@ -36,10 +36,16 @@ pub struct Elected {
     pub tied: Vec<u16>,
 }
 
-/// The result of an election with `seats` seats under `rule`.
-pub fn elect(rule: &Rule, seats: usize, tally: &Tally) -> (Outcome, Elected) {
+/// The result of an election with `seats` seats under `rule`, with
+/// `presence` for a quorum of those present.
+pub fn elect(
+    rule: &Rule,
+    seats: usize,
+    tally: &Tally,
+    presence: Option<Presence>,
+) -> (Outcome, Elected) {
     let seats = seats.max(1);
-    if !rule.quorum_met(tally) {
+    if !rule.quorum_met(tally, presence) {
         return (Outcome::NoneElected, Elected::default());
     }
     // (id, score) of every option that may take a seat.
@@ -127,7 +133,7 @@ mod tests {
             5,
             &[vec![0, 1, 2], vec![0, 1, 3], vec![0, 1, 4], vec![0, 2, 3]],
         );
-        let (outcome, result) = elect(&Rule::default(), 3, &t);
+        let (outcome, result) = elect(&Rule::default(), 3, &t, None);
         assert_eq!(outcome, Outcome::Tie);
         assert_eq!(result.elected, ids(&[0, 1]));
         assert_eq!(result.tied, ids(&[2, 3]));
@@ -136,7 +142,7 @@ mod tests {
     #[test]
     fn clear_seats_are_elected_in_rank_order() {
         let t = selection(4, &[vec![2, 1], vec![2, 1], vec![2, 3], vec![2]]);
-        let (outcome, result) = elect(&Rule::default(), 2, &t);
+        let (outcome, result) = elect(&Rule::default(), 2, &t, None);
         assert_eq!(outcome, Outcome::Elected);
         assert_eq!(result.elected, ids(&[2, 1]));
         assert!(result.tied.is_empty());
@@ -146,7 +152,7 @@ mod tests {
     fn fewer_candidates_with_votes_than_seats_elects_those() {
         let t = selection(4, &[vec![3], vec![]]);
         assert_eq!(
-            elect(&Rule::default(), 2, &t),
+            elect(&Rule::default(), 2, &t, None),
             (
                 Outcome::Elected,
                 Elected {
@@ -156,7 +162,10 @@ mod tests {
             )
         );
         let blank = selection(4, &[vec![], vec![]]);
-        assert_eq!(elect(&Rule::default(), 2, &blank).0, Outcome::NoneElected);
+        assert_eq!(
+            elect(&Rule::default(), 2, &blank, None).0,
+            Outcome::NoneElected
+        );
     }
 
     #[test]
@@ -166,7 +175,7 @@ mod tests {
             ..Rule::default()
         };
         let t = selection(3, &[vec![0], vec![1]]);
-        assert_eq!(elect(&rule, 1, &t).0, Outcome::NoneElected);
+        assert_eq!(elect(&rule, 1, &t, None).0, Outcome::NoneElected);
     }
 
     #[test]
@@ -178,7 +187,7 @@ mod tests {
         for marks in [[F, F, F], [F, A, F], [F, F, A], [A, A, N]] {
             t.add(&Ballot::Approval(marks.to_vec()), 1, &[]);
         }
-        let (outcome, result) = elect(&Rule::default(), 2, &t);
+        let (outcome, result) = elect(&Rule::default(), 2, &t, None);
         assert_eq!(outcome, Outcome::Elected);
         assert_eq!(result.elected, ids(&[0, 2]), "option 1 ties for/against");
         let two_thirds = Rule {
@@ -186,14 +195,14 @@ mod tests {
             ..Rule::default()
         };
         // 3/4 and 2/3 meet two thirds; 2/4 does not.
-        let (outcome, result) = elect(&two_thirds, 3, &t);
+        let (outcome, result) = elect(&two_thirds, 3, &t, None);
         assert_eq!(outcome, Outcome::Elected);
         assert_eq!(result.elected, ids(&[0, 2]));
         let three_quarters = Rule {
             kind: RuleKind::Supermajority { ratio: 0.75 },
             ..Rule::default()
         };
-        assert_eq!(elect(&three_quarters, 3, &t).1.elected, ids(&[0]));
+        assert_eq!(elect(&three_quarters, 3, &t, None).1.elected, ids(&[0]));
     }
 
     fn ballots() -> impl Strategy<Value = (usize, usize, Vec<Vec<u16>>)> {
@@ -217,7 +226,7 @@ mod tests {
         fn the_result_does_not_depend_on_the_order_of_ballots(
             (options, seats, mut cast) in ballots(), seed in any::<u64>(),
         ) {
-            let before = elect(&Rule::default(), seats, &selection(options, &cast));
+            let before = elect(&Rule::default(), seats, &selection(options, &cast), None);
             // A deterministic shuffle from the seed.
             let mut state = seed | 1;
             for i in (1..cast.len()).rev() {
@@ -226,7 +235,7 @@ mod tests {
                 state ^= state << 17;
                 cast.swap(i, (state % (i as u64 + 1)) as usize);
             }
-            prop_assert_eq!(elect(&Rule::default(), seats, &selection(options, &cast)), before);
+            prop_assert_eq!(elect(&Rule::default(), seats, &selection(options, &cast), None), before);
         }
 
         #[test]
@@ -237,7 +246,7 @@ mod tests {
             let Counts::Selection { votes, .. } = &tally.counts else { unreachable!() };
             let mut scores: Vec<u64> = votes.iter().copied().filter(|n| *n > 0).collect();
             scores.sort_unstable_by(|a, b| b.cmp(a));
-            let (outcome, result) = elect(&Rule::default(), seats, &tally);
+            let (outcome, result) = elect(&Rule::default(), seats, &tally, None);
             if scores.len() > seats && scores[seats - 1] == scores[seats] {
                 prop_assert_eq!(outcome, Outcome::Tie);
                 let boundary = scores[seats - 1];

@@ -30,10 +30,21 @@ const MAX_COUNT: u64 = 1 << 40;
 #[serde(try_from = "RuleSpec", into = "RuleSpec")]
 pub struct Rule {
     pub kind: RuleKind,
-    /// Fewer ballots than this (abstentions included) means rejected.
+    /// Fewer ballots than this (abstentions included; weights in weighted
+    /// roll sessions) means rejected.
     pub quorum: Option<u64>,
+    /// Fewer than this share of the roll's weight present or represented
+    /// at the close means rejected.
+    pub quorum_present: Option<f64>,
     /// Approvals a group must give on top of the main threshold.
     pub groups: Vec<GroupMinimum>,
+}
+
+/// Who is there, by weight: present or represented, of the roll's whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub weight: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,6 +83,8 @@ pub enum RuleError {
     TooManyGroups(usize),
     #[error("{0}")]
     NotForElections(&'static str),
+    #[error("\"quorum_present\" is a share of the roll's weight: above 0 and at most 1")]
+    BadQuorumPresent,
 }
 
 pub const MAX_GROUPS: usize = 16;
@@ -97,6 +110,8 @@ pub struct RuleSpec {
     pub constant: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_present: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupMinimum>,
 }
@@ -177,9 +192,15 @@ impl TryFrom<RuleSpec> for Rule {
                 return Err(RuleError::BadGroup);
             }
         }
+        if let Some(r) = spec.quorum_present
+            && !(r > 0.0 && r <= 1.0)
+        {
+            return Err(RuleError::BadQuorumPresent);
+        }
         Ok(Rule {
             kind,
             quorum: spec.quorum,
+            quorum_present: spec.quorum_present,
             groups: spec.groups,
         })
     }
@@ -189,6 +210,7 @@ impl From<Rule> for RuleSpec {
     fn from(rule: Rule) -> Self {
         let mut spec = RuleSpec {
             quorum: rule.quorum,
+            quorum_present: rule.quorum_present,
             groups: rule.groups,
             ..RuleSpec::default()
         };
@@ -216,6 +238,7 @@ impl Default for Rule {
         Rule {
             kind: RuleKind::Majority,
             quorum: None,
+            quorum_present: None,
             groups: Vec::new(),
         }
     }
@@ -302,12 +325,18 @@ impl Rule {
         Halves(least.div_ceil(step) * step)
     }
 
-    /// Where `tally` stands under this rule.
+    /// Where `tally` stands under this rule (with nobody known present).
     pub fn standing(&self, tally: &Tally) -> Standing {
+        self.standing_at(tally, None)
+    }
+
+    /// Where `tally` stands under this rule, with `presence` for a quorum
+    /// of those present.
+    pub fn standing_at(&self, tally: &Tally, presence: Option<Presence>) -> Standing {
         let (approvals, rejections) = tally.weighed();
         let needed = self.needed_at(Halves(approvals.0 + rejections.0), tally.step());
         let main = approvals >= needed;
-        let quorum = self.quorum_met(tally);
+        let quorum = self.quorum_met(tally, presence);
         let groups: Vec<GroupStanding> = self
             .groups
             .iter()
@@ -351,13 +380,26 @@ impl Rule {
         Ok(())
     }
 
-    /// Whether `quorum` is met by this tally.
-    pub fn quorum_met(&self, tally: &Tally) -> bool {
-        self.quorum.is_none_or(|q| tally.total() >= q)
+    /// Whether the quorums are met: the tally's weight against `quorum`,
+    /// and the weight present or represented against `quorum_present`
+    /// (unknown presence meets no such quorum).
+    pub fn quorum_met(&self, tally: &Tally, presence: Option<Presence>) -> bool {
+        let ballots = self.quorum.is_none_or(|q| tally.total() >= q);
+        let present = self.quorum_present.is_none_or(|r| {
+            presence.is_some_and(|p| {
+                let bar = r * p.total as f64;
+                p.weight as f64 >= bar - EPSILON * bar.max(1.0)
+            })
+        });
+        ballots && present
     }
 
     pub fn outcome(&self, tally: &Tally) -> Outcome {
-        if self.standing(tally).adopted_if_closed_now {
+        self.outcome_at(tally, None)
+    }
+
+    pub fn outcome_at(&self, tally: &Tally, presence: Option<Presence>) -> Outcome {
+        if self.standing_at(tally, presence).adopted_if_closed_now {
             Outcome::Adopted
         } else {
             Outcome::Rejected

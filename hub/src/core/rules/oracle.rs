@@ -146,6 +146,7 @@ fn any_rule() -> impl Strategy<Value = Rule> {
         proptest::option::of((1u64..500, 0.0f64..=1.0)),
     )
         .prop_map(|(kind, quorum, group)| Rule {
+            quorum_present: None,
             kind,
             quorum,
             groups: group

@@ -1,36 +1,116 @@
-//! Ballots as the writer decides them: who may vote, whether the session
+//! Ballots as the writer decides them: who may vote and for whom (a member
+//! for themself, or a holder for whom they represent), whether the session
 //! takes ballots now, a retry answered as the first, a re-vote replacing
-//! the voter's earlier ballot.
+//! the voter's earlier ballot — and a secret ballot kept apart from its
+//! voter.
 
+use rand::Rng;
+use rand::seq::SliceRandom;
 use uuid::Uuid;
 
-use super::{Batch, Core, Decided};
+use super::{Batch, CastRequest, Core, Decided};
 use crate::core::error::HubError;
-use crate::core::limits::{MAX_BALLOT_ID, MAX_VOTER};
+use crate::core::limits::{MAX_BALLOT_ID, MAX_TRACKER, MAX_VOTER, MIN_TRACKER};
 use crate::core::roll::normalise_code;
-use crate::core::session::{Electorate, Status, VoteReceipt};
-use crate::core::store::{BallotRecord, Txn, Write};
-use crate::core::tally::BallotInput;
+use crate::core::session::{Electorate, Receipt, Secrecy, Status, VoteReceipt};
+use crate::core::store::{BallotRecord, SecretBallot, StoreError, Txn, Voted, Write};
+
+/// Who a ballot counts for, and with what.
+struct Counted {
+    /// The voter id (open sessions) or the member's id (roll sessions).
+    key: String,
+    weight: u64,
+    groups: Vec<String>,
+    /// The member who casts it for someone else.
+    holder: Option<String>,
+    /// The member to mark present: whoever cast it.
+    present: Option<String>,
+}
+
+fn refuse<T>(e: HubError) -> Decided<T> {
+    Ok(Err(e))
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Inconsistent(e.to_string()))
+}
+
+/// 24 random hex digits: a secret ballot's slot, or a tracker the hub
+/// chooses when the device sent none.
+fn random_hex() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 impl Core {
+    /// Who the ballot counts for, by the roll as it is now.
+    fn counted(&self, electorate: Electorate, req: &CastRequest) -> Result<Counted, HubError> {
+        match electorate {
+            Electorate::Open => {
+                if req.on_behalf_of.is_some() {
+                    return Err(HubError::InvalidBallot(
+                        "\"on_behalf_of\" is for sessions on the roll".into(),
+                    ));
+                }
+                Ok(Counted {
+                    key: req.voter.clone(),
+                    weight: 1,
+                    groups: Vec::new(),
+                    holder: None,
+                    present: None,
+                })
+            }
+            Electorate::Roll => {
+                let voter = normalise_code(&req.voter)
+                    .and_then(|c| self.roll.by_code(&c))
+                    .ok_or(HubError::NotOnRoll)?;
+                match &req.on_behalf_of {
+                    None => {
+                        if voter.proxy_to.is_some() {
+                            return Err(HubError::Represented);
+                        }
+                        Ok(Counted {
+                            key: voter.id.clone(),
+                            weight: voter.weight,
+                            groups: voter.groups.clone(),
+                            holder: None,
+                            present: Some(voter.id.clone()),
+                        })
+                    }
+                    Some(giver) => {
+                        let giver = normalise_code(giver)
+                            .and_then(|c| self.roll.by_code(&c))
+                            .or_else(|| self.roll.by_name(giver))
+                            .filter(|g| g.proxy_to.as_deref() == Some(voter.id.as_str()))
+                            .ok_or(HubError::NotAProxy)?;
+                        Ok(Counted {
+                            key: giver.id.clone(),
+                            weight: giver.weight,
+                            groups: giver.groups.clone(),
+                            holder: Some(voter.id.clone()),
+                            present: Some(voter.id.clone()),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
     /// Records a ballot; the answer is the receipt's JSON, kept with the
     /// ballot's id (when it has one) so that a retry gets the same bytes.
     pub fn cast(
         &mut self,
         id: Uuid,
-        voter: String,
-        input: BallotInput,
-        ballot_id: Option<String>,
+        req: CastRequest,
         txn: &mut dyn Txn,
         batch: &mut Batch,
     ) -> Decided<String> {
-        let refuse = |e: HubError| Ok(Err(e));
-        if voter.trim().is_empty() || voter.chars().count() > MAX_VOTER {
+        if req.voter.trim().is_empty() || req.voter.chars().count() > MAX_VOTER {
             return refuse(HubError::InvalidBallot(format!(
                 "\"voter\" must be a non-empty string of at most {MAX_VOTER} characters"
             )));
         }
-        if let Some(bid) = &ballot_id
+        if let Some(bid) = &req.ballot_id
             && (bid.is_empty()
                 || bid.chars().count() > MAX_BALLOT_ID
                 || bid.chars().any(char::is_control))
@@ -39,75 +119,166 @@ impl Core {
                 "\"ballot_id\" must have 1 to {MAX_BALLOT_ID} characters"
             )));
         }
+        if let Some(t) = &req.tracker
+            && !(MIN_TRACKER..=MAX_TRACKER).contains(&t.chars().count())
+        {
+            return refuse(HubError::InvalidBallot(format!(
+                "\"tracker\" must have {MIN_TRACKER} to {MAX_TRACKER} characters"
+            )));
+        }
         let Some(session) = self.sessions.get(&id) else {
             return refuse(HubError::SessionNotFound);
         };
-        let voter = match session.meta.electorate {
-            Electorate::Open => voter,
-            Electorate::Roll => match normalise_code(&voter).filter(|c| self.roll.get(c).is_some())
-            {
-                Some(code) => code,
-                None => return refuse(HubError::NotOnRoll),
-            },
+        let counted = match self.counted(session.meta.electorate, &req) {
+            Ok(counted) => counted,
+            Err(refusal) => return refuse(refusal),
         };
+        let secret = session.meta.secrecy == Secrecy::Secret;
         // A retry of a ballot already recorded gets its first answer, and
         // changes nothing — whatever happened since.
-        if let Some(bid) = &ballot_id
-            && let Some(answer) = txn.answer(id, &voter, bid)?
-        {
-            return Ok(Ok(answer));
+        let voted = if secret {
+            txn.voted(id, &counted.key)?
+        } else {
+            None
+        };
+        if let Some(bid) = &req.ballot_id {
+            let first = match &voted {
+                Some(v) if v.ballot_id.as_deref() == Some(bid.as_str()) => v.answer.clone(),
+                Some(_) => None,
+                None if secret => None,
+                None => txn.answer(id, &counted.key, bid)?,
+            };
+            if let Some(answer) = first {
+                return Ok(Ok(if secret {
+                    with_tracker(&answer, req.tracker.as_deref())
+                } else {
+                    answer
+                }));
+            }
         }
         match session.state.status {
             Status::Draft => return refuse(HubError::NotOpen),
             Status::Closed => return refuse(HubError::SessionClosed),
             Status::Open => {}
         }
-        let ballot = match session.meta.kind.ballot(input) {
+        if voted.is_some() {
+            return refuse(HubError::AlreadyVoted);
+        }
+        let ballot = match session.meta.kind.ballot(req.ballot) {
             Ok(ballot) => ballot,
             Err(why) => return refuse(HubError::InvalidBallot(why)),
         };
-        let previous = txn.ballot(id, &voter)?;
+        let previous = if secret {
+            None
+        } else {
+            txn.ballot(id, &counted.key)?
+        };
         if previous.is_none() && session.state.tally.ballots >= self.limits.max_ballots_per_session
         {
             return refuse(HubError::Full("this session has reached its ballot limit"));
         }
-        let groups = match session.meta.electorate {
-            Electorate::Roll => self.roll.get(&voter).map(|e| e.groups.clone()),
-            Electorate::Open => None,
-        }
-        .unwrap_or_default();
+        let meeting = session.meta.meeting;
         batch.remember(id, Some(session));
-        let record = BallotRecord {
-            voter,
-            ballot: ballot.clone(),
-            cast_at: batch.now(),
-        };
-        txn.write(&Write::Ballot {
-            session: id,
-            record: record.clone(),
-        })?;
         let Some(session) = self.sessions.get_mut(&id) else {
             return refuse(HubError::SessionNotFound);
         };
         let state = &mut session.state;
-        if let Some(old) = previous {
-            state.tally.remove(&old, 1, &groups);
+        if let Some(old) = &previous {
+            state.tally.remove(&old.ballot, old.weight, &old.groups);
         }
-        state.tally.add(&ballot, 1, &groups);
+        state.tally.add(&ballot, counted.weight, &counted.groups);
         state.seq += 1;
-        let answer = serde_json::to_string(&VoteReceipt {
-            tally: &state.tally,
-            seq: state.seq,
-        })
-        .map_err(|e| crate::core::store::StoreError::Inconsistent(e.to_string()))?;
-        if let Some(ballot_id) = ballot_id {
-            txn.write(&Write::Answer {
-                session: id,
-                voter: record.voter,
-                ballot_id,
-                answer: answer.clone(),
+        let answer = if secret {
+            let tracker = req.tracker.clone().unwrap_or_else(random_hex);
+            let shown = state.tally.masked();
+            // What is kept beside the member: the answer without the
+            // tracker, which would link them to their ballot.
+            let kept = json(&VoteReceipt {
+                tally: &shown,
+                seq: state.seq,
+                receipt: None,
             })?;
+            txn.write(&Write::SecretVoted {
+                session: id,
+                member: counted.key.clone(),
+                voted: Voted {
+                    ballot_id: req.ballot_id.clone(),
+                    answer: Some(kept),
+                },
+            })?;
+            let answer = json(&VoteReceipt {
+                tally: &shown,
+                seq: state.seq,
+                receipt: Some(Receipt { tracker: &tracker }),
+            })?;
+            batch.secret.push((
+                id,
+                SecretBallot {
+                    slot: random_hex(),
+                    ballot,
+                    weight: counted.weight,
+                    tracker,
+                },
+            ));
+            answer
+        } else {
+            let answer = json(&VoteReceipt {
+                tally: &state.tally,
+                seq: state.seq,
+                receipt: None,
+            })?;
+            txn.write(&Write::Ballot {
+                session: id,
+                record: BallotRecord {
+                    voter: counted.key.clone(),
+                    ballot,
+                    cast_at: batch.now(),
+                    weight: counted.weight,
+                    groups: counted.groups,
+                    holder: counted.holder,
+                },
+            })?;
+            if let Some(ballot_id) = req.ballot_id {
+                txn.write(&Write::Answer {
+                    session: id,
+                    voter: counted.key,
+                    ballot_id,
+                    answer: answer.clone(),
+                })?;
+            }
+            answer
+        };
+        // A ballot checks its voter in.
+        if let Some(member) = counted.present
+            && meeting == self.current_meeting()
+        {
+            self.mark(&member, true, txn, batch)?;
         }
         Ok(Ok(answer))
+    }
+
+    /// Writes the batch's secret ballots in an order unrelated to their
+    /// arrival.
+    pub fn write_secret(&self, batch: &mut Batch, txn: &mut dyn Txn) -> Result<(), StoreError> {
+        batch.secret.shuffle(&mut rand::rng());
+        for (session, ballot) in batch.secret.drain(..) {
+            txn.write(&Write::SecretBallot { session, ballot })?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret ballot's kept answer, with the tracker the retry carries (the
+/// hub keeps no tracker beside a member).
+fn with_tracker(answer: &str, tracker: Option<&str>) -> String {
+    let Some(tracker) = tracker else {
+        return answer.to_owned();
+    };
+    match serde_json::from_str::<serde_json::Value>(answer) {
+        Ok(mut v) => {
+            v["receipt"] = serde_json::json!({ "tracker": tracker });
+            v.to_string()
+        }
+        Err(_) => answer.to_owned(),
     }
 }

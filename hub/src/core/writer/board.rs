@@ -9,30 +9,26 @@ use uuid::Uuid;
 use super::{Batch, Core, CoreSession};
 use crate::core::hub::Published;
 use crate::core::rules::Outcome;
-use crate::core::session::{Electorate, SessionState, Status};
+use crate::core::session::{SessionState, Status};
 use crate::core::store::Loaded;
 use crate::core::tally::Tally;
 
 impl Core {
     pub fn restore(&mut self, loaded: Loaded) {
-        let mut registry = self.board.write();
-        for entry in loaded.voters {
-            let i = registry.roll.len();
-            registry.roll_index.insert(entry.code.clone(), i);
-            registry.roll.push(entry.clone());
-            self.roll.push(entry);
+        for member in loaded.voters {
+            self.roll.put(member);
         }
+        self.present = loaded.present.into_iter().collect();
         self.meetings = loaded.meetings;
-        registry.meetings = self.meetings.clone();
         for stored in loaded.sessions {
             let meta = Arc::new(stored.meta);
+            // Each ballot counts with the weight and groups it was cast with.
             let mut tally = Tally::new(meta.kind.shape());
             for b in &stored.ballots {
-                let groups = match meta.electorate {
-                    Electorate::Roll => self.roll.get(&b.voter).map(|e| e.groups.as_slice()),
-                    Electorate::Open => None,
-                };
-                tally.add(&b.ballot, 1, groups.unwrap_or(&[]));
+                tally.add(&b.ballot, b.weight, &b.groups);
+            }
+            for b in &stored.secret {
+                tally.add(&b.ballot, b.weight, &[]);
             }
             let state = SessionState {
                 status: stored.status,
@@ -45,12 +41,21 @@ impl Core {
                 tally,
                 seq: stored.seq,
             };
-            let id = meta.id;
-            registry.order.push(id);
-            registry
-                .sessions
-                .insert(id, watch::Sender::new(Published::of(&meta, &state)));
-            self.sessions.insert(id, CoreSession { meta, state });
+            self.sessions.insert(meta.id, CoreSession { meta, state });
+        }
+        let mut registry = self.board.write();
+        registry.roll = self.roll.clone();
+        registry.present = self.present.clone();
+        registry.meetings = self.meetings.clone();
+        let mut ids: Vec<(&Uuid, &CoreSession)> = self.sessions.iter().collect();
+        ids.sort_by_key(|(_, s)| s.meta.created_at);
+        for (id, session) in ids {
+            let presence = self.presence_of(session);
+            registry.order.push(*id);
+            registry.sessions.insert(
+                *id,
+                watch::Sender::new(Published::of(&session.meta, &session.state, presence)),
+            );
         }
     }
 
@@ -81,7 +86,20 @@ impl Core {
                 }
             }
         }
+        for member in batch.members_before.iter().rev() {
+            self.roll.put(member.clone());
+        }
         self.roll.truncate(batch.roll_len);
+        for (member, present) in batch.presence.iter().rev() {
+            if *present {
+                self.present.remove(member);
+            } else {
+                self.present.insert(member.clone());
+            }
+        }
+        if let Some(present) = &batch.present_before {
+            self.present = present.clone();
+        }
         if let Some(meetings) = &batch.meetings {
             self.meetings = meetings.clone();
         }
@@ -90,6 +108,26 @@ impl Core {
     /// Shows readers what the batch committed.
     pub fn publish(&self, batch: &Batch) {
         let mut registry = self.board.write();
+        // The roll first: sessions' standings may count who is present.
+        let added = self.roll.added_since(batch.roll_len);
+        if !added.is_empty() {
+            tracing::info!(added = added.len(), "voters registered");
+        }
+        for member in added {
+            registry.roll.put(member.clone());
+        }
+        for before in &batch.members_before {
+            if let Some(member) = self.roll.by_id(&before.id) {
+                registry.roll.put(member.clone());
+            }
+        }
+        let attendance_moved = !batch.presence.is_empty()
+            || batch.present_before.is_some()
+            || !batch.members_before.is_empty()
+            || !added.is_empty();
+        if attendance_moved {
+            registry.present = self.present.clone();
+        }
         for (id, before) in &batch.before {
             let Some(session) = self.sessions.get(id) else {
                 if batch.deleted.contains(id) {
@@ -99,7 +137,7 @@ impl Core {
                 }
                 continue;
             };
-            let published = Published::of(&session.meta, &session.state);
+            let published = Published::of(&session.meta, &session.state, self.presence_of(session));
             match before {
                 None => {
                     tracing::info!(session = %id, title = %session.meta.title, status = session.state.status.as_str(), "session created");
@@ -123,13 +161,26 @@ impl Core {
                 }
             }
         }
-        let added = self.roll.added_since(batch.roll_len);
-        if !added.is_empty() {
-            tracing::info!(added = added.len(), "voters registered");
-            for entry in added {
-                let i = registry.roll.len();
-                registry.roll_index.insert(entry.code.clone(), i);
-                registry.roll.push(entry.clone());
+        // Who is present moved: open votes with a quorum of those present
+        // stand differently.
+        if attendance_moved {
+            for (id, session) in &self.sessions {
+                let counts_presence = session.meta.rule.quorum_present.is_some();
+                if counts_presence
+                    && session.state.status == Status::Open
+                    && !batch.before.iter().any(|(b, _)| b == id)
+                    && let Some(live) = registry.sessions.get(id)
+                {
+                    // The same seq, as a newer version: subscribers get it.
+                    let replay = live.borrow().replay + 1;
+                    let mut again = Published::clone(&Published::of(
+                        &session.meta,
+                        &session.state,
+                        self.presence_of(session),
+                    ));
+                    again.replay = replay;
+                    live.send_replace(Arc::new(again));
+                }
             }
         }
         if batch.meetings.is_some() {

@@ -16,7 +16,9 @@ mod board;
 mod roll;
 mod sessions;
 
-use std::collections::HashMap;
+pub use roll::Attendance;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +30,9 @@ use crate::core::error::HubError;
 use crate::core::hub::{Board, Reply};
 use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
-use crate::core::roll::{NewVoter, Roll, RollEntry};
+use crate::core::roll::{Member, MemberEdit, NewVoter, Roll};
 use crate::core::session::{CloseReceipt, SessionMeta, SessionSpec, SessionState};
-use crate::core::store::{BallotRecord, Locked, Store, StoreError, Txn, Write};
+use crate::core::store::{BallotRecord, Locked, SecretBallot, Store, StoreError, Txn, Write};
 use crate::core::tally::BallotInput;
 
 /// How long the writer waits at most before looking at the wall clock
@@ -39,32 +41,49 @@ use crate::core::tally::BallotInput;
 const CLOCK_LOOK: Duration = Duration::from_secs(1);
 
 pub(crate) enum Command {
-    Create(SessionSpec, Reply<Uuid>),
+    Create(SessionSpec, Reply<(Uuid, Vec<String>)>),
     Import(Vec<(usize, SessionSpec)>, Reply<Vec<Uuid>>),
     Edit(Uuid, SessionSpec, Reply<()>),
     Delete(Uuid, Reply<()>),
     Open(Uuid, Reply<()>),
     Extend(Uuid, u64, Reply<()>),
     Reorder(Vec<Uuid>, Reply<()>),
-    Cast {
-        session: Uuid,
-        voter: String,
-        ballot: BallotInput,
-        ballot_id: Option<String>,
-        reply: Reply<String>,
-    },
+    Cast(Uuid, CastRequest, Reply<String>),
     Close(Uuid, Reply<CloseReceipt>),
-    Register(Vec<NewVoter>, Reply<Vec<RollEntry>>),
+    Register(Vec<NewVoter>, Reply<Vec<Member>>),
+    EditMember(String, MemberEdit, Reply<Member>),
+    Reissue(String, Reply<Member>),
+    GiveProxy(String, String, Reply<Member>),
+    RevokeProxy(String, Reply<Member>),
+    SetPresence(String, bool, Reply<Member>),
     StartMeeting(String, Reply<Meeting>),
     Ballots(Uuid, Reply<Vec<BallotRecord>>),
+    /// Who voted in a roll session, by name.
+    Voted(Uuid, Reply<Vec<String>>),
+    /// A secret session's ballots and who voted, apart.
+    Secret(Uuid, Reply<(Vec<SecretBallot>, Vec<String>)>),
     Stop,
+}
+
+/// A ballot as a door hands it to the core.
+#[derive(Debug, Clone)]
+pub struct CastRequest {
+    /// The voter id (open sessions) or the voting code (roll sessions).
+    pub voter: String,
+    pub ballot: BallotInput,
+    /// Makes a retry safe: the same id gets the first answer again.
+    pub ballot_id: Option<String>,
+    /// The member (by code or name) whose proxy the voter holds.
+    pub on_behalf_of: Option<String>,
+    /// A secret ballot's tracker, chosen by the voter's device.
+    pub tracker: Option<String>,
 }
 
 impl Command {
     /// The session a command changes, to lock before deciding.
     fn session(&self) -> Option<Uuid> {
         match self {
-            Command::Cast { session, .. } => Some(*session),
+            Command::Cast(session, ..) => Some(*session),
             Command::Close(id, _)
             | Command::Edit(id, ..)
             | Command::Delete(id, _)
@@ -84,11 +103,18 @@ impl Command {
             | Command::Open(_, r)
             | Command::Extend(_, _, r)
             | Command::Reorder(_, r) => drop(r.send(Err(e))),
-            Command::Cast { reply, .. } => drop(reply.send(Err(e))),
+            Command::Cast(_, _, r) => drop(r.send(Err(e))),
             Command::Close(_, r) => drop(r.send(Err(e))),
             Command::Register(_, r) => drop(r.send(Err(e))),
+            Command::EditMember(_, _, r)
+            | Command::Reissue(_, r)
+            | Command::GiveProxy(_, _, r)
+            | Command::RevokeProxy(_, r)
+            | Command::SetPresence(_, _, r) => drop(r.send(Err(e))),
             Command::StartMeeting(_, r) => drop(r.send(Err(e))),
             Command::Ballots(_, r) => drop(r.send(Err(e))),
+            Command::Voted(_, r) => drop(r.send(Err(e))),
+            Command::Secret(_, r) => drop(r.send(Err(e))),
             Command::Stop => {}
         }
     }
@@ -112,6 +138,8 @@ pub(crate) struct Core {
     /// In the order they began; the last is the current one.
     pub meetings: Vec<Meeting>,
     pub roll: Roll,
+    /// Who is present at the current meeting (member ids).
+    pub present: HashSet<String>,
     pub board: Board,
     pub limits: Limits,
 }
@@ -131,6 +159,16 @@ pub(crate) struct Batch {
     pub deleted: Vec<Uuid>,
     /// The roll's length before the batch.
     pub roll_len: usize,
+    /// Members as they were before the batch changed them.
+    pub members_before: Vec<Member>,
+    /// Presence changed by the batch: (member, now present).
+    pub presence: Vec<(String, bool)>,
+    /// Everyone present before the batch, if it began a new meeting.
+    pub present_before: Option<HashSet<String>>,
+    /// Secret ballots, written at the end of the batch in random order.
+    pub secret: Vec<(Uuid, SecretBallot)>,
+    /// A secret vote closed: the store scrubs its files after the commit.
+    pub scrub: bool,
     /// The meetings before the batch, if it changed them.
     pub meetings: Option<Vec<Meeting>>,
     /// The list of sessions changed (the lobby ticks).
@@ -179,6 +217,7 @@ impl Writer {
             sessions: HashMap::new(),
             meetings: Vec::new(),
             roll: Roll::default(),
+            present: HashSet::new(),
             board,
             limits,
         };
@@ -258,6 +297,14 @@ impl Writer {
                         self.batch(std::mem::take(&mut batch));
                         let _ = reply.send(self.ballots(id));
                     }
+                    Command::Voted(id, reply) => {
+                        self.batch(std::mem::take(&mut batch));
+                        let _ = reply.send(self.voted(id));
+                    }
+                    Command::Secret(id, reply) => {
+                        self.batch(std::mem::take(&mut batch));
+                        let _ = reply.send(self.secret(id));
+                    }
                     cmd => batch.push(cmd),
                 }
             }
@@ -275,6 +322,43 @@ impl Writer {
             return Err(HubError::SessionNotFound);
         }
         Ok(self.store.ballots(id)?)
+    }
+
+    /// Who voted in a roll session, by name, sorted: never what, never in
+    /// what order.
+    fn voted(&mut self, id: Uuid) -> Result<Vec<String>, HubError> {
+        let session = self
+            .core
+            .sessions
+            .get(&id)
+            .ok_or(HubError::SessionNotFound)?;
+        if session.meta.electorate != crate::core::session::Electorate::Roll {
+            return Err(HubError::InvalidSession(
+                "only a roll session keeps who voted".into(),
+            ));
+        }
+        let members: Vec<String> = match session.meta.secrecy {
+            crate::core::session::Secrecy::Secret => self.store.secret(id)?.1,
+            crate::core::session::Secrecy::Named => self
+                .store
+                .ballots(id)?
+                .into_iter()
+                .map(|b| b.voter)
+                .collect(),
+        };
+        let mut names: Vec<String> = members
+            .iter()
+            .filter_map(|m| self.core.roll.by_id(m).map(|m| m.name.clone()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn secret(&mut self, id: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), HubError> {
+        if !self.core.sessions.contains_key(&id) {
+            return Err(HubError::SessionNotFound);
+        }
+        Ok(self.store.secret(id)?)
     }
 
     /// Decides, writes and commits `commands` as one transaction, after
@@ -323,11 +407,19 @@ impl Writer {
             }
         }
         if outcome.is_ok() {
-            outcome = self.core.write_states(&batch, &mut *txn);
+            outcome = self
+                .core
+                .write_secret(&mut batch, &mut *txn)
+                .and_then(|()| self.core.write_states(&batch, &mut *txn));
         }
         let outcome = outcome.and_then(|()| txn.commit());
         match outcome {
             Ok(()) => {
+                if batch.scrub
+                    && let Err(e) = self.store.scrub()
+                {
+                    tracing::warn!(error = %e, "a secret vote closed; its files could not be scrubbed");
+                }
                 self.core.publish(&batch);
                 for reply in batch.replies {
                     reply(Ok(()));
@@ -403,19 +495,16 @@ impl Core {
                 let decided = self.delete(id, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Open(id, reply) => settle(Ok(self.open(id, batch)), reply, batch),
+            Command::Open(id, reply) => {
+                let decided = self.open(id, txn, batch);
+                settle(decided, reply, batch)
+            }
             Command::Extend(id, seconds, reply) => {
                 settle(Ok(self.extend(id, seconds, batch)), reply, batch)
             }
             Command::Reorder(order, reply) => settle(Ok(self.reorder(order, batch)), reply, batch),
-            Command::Cast {
-                session,
-                voter,
-                ballot,
-                ballot_id,
-                reply,
-            } => {
-                let decided = self.cast(session, voter, ballot, ballot_id, txn, batch);
+            Command::Cast(session, request, reply) => {
+                let decided = self.cast(session, request, txn, batch);
                 settle(decided, reply, batch)
             }
             Command::Close(id, reply) => settle(Ok(self.close(id, batch)), reply, batch),
@@ -423,11 +512,33 @@ impl Core {
                 let decided = self.register(voters, txn);
                 settle(decided, reply, batch)
             }
+            Command::EditMember(code, edit, reply) => {
+                let decided = self.edit_member(&code, edit, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::Reissue(code, reply) => {
+                let decided = self.reissue(&code, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::GiveProxy(from, to, reply) => {
+                let decided = self.give_proxy(&from, &to, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::RevokeProxy(from, reply) => {
+                let decided = self.revoke_proxy(&from, txn, batch);
+                settle(decided, reply, batch)
+            }
+            Command::SetPresence(code, present, reply) => {
+                let decided = self.set_presence(&code, present, txn, batch);
+                settle(decided, reply, batch)
+            }
             Command::StartMeeting(title, reply) => {
                 let decided = self.start_meeting(title, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Ballots(..) | Command::Stop => Ok(()),
+            Command::Ballots(..) | Command::Voted(..) | Command::Secret(..) | Command::Stop => {
+                Ok(())
+            }
         }
     }
 }

@@ -1,23 +1,242 @@
-//! The roll as the writer changes it.
+//! The roll as the writer changes it: registration, edits, lost cards,
+//! proxies, and who is present at the meeting.
 
-use super::{Core, Decided};
-use crate::core::roll::{NewVoter, RollEntry};
-use crate::core::store::{Txn, Write};
+use std::collections::HashSet;
+
+use super::{Batch, Core, Decided};
+use crate::core::error::HubError;
+use crate::core::roll::{Member, MemberEdit, NewVoter, normalise_code};
+use crate::core::rules::Presence;
+use crate::core::store::{StoreError, Txn, Write};
+
+/// Attendance at the current meeting, by people and by weight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Attendance {
+    pub present: u64,
+    /// Absent members whose proxy is held by a present one.
+    pub represented: u64,
+    pub absent: u64,
+    pub weight_present: u64,
+    pub weight_represented: u64,
+    pub weight_total: u64,
+}
+
+impl Attendance {
+    /// Counts attendance from the roll and who is present.
+    pub fn of(members: &[Member], present: &HashSet<String>) -> Attendance {
+        let mut a = Attendance::default();
+        for m in members {
+            a.weight_total += m.weight;
+            if present.contains(&m.id) {
+                a.present += 1;
+                a.weight_present += m.weight;
+            } else if m.proxy_to.as_ref().is_some_and(|h| present.contains(h)) {
+                a.represented += 1;
+                a.weight_represented += m.weight;
+            } else {
+                a.absent += 1;
+            }
+        }
+        a
+    }
+
+    /// The weight there (present or represented), for `quorum_present`.
+    pub fn presence(&self) -> Presence {
+        Presence {
+            weight: self.weight_present + self.weight_represented,
+            total: self.weight_total,
+        }
+    }
+}
 
 impl Core {
-    pub fn register(
+    /// The member of a code as typed.
+    fn member(&self, code: &str) -> Result<&Member, HubError> {
+        normalise_code(code)
+            .and_then(|c| self.roll.by_code(&c))
+            .ok_or(HubError::UnknownCode)
+    }
+
+    /// Puts a changed member in the roll and the store, keeping what it
+    /// was for an undo.
+    fn change(
         &mut self,
-        voters: Vec<NewVoter>,
+        member: Member,
         txn: &mut dyn Txn,
-    ) -> Decided<Vec<RollEntry>> {
-        let (entries, added) = match self.roll.register(voters, &self.limits) {
+        batch: &mut Batch,
+    ) -> Result<Member, StoreError> {
+        if let Some(before) = self.roll.by_id(&member.id) {
+            batch.members_before.push(before.clone());
+        }
+        txn.write(&Write::Member(member.clone()))?;
+        self.roll.put(member.clone());
+        Ok(member)
+    }
+
+    pub fn attendance(&self) -> Attendance {
+        Attendance::of(self.roll.members(), &self.present)
+    }
+
+    pub fn register(&mut self, voters: Vec<NewVoter>, txn: &mut dyn Txn) -> Decided<Vec<Member>> {
+        let (members, added) = match self.roll.register(voters, &self.limits) {
             Ok(done) => done,
             Err(refusal) => return Ok(Err(refusal)),
         };
         let fresh = self.roll.added_since(self.roll.len() - added);
-        for entry in fresh {
-            txn.write(&Write::Voter(entry.clone()))?;
+        for member in fresh {
+            txn.write(&Write::Member(member.clone()))?;
         }
-        Ok(Ok(entries))
+        Ok(Ok(members))
+    }
+
+    pub fn edit_member(
+        &mut self,
+        code: &str,
+        edit: MemberEdit,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Member> {
+        let edited = match self
+            .member(code)
+            .and_then(|m| self.roll.edited(&m.id.clone(), edit))
+        {
+            Ok(edited) => edited,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        Ok(Ok(self.change(edited, txn, batch)?))
+    }
+
+    /// A lost card: a new code; the old one stops working at once, and the
+    /// member's ballots (kept under their id) stay counted.
+    pub fn reissue(&mut self, code: &str, txn: &mut dyn Txn, batch: &mut Batch) -> Decided<Member> {
+        let reissued = match self
+            .member(code)
+            .and_then(|m| self.roll.reissued(&m.id.clone()))
+        {
+            Ok(m) => m,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        tracing::info!("a voting code was reissued");
+        Ok(Ok(self.change(reissued, txn, batch)?))
+    }
+
+    pub fn give_proxy(
+        &mut self,
+        from: &str,
+        to: &str,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Member> {
+        let given = match self.member(from).and_then(|giver| {
+            let holder = self.member(to)?;
+            self.roll
+                .with_proxy(&giver.id, &holder.id, self.limits.max_proxies)
+        }) {
+            Ok(given) => given,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        Ok(Ok(self.change(given, txn, batch)?))
+    }
+
+    pub fn revoke_proxy(
+        &mut self,
+        from: &str,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Member> {
+        let mut member = match self.member(from) {
+            Ok(m) => m.clone(),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        member.proxy_to = None;
+        Ok(Ok(self.change(member, txn, batch)?))
+    }
+
+    pub fn set_presence(
+        &mut self,
+        code: &str,
+        present: bool,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<Member> {
+        let member = match self.member(code) {
+            Ok(m) => m.clone(),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        self.mark(&member.id, present, txn, batch)?;
+        Ok(Ok(member))
+    }
+
+    /// Checks a member in or out of the current meeting (nothing if they
+    /// already are).
+    pub fn mark(
+        &mut self,
+        member: &str,
+        present: bool,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if self.present.contains(member) == present {
+            return Ok(());
+        }
+        txn.write(&Write::Presence {
+            meeting: self.current_meeting(),
+            member: member.to_owned(),
+            present,
+        })?;
+        if present {
+            self.present.insert(member.to_owned());
+        } else {
+            self.present.remove(member);
+        }
+        batch.presence.push((member.to_owned(), present));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, weight: u64, proxy_to: Option<&str>) -> Member {
+        Member {
+            id: id.into(),
+            code: format!("C-{id}"),
+            name: id.into(),
+            groups: vec![],
+            weight,
+            proxy_to: proxy_to.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn attendance_counts_people_and_weight() {
+        let members = [
+            member("ann", 3, None),
+            member("bob", 2, Some("ann")),
+            member("cy", 5, Some("dee")),
+            member("dee", 1, None),
+            member("eve", 4, None),
+        ];
+        let present: HashSet<String> = ["ann".to_owned(), "eve".to_owned()].into();
+        let a = Attendance::of(&members, &present);
+        assert_eq!(
+            a,
+            Attendance {
+                present: 2,
+                represented: 1,
+                absent: 2,
+                weight_present: 7,
+                weight_represented: 2,
+                weight_total: 15,
+            }
+        );
+        assert_eq!(
+            a.presence(),
+            Presence {
+                weight: 9,
+                total: 15
+            }
+        );
     }
 }

@@ -11,9 +11,9 @@ use crate::core::clock::Time;
 use crate::core::error::HubError;
 use crate::core::limits::MAX_DURATION_S;
 use crate::core::meeting::Meeting;
-use crate::core::rules::{Elected, Outcome, elect};
+use crate::core::rules::{Elected, Outcome, Presence, RuleSpec, elect};
 use crate::core::session::{
-    CloseReceipt, Deadline, SessionKind, SessionMeta, SessionSpec, SessionState, Status,
+    CloseReceipt, Deadline, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState, Status,
 };
 use crate::core::store::{StoreError, Txn, Write};
 
@@ -41,7 +41,7 @@ impl Core {
         spec: SessionSpec,
         txn: &mut dyn Txn,
         batch: &mut Batch,
-    ) -> Decided<Uuid> {
+    ) -> Decided<(Uuid, Vec<String>)> {
         if self.sessions.len() >= self.limits.max_sessions {
             return Ok(Err(HubError::Full("too many sessions on this hub")));
         }
@@ -57,7 +57,7 @@ impl Core {
             )));
         }
         let now = batch.now();
-        let checked = match spec.check(self.roll.len() as u64, now) {
+        let checked = match spec.check(self.roll.total_weight(), now) {
             Ok(checked) => checked,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -68,10 +68,14 @@ impl Core {
             description: checked.description,
             kind: checked.kind,
             rule: checked.rule,
+            // Opened now: its W is the roll's weight already.
+            w_from_roll: checked.w_from_roll && status == Status::Draft,
             electorate: checked.electorate,
+            secrecy: checked.secrecy,
             deadline: checked.deadline,
             created_at: now,
         };
+        let warnings = self.warnings(&meta);
         let position = self.agenda().len() as u32 + 1;
         let mut state = SessionState::new(&meta, Status::Draft, position);
         if status == Status::Open {
@@ -88,7 +92,36 @@ impl Core {
                 state,
             },
         );
-        Ok(Ok(id))
+        Ok(Ok((id, warnings)))
+    }
+
+    /// What the organiser should know about a session being made: in a
+    /// secret vote, a member whose weight no one else has can be recognised
+    /// in the tally.
+    fn warnings(&self, meta: &SessionMeta) -> Vec<String> {
+        if meta.secrecy != Secrecy::Secret {
+            return Vec::new();
+        }
+        let mut seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for m in self.roll.members() {
+            *seen.entry(m.weight).or_default() += 1;
+        }
+        let mut unique: Vec<u64> = seen
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(w, _)| w)
+            .collect();
+        unique.sort_unstable();
+        if unique.is_empty() {
+            return Vec::new();
+        }
+        let shown: Vec<String> = unique.iter().take(5).map(u64::to_string).collect();
+        vec![format!(
+            "{} member(s) have a weight no one else has ({}{}): their ballot can be recognised in the tally of this secret vote",
+            unique.len(),
+            shown.join(", "),
+            if unique.len() > 5 { ", …" } else { "" }
+        )]
     }
 
     /// Every spec becomes a draft at the end of the agenda — all of them,
@@ -125,7 +158,7 @@ impl Core {
         for (line, mut spec) in specs {
             spec.status = Some(Status::Draft);
             match self.create(spec, txn, batch)? {
-                Ok(id) => ids.push(id),
+                Ok((id, _)) => ids.push(id),
                 // Checked above; a refusal here is still reported whole.
                 Err(e) => {
                     return Ok(Err(HubError::InvalidSession(format!(
@@ -156,10 +189,9 @@ impl Core {
                 "a draft opens with POST /api/sessions/{id}/open, not by an edit".into(),
             )));
         }
-        let checked = match spec
-            .over(&session.meta)
-            .check(self.roll.len() as u64, batch.now())
-        {
+        let mut spec = spec.over(&session.meta);
+        spec.status = Some(Status::Draft);
+        let checked = match spec.check(self.roll.total_weight(), batch.now()) {
             Ok(checked) => checked,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -168,7 +200,9 @@ impl Core {
             description: checked.description,
             kind: checked.kind,
             rule: checked.rule,
+            w_from_roll: checked.w_from_roll,
             electorate: checked.electorate,
+            secrecy: checked.secrecy,
             deadline: checked.deadline,
             ..SessionMeta::clone(&session.meta)
         };
@@ -214,27 +248,44 @@ impl Core {
         Ok(Ok(()))
     }
 
-    /// Opens a draft; an open session is left as it is.
-    pub fn open(&mut self, id: Uuid, batch: &mut Batch) -> Result<(), HubError> {
+    /// Opens a draft; an open session is left as it is. An inertia rule
+    /// whose `W` was left to the hub takes the roll's weight now.
+    pub fn open(&mut self, id: Uuid, txn: &mut dyn Txn, batch: &mut Batch) -> Decided<()> {
         let now = batch.now();
-        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
         match session.state.status {
-            Status::Open => return Ok(()),
-            Status::Closed => return Err(HubError::SessionClosed),
+            Status::Open => return Ok(Ok(())),
+            Status::Closed => return Ok(Err(HubError::SessionClosed)),
             Status::Draft => {}
         }
         if let Some(Deadline::At(at)) = session.meta.deadline
             && at <= now
         {
-            return Err(HubError::DeadlinePassed);
+            return Ok(Err(HubError::DeadlinePassed));
+        }
+        let settled = if session.meta.w_from_roll {
+            match settle_w(&session.meta, self.roll.total_weight()) {
+                Ok(meta) => Some(meta),
+                Err(refusal) => return Ok(Err(refusal)),
+            }
+        } else {
+            None
+        };
+        if let Some(meta) = &settled {
+            txn.write(&Write::Session(meta.clone()))?;
         }
         batch.remember(id, Some(session));
         batch.listed = true;
         if let Some(session) = self.sessions.get_mut(&id) {
+            if let Some(meta) = settled {
+                session.meta = Arc::new(meta);
+            }
             start(&session.meta, &mut session.state, now);
             session.state.seq += 1;
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Moves an open vote's deadline later (an untimed one gets one).
@@ -297,13 +348,14 @@ impl Core {
             Status::Open => {}
         }
         let now = batch.now();
+        let presence = self.presence_of(session);
         batch.remember(id, Some(session));
         batch.listed = true;
         let session = self
             .sessions
             .get_mut(&id)
             .ok_or(HubError::SessionNotFound)?;
-        decide(session, now);
+        decide(session, now, presence, batch);
         Ok(receipt(session))
     }
 
@@ -343,11 +395,12 @@ impl Core {
             if !is_due(&session.state, now) {
                 continue;
             }
+            let presence = self.presence_of(session);
             batch.remember(*id, Some(session));
             batch.listed = true;
             if let Some(session) = self.sessions.get_mut(id) {
                 let at = session.state.closes_at.unwrap_or(now);
-                decide(session, at);
+                decide(session, at, presence, batch);
                 tracing::info!(session = %id, "the vote reached its deadline");
             }
         }
@@ -381,6 +434,10 @@ impl Core {
         if batch.meetings.is_none() {
             batch.meetings = Some(self.meetings.clone());
         }
+        // Nobody is present yet at the new meeting.
+        if batch.present_before.is_none() {
+            batch.present_before = Some(std::mem::take(&mut self.present));
+        }
         if let Some(last) = self.meetings.last_mut() {
             last.ended_at = Some(now);
             txn.write(&Write::Meeting(last.clone()))?;
@@ -412,6 +469,18 @@ impl Core {
 }
 
 /// Opens `state` now: its deadline, if it has one, starts counting.
+/// `meta` with its inertia rule's `W` set to the roll's weight.
+fn settle_w(meta: &SessionMeta, roll_weight: u64) -> Result<SessionMeta, HubError> {
+    let mut spec = RuleSpec::from(meta.rule.clone());
+    spec.electorate = None;
+    let rule = spec.resolve(roll_weight)?;
+    Ok(SessionMeta {
+        rule,
+        w_from_roll: false,
+        ..meta.clone()
+    })
+}
+
 fn start(meta: &SessionMeta, state: &mut SessionState, now: Time) {
     state.status = Status::Open;
     state.opened_at = Some(now);
@@ -426,13 +495,29 @@ fn is_due(state: &SessionState, now: Time) -> bool {
     state.status == Status::Open && state.closes_at.is_some_and(|at| at <= now)
 }
 
+impl Core {
+    /// Who is there, for a session whose rule asks for a quorum of those
+    /// present (counting it means a walk over the roll).
+    pub fn presence_of(&self, session: &CoreSession) -> Option<Presence> {
+        session
+            .meta
+            .rule
+            .quorum_present
+            .map(|_| self.attendance().presence())
+    }
+}
+
 /// Closes `session` at `at`, with the result its rule gives its tally.
-fn decide(session: &mut CoreSession, at: Time) {
+fn decide(session: &mut CoreSession, at: Time, presence: Option<Presence>, batch: &mut Batch) {
     let state = &mut session.state;
+    let rule = &session.meta.rule;
     let (result, elected) = match &session.meta.kind {
-        SessionKind::Motion { .. } => (session.meta.rule.outcome(&state.tally), Elected::default()),
-        SessionKind::Election(e) => elect(&session.meta.rule, usize::from(e.seats), &state.tally),
+        SessionKind::Motion { .. } => (rule.outcome_at(&state.tally, presence), Elected::default()),
+        SessionKind::Election(e) => elect(rule, usize::from(e.seats), &state.tally, presence),
     };
+    if session.meta.secrecy == Secrecy::Secret {
+        batch.scrub = true;
+    }
     state.status = Status::Closed;
     state.result = Some(result);
     state.elected = elected;

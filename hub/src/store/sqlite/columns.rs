@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::core::clock::Time;
 use crate::core::rules::{Method, Outcome, Rule};
-use crate::core::session::{Electorate, Status};
+use crate::core::session::{Electorate, Secrecy, Status};
 use crate::core::store::StoreError;
 use crate::core::tally::{Ballot, Choice, Scale};
 
@@ -41,6 +41,21 @@ pub fn scale_from(s: &str) -> Result<Scale, StoreError> {
         "choice" => Ok(Scale::Choice),
         "nuanced" => Ok(Scale::Nuanced),
         other => Err(bad("scale", other)),
+    }
+}
+
+pub fn secrecy(s: Secrecy) -> &'static str {
+    match s {
+        Secrecy::Named => "named",
+        Secrecy::Secret => "secret",
+    }
+}
+
+pub fn secrecy_from(s: &str) -> Result<Secrecy, StoreError> {
+    match s {
+        "named" => Ok(Secrecy::Named),
+        "secret" => Ok(Secrecy::Secret),
+        other => Err(bad("secrecy", other)),
     }
 }
 
@@ -93,6 +108,17 @@ pub fn ids_from(s: &str) -> Result<Vec<u16>, StoreError> {
     s.split_whitespace()
         .map(|id| id.parse().map_err(|_| bad("option id", id)))
         .collect()
+}
+
+pub fn weight(w: u64) -> Result<i64, StoreError> {
+    i64::try_from(w).map_err(|_| bad("weight", w))
+}
+
+pub fn weight_from(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n)
+        .ok()
+        .filter(|w| *w >= 1)
+        .ok_or_else(|| bad("weight", n))
 }
 
 pub fn time_from(s: &str) -> Result<Time, StoreError> {

@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
-use crate::core::roll::RollEntry;
+use crate::core::roll::Member;
 use crate::core::rules::{Elected, Method};
 use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
 use crate::core::store::{
-    BallotRecord, Loaded, Locked, Store, StoreError, StoredSession, Txn, Write,
+    BallotRecord, Loaded, Locked, SecretBallot, Store, StoreError, StoredSession, Txn, Voted, Write,
 };
-use crate::core::tally::{Ballot, Scale};
+use crate::core::tally::Scale;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
@@ -91,6 +91,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content is overwritten, not left in free pages: a secret
+        // vote's history must not outlive it in the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         if fresh {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
@@ -103,7 +106,8 @@ impl SqliteStore {
 const SESSION_COLUMNS: &str =
     "id, meeting_id, title, description, kind, scale, options, seats, method,
     min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
-    status, position, opened_at, closes_at, closed_at, result, elected, tied, seq";
+    status, position, opened_at, closes_at, closed_at, result, elected, tied, seq,
+    secrecy, w_from_roll";
 
 /// One row of `sessions`, read as stored.
 fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
@@ -165,6 +169,8 @@ fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
             kind,
             rule: columns::rule_from(&text(11)?)?,
             electorate: columns::electorate_from(&text(12)?)?,
+            secrecy: columns::secrecy_from(&text(25)?)?,
+            w_from_roll: r.get::<_, i64>(26)? != 0,
             deadline,
             created_at: columns::time_from(&text(15)?)?,
         },
@@ -183,25 +189,71 @@ fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
         },
         seq: r.get::<_, i64>(24)?.max(0) as u64,
         ballots: Vec::new(),
+        secret: Vec::new(),
     })
 }
 
 /// Every ballot of a session, in the order they were last cast.
 fn read_ballots(conn: &Connection, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT voter, choice, grade, options, marks, cast_at FROM ballots
-         WHERE session_id = ?1 ORDER BY cast_at, voter",
+        "SELECT voter, choice, grade, options, marks, cast_at, weight, groups, holder
+         FROM ballots WHERE session_id = ?1 ORDER BY cast_at, voter",
     )?;
     let mut rows = stmt.query(params![session.to_string()])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(BallotRecord {
-            voter: r.get(0)?,
-            ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
-            cast_at: columns::time_from(&r.get::<_, String>(5)?)?,
-        });
+        out.push(ballot_record(r)?);
     }
     Ok(out)
+}
+
+/// A row of `ballots` from `voter, choice, grade, options, marks, cast_at,
+/// weight, groups, holder`.
+fn ballot_record(r: &Row<'_>) -> Result<BallotRecord, StoreError> {
+    Ok(BallotRecord {
+        voter: r.get(0)?,
+        ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
+        cast_at: columns::time_from(&r.get::<_, String>(5)?)?,
+        weight: columns::weight_from(r.get(6)?)?,
+        // Ballots kept before groups were kept with them count without.
+        groups: r
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .map(columns::names_from)
+            .transpose()?
+            .unwrap_or_default(),
+        holder: r.get(8)?,
+    })
+}
+
+/// A secret session's ballots (in slot order, which is random) and the
+/// ids of the members who voted (in id order, also random).
+fn read_secret(
+    conn: &Connection,
+    session: Uuid,
+) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
+    let id = session.to_string();
+    let mut stmt = conn.prepare_cached(
+        "SELECT slot, choice, grade, options, marks, weight, tracker FROM secret_ballots
+         WHERE session_id = ?1 ORDER BY slot",
+    )?;
+    let mut rows = stmt.query(params![id])?;
+    let mut ballots = Vec::new();
+    while let Some(r) = rows.next()? {
+        ballots.push(SecretBallot {
+            slot: r.get(0)?,
+            ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
+            weight: columns::weight_from(r.get(5)?)?,
+            tracker: r.get(6)?,
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_id FROM secret_voted WHERE session_id = ?1 ORDER BY member_id",
+    )?;
+    let voted = stmt
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok((ballots, voted))
 }
 
 impl Store for SqliteStore {
@@ -236,17 +288,31 @@ impl Store for SqliteStore {
         }
         for session in &mut loaded.sessions {
             session.ballots = read_ballots(&self.conn, session.meta.id)?;
+            session.secret = read_secret(&self.conn, session.meta.id)?.0;
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT code, name, groups FROM voters ORDER BY rowid")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            loaded.voters.push(RollEntry {
-                code: r.get(0)?,
-                name: r.get(1)?,
-                groups: columns::names_from(&r.get::<_, String>(2)?)?,
-            });
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT id, code, name, groups, weight, proxy_to FROM voters ORDER BY rowid",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                loaded.voters.push(Member {
+                    id: r.get(0)?,
+                    code: r.get(1)?,
+                    name: r.get(2)?,
+                    groups: columns::names_from(&r.get::<_, String>(3)?)?,
+                    weight: columns::weight_from(r.get(4)?)?,
+                    proxy_to: r.get(5)?,
+                });
+            }
+        }
+        if let Some(current) = loaded.meetings.last() {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT member_id FROM attendance WHERE meeting_id = ?1")?;
+            loaded.present = stmt
+                .query_map(params![current.id.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
         }
         Ok(loaded)
     }
@@ -259,6 +325,26 @@ impl Store for SqliteStore {
 
     fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
         read_ballots(&self.conn, session)
+    }
+
+    fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
+        read_secret(&self.conn, session)
+    }
+
+    /// Copies the write-ahead log into the database and empties it: the
+    /// log holds each commit's pages in the order they were written, which
+    /// for a secret vote would keep who-voted beside what-was-voted.
+    /// (`secure_delete` zeroes what the database itself frees.)
+    fn scrub(&mut self) -> Result<(), StoreError> {
+        let (busy, _, _): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        if busy != 0 {
+            tracing::warn!("the write-ahead log could not be emptied now (a reader holds it)");
+        }
+        Ok(())
     }
 }
 
@@ -293,14 +379,16 @@ impl SqliteTxn<'_> {
             .prepare_cached(
                 "INSERT INTO sessions (id, meeting_id, title, description, kind, scale, options, seats,
                     method, min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
-                    status, position, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'draft', 0, 0)
+                    secrecy, w_from_roll, status, position, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    'draft', 0, 0)
                  ON CONFLICT (id) DO UPDATE SET title = excluded.title,
                     description = excluded.description, kind = excluded.kind, scale = excluded.scale,
                     options = excluded.options, seats = excluded.seats, method = excluded.method,
                     min_marks = excluded.min_marks, max_marks = excluded.max_marks,
                     rule = excluded.rule, electorate = excluded.electorate,
-                    deadline_at = excluded.deadline_at, duration_s = excluded.duration_s",
+                    deadline_at = excluded.deadline_at, duration_s = excluded.duration_s,
+                    secrecy = excluded.secrecy, w_from_roll = excluded.w_from_roll",
             )?
             .execute(params![
                 m.id.to_string(),
@@ -319,6 +407,8 @@ impl SqliteTxn<'_> {
                 deadline_at,
                 duration_s,
                 m.created_at.to_rfc3339(),
+                columns::secrecy(m.secrecy),
+                i64::from(m.w_from_roll),
             ])?;
         Ok(())
     }
@@ -334,18 +424,27 @@ impl Txn for SqliteTxn<'_> {
         Ok(Time::now())
     }
 
-    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<Ballot>, StoreError> {
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT choice, grade, options, marks FROM ballots WHERE session_id = ?1 AND voter = ?2",
+            "SELECT voter, choice, grade, options, marks, cast_at, weight, groups, holder
+             FROM ballots WHERE session_id = ?1 AND voter = ?2",
         )?;
-        let found = stmt
-            .query_row(params![session.to_string(), voter], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let mut rows = stmt.query(params![session.to_string(), voter])?;
+        rows.next()?.map(ballot_record).transpose()
+    }
+
+    fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT ballot_id, answer FROM secret_voted WHERE session_id = ?1 AND member_id = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![session.to_string(), member], |r| {
+                Ok(Voted {
+                    ballot_id: r.get(0)?,
+                    answer: r.get(1)?,
+                })
             })
-            .optional()?;
-        found
-            .map(|(c, g, o, m)| columns::ballot_from(c, g, o, m))
-            .transpose()
+            .optional()?)
     }
 
     fn answer(
@@ -367,7 +466,7 @@ impl Txn for SqliteTxn<'_> {
             Write::Session(meta) => self.write_session(meta)?,
             Write::DeleteSession(id) => {
                 let id = id.to_string();
-                for table in ["answers", "ballots"] {
+                for table in ["answers", "ballots", "secret_voted", "secret_ballots"] {
                     self.tx
                         .prepare_cached(&format!("DELETE FROM {table} WHERE session_id = ?1"))?
                         .execute(params![id])?;
@@ -380,11 +479,13 @@ impl Txn for SqliteTxn<'_> {
                 let c = columns::ballot(&record.ballot);
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at,
+                            weight, groups, holder)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                          ON CONFLICT (session_id, voter) DO UPDATE
                          SET choice = excluded.choice, grade = excluded.grade, options = excluded.options,
-                             marks = excluded.marks, cast_at = excluded.cast_at",
+                             marks = excluded.marks, cast_at = excluded.cast_at,
+                             weight = excluded.weight, groups = excluded.groups, holder = excluded.holder",
                     )?
                     .execute(params![
                         session.to_string(),
@@ -393,7 +494,10 @@ impl Txn for SqliteTxn<'_> {
                         c.grade,
                         c.options,
                         c.marks,
-                        record.cast_at.to_rfc3339()
+                        record.cast_at.to_rfc3339(),
+                        columns::weight(record.weight)?,
+                        Some(columns::names(&record.groups)?).filter(|g| g != "[]"),
+                        record.holder,
                     ])?;
             }
             Write::Answer {
@@ -428,10 +532,73 @@ impl Txn for SqliteTxn<'_> {
                         state.seq as i64
                     ])?;
             }
-            Write::Voter(v) => {
+            Write::Member(m) => {
                 self.tx
-                    .prepare_cached("INSERT INTO voters (code, name, groups) VALUES (?1, ?2, ?3)")?
-                    .execute(params![v.code, v.name, columns::names(&v.groups)?])?;
+                    .prepare_cached(
+                        "INSERT INTO voters (id, code, name, groups, weight, proxy_to)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
+                            groups = excluded.groups, weight = excluded.weight,
+                            proxy_to = excluded.proxy_to",
+                    )?
+                    .execute(params![
+                        m.id,
+                        m.code,
+                        m.name,
+                        columns::names(&m.groups)?,
+                        columns::weight(m.weight)?,
+                        m.proxy_to
+                    ])?;
+            }
+            Write::Presence {
+                meeting,
+                member,
+                present,
+            } => {
+                let sql = if *present {
+                    "INSERT OR IGNORE INTO attendance (meeting_id, member_id) VALUES (?1, ?2)"
+                } else {
+                    "DELETE FROM attendance WHERE meeting_id = ?1 AND member_id = ?2"
+                };
+                self.tx
+                    .prepare_cached(sql)?
+                    .execute(params![meeting.to_string(), member])?;
+            }
+            Write::SecretVoted {
+                session,
+                member,
+                voted,
+            } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO secret_voted (session_id, member_id, ballot_id, answer)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        member,
+                        voted.ballot_id,
+                        voted.answer
+                    ])?;
+            }
+            Write::SecretBallot { session, ballot } => {
+                let c = columns::ballot(&ballot.ballot);
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO secret_ballots (session_id, slot, choice, grade, options, marks,
+                            weight, tracker)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        ballot.slot,
+                        c.choice,
+                        c.grade,
+                        c.options,
+                        c.marks,
+                        columns::weight(ballot.weight)?,
+                        ballot.tracker
+                    ])?;
             }
             Write::Meeting(m) => {
                 self.tx

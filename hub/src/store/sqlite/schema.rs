@@ -90,11 +90,51 @@ pub fn migrations() -> Migrations<'static> {
                 PRIMARY KEY (session_id, voter, ballot_id)
             ) WITHOUT ROWID;",
         ),
+        // Who votes, and how much: members with an id that outlives their
+        // code, weights, proxies, attendance, and secret ballots kept apart
+        // from who cast them.
+        M::up(
+            "ALTER TABLE voters ADD COLUMN id TEXT;
+            UPDATE voters SET id = code;
+            CREATE UNIQUE INDEX voters_id ON voters(id);
+            ALTER TABLE voters ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE voters ADD COLUMN proxy_to TEXT;
+            ALTER TABLE ballots ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE ballots ADD COLUMN groups TEXT;
+            ALTER TABLE ballots ADD COLUMN holder TEXT;
+            ALTER TABLE sessions ADD COLUMN secrecy TEXT NOT NULL DEFAULT 'named';
+            ALTER TABLE sessions ADD COLUMN w_from_roll INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE attendance (
+                meeting_id  TEXT NOT NULL REFERENCES meetings(id),
+                member_id   TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id)
+            ) WITHOUT ROWID;
+            CREATE TABLE secret_voted (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                member_id   TEXT NOT NULL,
+                ballot_id   TEXT,
+                answer      TEXT,
+                PRIMARY KEY (session_id, member_id)
+            ) WITHOUT ROWID;
+            CREATE TABLE secret_ballots (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                slot        TEXT NOT NULL,
+                choice      TEXT,
+                grade       INTEGER,
+                options     TEXT,
+                marks       TEXT,
+                weight      INTEGER NOT NULL,
+                tracker     TEXT NOT NULL,
+                PRIMARY KEY (session_id, slot),
+                CHECK ((choice IS NOT NULL) + (grade IS NOT NULL)
+                       + (options IS NOT NULL) + (marks IS NOT NULL) = 1)
+            ) WITHOUT ROWID;",
+        ),
     ])
 }
 
 pub fn schema_version() -> usize {
-    2
+    3
 }
 
 /// Sessions kept from before meetings existed belong to one meeting, begun

@@ -2,8 +2,8 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::core::rules::{Outcome, Rule};
-use crate::core::session::{Electorate, SessionState, Status};
-use crate::core::tally::Choice;
+use crate::core::session::{Electorate, Secrecy, SessionState, Status};
+use crate::core::tally::{Ballot, Choice};
 
 fn meta(id: Uuid, meeting: Uuid) -> SessionMeta {
     SessionMeta {
@@ -16,6 +16,8 @@ fn meta(id: Uuid, meeting: Uuid) -> SessionMeta {
         },
         rule: Rule::default(),
         electorate: Electorate::Open,
+        secrecy: Secrecy::Named,
+        w_from_roll: false,
         deadline: None,
         created_at: Time::from_millis(1_795_000_000_000),
     }
@@ -35,6 +37,20 @@ fn ballot(voter: &str, ballot: Ballot) -> BallotRecord {
         voter: voter.into(),
         ballot,
         cast_at: Time::from_millis(1_795_000_060_000),
+        weight: 1,
+        groups: Vec::new(),
+        holder: None,
+    }
+}
+
+fn member(id: &str, code: &str, name: &str) -> Member {
+    Member {
+        id: id.into(),
+        code: code.into(),
+        name: name.into(),
+        groups: vec!["smith".into()],
+        weight: 1,
+        proxy_to: None,
     }
 }
 
@@ -99,11 +115,7 @@ fn a_committed_batch_is_there_after_reopening() {
                     session: election_id,
                     record: ballot("bob", Ballot::Selection(vec![0, 2])),
                 },
-                Write::Voter(RollEntry {
-                    code: "ABCD-EFGH".into(),
-                    name: "Ann".into(),
-                    groups: vec!["smith".into()],
-                }),
+                Write::Member(member("m-1", "ABCD-EFGH", "Ann")),
             ],
         )
         .expect("commit");
@@ -124,7 +136,7 @@ fn a_committed_batch_is_there_after_reopening() {
     assert_eq!(loaded.voters[0].groups, vec!["smith".to_string()]);
     let mut txn = store.begin().expect("begin");
     assert_eq!(
-        txn.ballot(id, "ann").expect("lookup"),
+        txn.ballot(id, "ann").expect("lookup").map(|b| b.ballot),
         Some(Ballot::Choice(Choice::Against))
     );
     assert_eq!(
@@ -150,7 +162,10 @@ fn a_transaction_reads_its_own_writes_and_a_dropped_one_leaves_nothing() {
             record: ballot("bob", Ballot::Grade(2)),
         })
         .expect("ballot");
-        assert_eq!(txn.ballot(id, "bob").expect("read"), Some(Ballot::Grade(2)));
+        assert_eq!(
+            txn.ballot(id, "bob").expect("read").map(|b| b.ballot),
+            Some(Ballot::Grade(2))
+        );
     }
     let loaded = store.load().expect("load");
     assert!(loaded.sessions.is_empty() && loaded.meetings.is_empty());
@@ -221,6 +236,7 @@ fn a_database_of_the_first_schema_is_brought_up_to_date() {
                 '2026-11-20T10:01:00Z');
              INSERT INTO ballots VALUES ('7f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10', 'bob', NULL, -2,
                 '2026-11-20T11:01:00Z');
+             INSERT INTO voters VALUES ('ABCD-EFGH', 'Ann', '[\"smith\"]');
              PRAGMA user_version = 1;",
         )
         .expect("v1");
@@ -248,6 +264,12 @@ fn a_database_of_the_first_schema_is_brought_up_to_date() {
         }
     );
     assert_eq!(open.ballots[0].ballot, Ballot::Grade(-2));
+    assert_eq!(
+        (open.ballots[0].weight, open.meta.secrecy),
+        (1, Secrecy::Named)
+    );
+    // Members kept before ids existed are known by their code, weigh 1.
+    assert_eq!(loaded.voters, vec![member("ABCD-EFGH", "ABCD-EFGH", "Ann")]);
     assert!(
         loaded
             .sessions
@@ -299,4 +321,133 @@ fn refuses_a_database_from_a_newer_votehub() {
         SqliteStore::open(dir.path()),
         Err(StoreError::TooNew { .. })
     ));
+}
+
+#[test]
+fn members_presence_and_weighed_ballots_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    let mut ann = member("m-a", "AAAA-AAAA", "Ann");
+    let bob = Member {
+        weight: 40,
+        ..member("m-b", "BBBB-BBBB", "Bob")
+    };
+    {
+        let mut store = SqliteStore::open(dir.path()).expect("open");
+        commit(
+            &mut store,
+            &[
+                Write::Meeting(day.clone()),
+                Write::Session(meta(id, day.id)),
+                Write::Member(ann.clone()),
+                Write::Member(bob.clone()),
+                Write::Presence {
+                    meeting: day.id,
+                    member: "m-a".into(),
+                    present: true,
+                },
+                Write::Presence {
+                    meeting: day.id,
+                    member: "m-b".into(),
+                    present: true,
+                },
+                Write::Ballot {
+                    session: id,
+                    record: BallotRecord {
+                        weight: 40,
+                        groups: vec!["smith".into()],
+                        holder: Some("m-a".into()),
+                        ..ballot("m-b", Ballot::Choice(Choice::For))
+                    },
+                },
+            ],
+        )
+        .expect("commit");
+        // A reissued code and a proxy given: the same member, changed.
+        ann.code = "CCCC-CCCC".into();
+        ann.proxy_to = Some("m-b".into());
+        commit(
+            &mut store,
+            &[
+                Write::Member(ann.clone()),
+                Write::Presence {
+                    meeting: day.id,
+                    member: "m-b".into(),
+                    present: false,
+                },
+            ],
+        )
+        .expect("commit");
+    }
+    let mut store = SqliteStore::open(dir.path()).expect("reopen");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.voters, vec![ann, bob]);
+    assert_eq!(loaded.present, vec!["m-a".to_string()]);
+    let b = &loaded.sessions[0].ballots[0];
+    assert_eq!(
+        (b.weight, b.groups.clone(), b.holder.as_deref()),
+        (40, vec!["smith".to_string()], Some("m-a"))
+    );
+}
+
+#[test]
+fn a_secret_vote_keeps_who_voted_apart_from_what() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    let secret = SessionMeta {
+        electorate: Electorate::Roll,
+        secrecy: Secrecy::Secret,
+        ..meta(id, day.id)
+    };
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    commit(
+        &mut store,
+        &[
+            Write::Meeting(day.clone()),
+            Write::Session(secret.clone()),
+            Write::SecretVoted {
+                session: id,
+                member: "m-a".into(),
+                voted: Voted {
+                    ballot_id: Some("b-1".into()),
+                    answer: Some("{}".into()),
+                },
+            },
+            Write::SecretBallot {
+                session: id,
+                ballot: SecretBallot {
+                    slot: "ffff".into(),
+                    ballot: Ballot::Choice(Choice::For),
+                    weight: 2,
+                    tracker: "t".repeat(16),
+                },
+            },
+        ],
+    )
+    .expect("commit");
+    let mut txn = store.begin().expect("begin");
+    assert_eq!(
+        txn.voted(id, "m-a")
+            .expect("voted")
+            .and_then(|v| v.ballot_id),
+        Some("b-1".into())
+    );
+    assert_eq!(txn.voted(id, "m-b").expect("voted"), None);
+    drop(txn);
+    let (ballots, voted) = store.secret(id).expect("secret");
+    assert_eq!(voted, vec!["m-a".to_string()]);
+    assert_eq!(
+        (ballots[0].weight, &ballots[0].ballot),
+        (2, &Ballot::Choice(Choice::For))
+    );
+    store.scrub().expect("scrub");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.sessions[0].meta, secret);
+    assert_eq!(loaded.sessions[0].secret.len(), 1);
+    assert!(loaded.sessions[0].ballots.is_empty());
+    // The log is empty after the scrub: nothing of the commit's order is left there.
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    assert_eq!(std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
 }
