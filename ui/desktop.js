@@ -79,6 +79,8 @@ function buildCard(s) {
     standing: el('p', { class: 'standing' }),
     result: el('p', { class: 'result' }),
     message: el('p', { class: 'note', role: 'status' }),
+    register: el('details', { class: 'register', ontoggle: (e) => { registers.delete(s.id); renderRegister(currentOf(s.id), e.target); } },
+      el('summary', { text: t('whoVotedOpen') }), el('ol', { class: 'register-list' })),
     title: el('h3'),
     description: el('p', { class: 'description' }),
     actions: el('div', { class: 'row wrap actions' }),
@@ -101,6 +103,7 @@ function buildCard(s) {
       el('span', { class: 'drag', 'aria-hidden': 'true', text: '⠿' }), parts.position, parts.title, parts.status, parts.subscribers),
     parts.description, parts.countdown,
     el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, parts.standing, parts.result),
+    parts.register,
     parts.actions,
     parts.message);
   parts.title.id = `t-${s.id}`;
@@ -156,12 +159,22 @@ function renderSessions(sessions) {
     parts.status.textContent = s.status === 'open' ? t('open') : s.status === 'closed' ? t('closed') : t('draftPill');
     parts.subscribers.textContent = t('subscribers', { n: s.subscribers });
     parts.subscribers.dataset.subscribers = String(s.subscribers);
-    renderBars(parts.bars, state, s);
+    const secretOpen = s.secrecy === 'secret' && s.status !== 'closed';
+    if (secretOpen) {
+      // Until the close a secret vote shows how many voted, nothing per choice.
+      parts.bars.replaceChildren(el('p', { class: 'secret-note', text: t('secretUntilClose') }));
+    } else {
+      renderBars(parts.bars, state, s);
+    }
     // A draft has nothing to count yet.
     parts.bars.closest('.live').hidden = s.status === 'draft';
-    parts.turnout.textContent = t('ballots', { n: s.tally.ballots ?? s.tally.total });
+    const people = s.tally.ballots ?? s.tally.total;
+    parts.turnout.textContent = s.electorate === 'roll' && s.tally.total !== people
+      ? t('ballotsWeighed', { n: people, w: s.tally.total }) : t('ballots', { n: people });
     parts.turnout.dataset.total = String(s.tally.total);
-    parts.standing.textContent = s.status === 'open' ? standing(state) : '';
+    parts.standing.textContent = s.status === 'open' && !secretOpen ? standing(state) : '';
+    parts.register.hidden = s.electorate !== 'roll' || s.status === 'draft';
+    renderRegister(s, parts.register);
     parts.result.textContent = s.status !== 'closed' ? ''
       : s.kind === 'election' ? electionResult(state, s) : t(s.result);
     parts.result.className = `result result-${s.result}`;
@@ -182,6 +195,10 @@ function renderSessions(sessions) {
     list.append(card.node); // keeps the agenda's order
   }
   for (const [id, card] of cards) if (!seen.has(id)) { card.node.remove(); cards.delete(id); }
+}
+
+function currentOf(id) {
+  return snapshot?.sessions.find((x) => x.id === id) ?? { id, seq: -1 };
 }
 
 function order() {
@@ -271,9 +288,10 @@ function specOfForm(form) {
   if (rule.kind === 'supermajority') rule.ratio = Number(f.get('ratio'));
   if (rule.kind === 'inertia' && f.get('electorate_size')) rule.electorate = Number(f.get('electorate_size'));
   if (f.get('quorum')) rule.quorum = Number(f.get('quorum'));
+  if (f.get('quorum_present')) rule.quorum_present = Number(f.get('quorum_present')) / 100;
   const spec = {
     title: f.get('title'), description: f.get('description'), rule,
-    electorate: f.get('electorate'), kind: f.get('kind'),
+    electorate: f.get('electorate'), kind: f.get('kind'), secrecy: f.get('secrecy'),
   };
   if (spec.kind === 'election') {
     spec.options = String(f.get('options')).split('\n').map((o) => o.trim()).filter(Boolean);
@@ -306,7 +324,9 @@ function fillForm(s) {
   f.ratio.value = s.rule.ratio ?? 0.66;
   f.electorate_size.value = s.rule.electorate ?? '';
   f.quorum.value = s.rule.quorum ?? '';
+  f.quorum_present.value = s.rule.quorum_present ? Math.round(s.rule.quorum_present * 100) : '';
   f.electorate.value = s.electorate;
+  f.secrecy.value = s.secrecy ?? 'named';
   f.duration_min.value = s.duration_s ? s.duration_s / 60 : '';
   showFields();
 }
@@ -339,13 +359,15 @@ $('new-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const session = specOfForm(e.target);
   $('new-error').textContent = '';
+  $('new-warning').textContent = '';
   try {
     if (editing) {
       await call('edit_session', { id: editing, session });
       stopEdit();
     } else {
       if ($('new-draft').checked) session.status = 'draft';
-      await call('create_session', { session });
+      const created = await call('create_session', { session });
+      $('new-warning').textContent = created.warnings.join(' ');
       e.target.reset();
       showFields();
     }
@@ -418,15 +440,148 @@ $('day-form').addEventListener('submit', async (e) => {
   }
 });
 
-// ── Voter roll ─────────────────────────────────────────────────────────────
+// ── Voter roll, attendance and proxies ────────────────────────────────────
+
+let roll = [];                // the roll as last read, in registration order
+const SHOWN = 200;            // rows drawn at most: a search narrows them
+
+function renderAttendance(a) {
+  if (!a) return;
+  $('attendance').textContent = a.weight_total === 0 ? '' : t('attendanceLine', {
+    present: a.present, represented: a.represented, absent: a.absent,
+    w: a.weight_present + a.weight_represented, total: a.weight_total,
+  });
+  for (const [k, v] of Object.entries(a)) $('attendance').dataset[k] = String(v);
+}
+
+/** The members a search matches: by name (any part, any case) or by code
+ *  (as typed, with or without the dash). */
+function matches(query) {
+  const q = query.trim().toLowerCase();
+  if (!q) return roll;
+  const code = q.replace(/[\s-]/g, '').toUpperCase();
+  return roll.filter((r) => r.name.toLowerCase().includes(q) || r.code.replace('-', '').startsWith(code));
+}
+
+function nameOfCode(code) {
+  return roll.find((r) => r.code === code)?.name ?? code;
+}
+
+function rollRow(r) {
+  const weight = el('input', { type: 'number', min: '1', max: '1000000', step: '1', value: String(r.weight),
+    class: 'weight-input', 'aria-label': t('weightOf', { name: r.name }) });
+  weight.addEventListener('change', () => rollAct(() => call('edit_voter', { code: r.code, edit: { weight: Number(weight.value) } })));
+  const present = el('input', { type: 'checkbox', 'aria-label': t('presentLabel', { name: r.name }) });
+  present.checked = r.present;
+  present.addEventListener('change', () => checkIn(r, present.checked));
+  const proxy = el('td', { class: 'proxy-cell' });
+  if (r.proxy_to) {
+    proxy.append(el('span', { text: t('proxyTo', { name: nameOfCode(r.proxy_to) }) }), ' ',
+      el('button', { type: 'button', 'data-action': 'revoke', text: t('proxyRevoke'),
+        onclick: () => rollAct(() => call('revoke_proxy', { from: r.code })) }));
+  } else {
+    proxy.append(el('button', { type: 'button', 'data-action': 'give-proxy', text: t('proxyGiveFor'), onclick: () => askProxy(r) }));
+  }
+  if (r.proxies.length) proxy.append(el('p', { class: 'small', text: t('holdsFor', { names: r.proxies.map(nameOfCode).join(', ') }) }));
+  return el('tr', { 'data-code': r.code, 'data-present': String(r.present) },
+    el('td', { text: r.name }),
+    el('td', { class: 'code-cell', text: r.code }),
+    el('td', {}, weight),
+    el('td', {}, present),
+    proxy,
+    el('td', {}, el('button', { type: 'button', 'data-action': 'reissue', text: t('reissue'), onclick: () => reissue(r) })));
+}
+
+function drawRoll() {
+  const found = matches($('roll-search').value);
+  $('roll-count').textContent = t('rollCount', { n: roll.length });
+  $('roll-table').querySelector('tbody').replaceChildren(...found.slice(0, SHOWN).map(rollRow));
+  $('roll-more').textContent = found.length > SHOWN ? t('rollMore', { n: found.length - SHOWN }) : '';
+  $('roll-names-list').replaceChildren(...roll.map((r) => el('option', { value: r.name })));
+}
 
 async function renderRoll() {
-  let roll;
   try { roll = await call('roll'); } catch { return; }
-  $('roll-count').textContent = t('rollCount', { n: roll.length });
-  $('roll-table').querySelector('tbody').replaceChildren(...roll.map((r) =>
-    el('tr', {}, el('td', { text: r.name }), el('td', { class: 'code-cell', text: r.code }))));
+  // Keep the keyboard where it was when rows are drawn again.
+  const focused = document.activeElement?.closest?.('tr[data-code]');
+  const code = focused?.dataset.code;
+  const index = focused ? [...focused.children].indexOf(document.activeElement.closest('td')) : -1;
+  drawRoll();
+  if (code) {
+    const row = $('roll-table').querySelector(`tr[data-code="${code}"]`);
+    row?.children[index]?.querySelector('input, button')?.focus();
+  }
 }
+
+/** Runs a roll command; its error (or nothing) is said under the roll. */
+async function rollAct(command) {
+  try {
+    await command();
+    $('roll-message').textContent = '';
+  } catch (err) {
+    $('roll-message').textContent = errorText(err);
+  }
+  renderRoll();
+}
+
+async function checkIn(r, present) {
+  try {
+    await call('set_presence', { code: r.code, present });
+    $('checkin-status').textContent = t(present ? 'checkedIn' : 'checkedOut', { name: r.name });
+  } catch (err) {
+    $('checkin-status').textContent = errorText(err);
+  }
+  renderRoll();
+}
+
+// Keyboard first: type a name or a code, Enter checks the first match in,
+// Shift+Enter checks them out.
+$('roll-search').addEventListener('input', drawRoll);
+$('roll-search').addEventListener('keydown', (e) => {
+  if (e.key !== 'Enter') return;
+  e.preventDefault();
+  const [first] = matches($('roll-search').value);
+  if (!first) { $('checkin-status').textContent = t('noMatch'); return; }
+  checkIn(first, !e.shiftKey).then(() => { $('roll-search').select(); });
+});
+$('checkin-form').addEventListener('submit', (e) => e.preventDefault());
+
+function reissue(r) {
+  confirmThen(t('confirmReissue', { name: r.name }), t('reissueYes'), async () => {
+    try {
+      const v = await call('reissue_code', { code: r.code });
+      $('roll-message').textContent = t('reissued', { name: v.name, code: v.code });
+    } catch (err) {
+      $('roll-message').textContent = errorText(err);
+    }
+    renderRoll();
+  });
+}
+
+let proxyFrom = null;
+function askProxy(r) {
+  proxyFrom = r;
+  $('proxy-h').textContent = t('proxyOf', { name: r.name });
+  $('proxy-error').textContent = '';
+  $('proxy-holder').value = '';
+  $('proxy-dialog').showModal();
+  $('proxy-holder').focus();
+}
+$('proxy-form').addEventListener('submit', async (e) => {
+  if (e.submitter?.value !== 'yes' || !proxyFrom) return;
+  e.preventDefault();
+  const typed = $('proxy-holder').value.trim();
+  // A name from the list, or a code as typed.
+  const holder = roll.find((r) => r.name === typed)?.code ?? typed;
+  try {
+    await call('give_proxy', { from: proxyFrom.code, to: holder });
+    $('proxy-dialog').close();
+    $('roll-message').textContent = t('proxyGiven', { from: proxyFrom.name, to: nameOfCode(holder) });
+  } catch (err) {
+    $('proxy-error').textContent = errorText(err);
+  }
+  renderRoll();
+});
 
 $('roll-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -440,10 +595,49 @@ $('roll-form').addEventListener('submit', async (e) => {
   }
   renderRoll();
 });
-$('roll-print').addEventListener('click', () => window.print());
+$('roll-import-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const file = $('roll-file').files?.[0];
+  if (!file) { $('roll-message').textContent = t('chooseFile'); return; }
+  try {
+    const before = roll.length;
+    await call('import_roll', { text: await file.text() });
+    await renderRoll();
+    $('roll-message').textContent = t('rollImported', { n: roll.length - before });
+    $('roll-file').value = '';
+  } catch (err) {
+    $('roll-message').textContent = errorText(err);
+  }
+});
+$('roll-cards').addEventListener('click', async () => {
+  try {
+    $('cards-frame').srcdoc = await call('cards_html', { lang: document.documentElement.lang });
+    $('cards-dialog').showModal();
+  } catch (err) {
+    $('roll-message').textContent = errorText(err);
+  }
+});
+$('cards-print').addEventListener('click', () => $('cards-frame').contentWindow?.print());
+$('cards-close').addEventListener('click', () => $('cards-dialog').close());
 $('roll-export').addEventListener('click', async () => {
   try { $('roll-message').textContent = t('savedTo', { path: await call('export_roll') }); } catch (err) { $('roll-message').textContent = errorText(err); }
 });
+
+// ── The register of who has voted ──────────────────────────────────────────
+
+const registers = new Map();   // session id → seq last read
+
+async function renderRegister(s, box) {
+  if (!box.open || registers.get(s.id) === s.seq) return;
+  registers.set(s.id, s.seq);
+  try {
+    const names = await call('voted', { id: s.id });
+    box.querySelector('summary').textContent = t('whoVoted', { n: names.length });
+    box.querySelector('ol').replaceChildren(...names.map((n) => el('li', { text: n })));
+  } catch (err) {
+    box.querySelector('ol').replaceChildren(el('li', { class: 'error', text: errorText(err) }));
+  }
+}
 
 // ── Settings ───────────────────────────────────────────────────────────────
 
@@ -462,6 +656,8 @@ $('settings-form').addEventListener('submit', async (e) => {
   const settings = {
     bind_address: f.get('bind_address'), port: Number(f.get('port')),
     data_dir: f.get('data_dir'), language: f.get('language'),
+    max_proxies: Number(f.get('max_proxies') || 0),
+    tls_cert: f.get('tls_cert'), tls_key: f.get('tls_key'),
   };
   $('settings-error').textContent = '';
   try {
@@ -477,7 +673,8 @@ $('settings-form').addEventListener('submit', async (e) => {
 
 // ── Start ──────────────────────────────────────────────────────────────────
 
-let lastRollSize = -1;
+let lastRoll = -1;
+let rollTimer = null;
 let first = true;
 function apply(next) {
   // The form stays folded once there are votes to watch.
@@ -486,7 +683,16 @@ function apply(next) {
   $('meeting-title').textContent = next.meeting ? t('meetingTitle', { title: next.meeting.title }) : '';
   renderStatus(next.status, next.connections);
   renderSessions(next.sessions);
-  if (next.roll_size !== lastRollSize) { lastRollSize = next.roll_size; renderRoll(); }
+  renderAttendance(next.attendance);
+  // The roll may be long: read again at most once a second while it moves.
+  if (next.roll_version !== lastRoll && !rollTimer) {
+    lastRoll = next.roll_version;
+    renderRoll();
+    rollTimer = setTimeout(() => {
+      rollTimer = null;
+      if (snapshot && snapshot.roll_version !== lastRoll) apply(snapshot);
+    }, 1000);
+  }
 }
 
 translate();

@@ -5,6 +5,12 @@
 // and never drops a ballot silently: one that cannot be sent is kept, and
 // sent again with the same ballot id until the hub answers (a retry the hub
 // already recorded gets its first answer, never a second ballot).
+//
+// A member who holds proxies gets one ballot for themself and one per
+// mandate ("for Bob, by proxy"), each sent as its own ballot, and a row of
+// buttons that casts the same choice for all of them at once. A secret
+// ballot, once recorded, is kept on this device without its choice: the
+// page shows that it was cast, never what.
 import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
@@ -25,14 +31,15 @@ const voterId = store.get('voter') ?? randomId('p-');
 store.set('voter', voterId);
 
 const sessions = new Map();     // id → { meta, state, node, parts }
-const recorded = store.get('recorded') ?? {};   // id → ballot the hub acknowledged
-const pending = store.get('pending') ?? {};     // id → { ballot, ballot_id } not yet acknowledged
-const drafts = {};              // id → election marks being chosen, not yet sent
-let roll = store.get('code');   // { code, name } once accepted
-const notes = {};               // id → message shown under the ballot
+// Ballots are kept per slot: the session id for one's own ballot, and
+// `id::name` for a mandate's.
+const recorded = store.get('recorded') ?? {};   // slot → ballot the hub acknowledged ({secret} when secret)
+const pending = store.get('pending') ?? {};     // slot → { ballot, ballot_id, on_behalf_of?, tracker? }
+const drafts = {};              // slot → election marks being chosen, not yet sent
+let roll = store.get('code');   // { code, name, mandates, represented_by } once accepted
+const notes = {};               // slot → message shown under the ballot
 
 const $ = (id) => document.getElementById(id);
-
 const live = new Live({
   onStatus(status) {
     const s = $('status');
@@ -86,6 +93,8 @@ async function refresh() {
   $('empty').hidden = list.some((m) => m.status === 'open');
   $('code').hidden = !list.some((m) => m.electorate === 'roll' && m.status === 'open') && !roll;
   renderCode();
+  // Proxies given or taken back since: the ballots this device holds follow.
+  if (roll) checkCode(roll.code, true);
 }
 
 // ── What a ballot looks like ───────────────────────────────────────────────
@@ -109,21 +118,65 @@ function mine(id) {
   return pending[id]?.ballot ?? recorded[id];
 }
 
+// ── Slots: whom this device votes for in a session ──────────────────────────
+
+/** The ballots this device casts in session `meta`: its own (unless its
+ *  proxy is given), then one per mandate it holds. */
+function slotsOf(meta) {
+  if (meta.electorate !== 'roll' || !roll) return [{ key: meta.id, mandate: null }];
+  const own = roll.represented_by ? [] : [{ key: meta.id, mandate: null }];
+  return own.concat((roll.mandates ?? []).map((m) => ({ key: `${meta.id}::${m.name}`, mandate: m })));
+}
+
+const sessionOf = (key) => key.split('::')[0];
+
+// ── What a ballot looks like ───────────────────────────────────────────────
+
+function ballotLabel(b, meta) {
+  if ('grade' in b) return t(`grade.${b.grade}`);
+  if ('choice' in b) return t(b.choice);
+  if ('options' in b) return b.options.length ? b.options.map((id) => optionName(meta, id)).join(', ') : t('blank');
+  const marked = Object.entries(b.marks).filter(([, m]) => m !== 'abstain');
+  if (!marked.length) return t('blank');
+  return marked.map(([id, m]) => `${optionName(meta, Number(id))} (${t(m)})`).join(', ');
+}
+
+function sameBallot(a, b) {
+  return !!a && !!b && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The slot's current choice: the one on its way, else the one recorded
+ *  (never a secret one: the device does not keep it). */
+function mine(key) {
+  const sent = pending[key]?.ballot ?? recorded[key];
+  return sent?.secret ? null : sent;
+}
+
+/** A secret ballot was recorded for this slot: it cannot be changed. */
+function castSecretly(key) {
+  return !!recorded[key]?.secret;
+}
+
+const isSecret = (meta) => meta.secrecy === 'secret';
+
 // ── Cards ─────────────────────────────────────────────────────────────────
 
-function motionBallot(id, meta, parts) {
-  const options = meta.scale === 'nuanced'
+function motionChoices(meta) {
+  return meta.scale === 'nuanced'
     ? [3, 2, 1, 0, -1, -2, -3].map((g) => ({ grade: g }))
     : ['for', 'against', 'abstain'].map((c) => ({ choice: c }));
-  parts.buttons = options.map((b) => [b, el('button', {
+}
+
+function motionBallot(key, meta, slot, headingId) {
+  slot.buttons = motionChoices(meta).map((b) => [b, el('button', {
     type: 'button',
     class: `choice choice-${'grade' in b ? `g${b.grade}` : b.choice}`,
     'data-ballot': 'grade' in b ? String(b.grade) : b.choice,
-    onclick: () => cast(id, b),
+    onclick: () => cast(key, b),
     text: ballotLabel(b, meta),
   })]);
-  return el('div', { class: `ballot ${meta.scale === 'nuanced' ? 'nuanced' : ''}`, role: 'group', 'aria-labelledby': `h-${id}` },
-    ...parts.buttons.map(([, button]) => button));
+  return el('div', { class: `ballot ${meta.scale === 'nuanced' ? 'nuanced' : ''}`, role: 'group', 'aria-labelledby': headingId },
+    ...slot.buttons.map(([, button]) => button));
 }
 
 /** How many candidates a selection ballot may mark, in words. */
@@ -133,110 +186,160 @@ function selectionRule(meta) {
   return t('chooseUpTo', { n: meta.max });
 }
 
-function electionBallot(id, meta, parts) {
-  const ruleId = `rule-${id}`;
-  const reason = el('p', { class: 'error limit', id: `limit-${id}`, role: 'alert' });
-  parts.reason = reason;
+function electionBallot(key, meta, slot, headingId, n) {
+  const ruleId = `rule-${n}-${meta.id}`;
+  const limitId = `limit-${n}-${meta.id}`;
+  slot.reason = el('p', { class: 'error limit', id: limitId, role: 'alert' });
   let fields;
   if (meta.method === 'approval') {
     fields = meta.options.map((o) => el('fieldset', { class: 'mark', 'data-option': String(o.id) },
       el('legend', { text: o.name }),
       ...['for', 'against', 'abstain'].map((m) => el('label', { class: `mark-${m}` },
-        el('input', { type: 'radio', name: `m-${id}-${o.id}`, value: m, 'data-mark': m,
-          onchange: () => { drafts[id] = readMarks(id, meta); } }),
+        el('input', { type: 'radio', name: `m-${n}-${meta.id}-${o.id}`, value: m, 'data-mark': m,
+          onchange: () => { drafts[key] = readMarks(slot, meta); } }),
         el('span', { text: t(m) })))));
   } else {
     fields = meta.options.map((o) => el('label', { class: 'candidate', 'data-option': String(o.id) },
-      el('input', { type: 'checkbox', value: String(o.id), 'aria-describedby': `${ruleId} limit-${id}`,
-        onchange: (e) => choose(id, meta, e.target) }),
+      el('input', { type: 'checkbox', value: String(o.id), 'aria-describedby': `${ruleId} ${limitId}`,
+        onchange: (e) => choose(key, meta, slot, e.target) }),
       el('span', { text: o.name })));
   }
-  parts.submit = el('button', { type: 'button', class: 'primary cast', 'data-action': 'cast', text: t('castBallot'),
-    onclick: () => submitElection(id, meta) });
-  return el('div', { class: `ballot election ${meta.method}`, role: 'group', 'aria-labelledby': `h-${id}` },
+  slot.submit = el('button', { type: 'button', class: 'primary cast', 'data-action': 'cast', text: t('castBallot'),
+    onclick: () => submitElection([key], meta) });
+  slot.fields = el('div', { class: 'fields' }, ...fields);
+  return el('div', { class: `ballot election ${meta.method}`, role: 'group', 'aria-labelledby': headingId },
     el('p', { class: 'help', id: ruleId, text: meta.method === 'approval' ? t('markEach') : selectionRule(meta) }),
-    ...fields, reason, parts.submit);
+    slot.fields, slot.reason, slot.submit);
 }
 
-function readMarks(id, meta) {
-  const card = sessions.get(id)?.node;
+function readMarks(slot, meta) {
   const marks = {};
   for (const o of meta.options) {
-    const picked = card?.querySelector(`input[name="m-${id}-${o.id}"]:checked`);
+    const picked = slot.node.querySelector(`fieldset[data-option="${o.id}"] input:checked`);
     marks[o.id] = picked?.value ?? 'abstain';
   }
   return marks;
 }
 
 /** A box ticked or unticked: more than `max` is refused, and said why. */
-function choose(id, meta, box) {
-  const card = sessions.get(id).node;
-  const ticked = [...card.querySelectorAll('.candidate input:checked')];
-  const { reason } = sessions.get(id).parts;
+function choose(key, meta, slot, box) {
+  const ticked = [...slot.node.querySelectorAll('.candidate input:checked')];
   if (box.checked && ticked.length > meta.max) {
     box.checked = false;
-    reason.textContent = t('tooMany', { n: meta.max });
+    slot.reason.textContent = t('tooMany', { n: meta.max });
     return;
   }
-  reason.textContent = '';
-  drafts[id] = ticked.map((b) => Number(b.value)).sort((a, b) => a - b);
+  slot.reason.textContent = '';
+  drafts[key] = ticked.map((b) => Number(b.value)).sort((a, b) => a - b);
 }
 
-function submitElection(id, meta) {
-  const { reason } = sessions.get(id).parts;
+/** Sends the election ballot chosen in the first of `keys` for each of
+ *  them (one slot, or every slot at once). */
+function submitElection(keys, meta) {
+  const s = sessions.get(meta.id);
+  const slot = s.parts.slots.get(keys[0]);
+  let ballot;
   if (meta.method === 'approval') {
-    cast(id, { marks: readMarks(id, meta) });
-    return;
+    ballot = { marks: readMarks(slot, meta) };
+  } else {
+    const chosen = drafts[keys[0]] ?? [];
+    if (chosen.length < meta.min) {
+      slot.reason.textContent = t('tooFew', { n: meta.min });
+      return;
+    }
+    ballot = { options: chosen };
   }
-  const chosen = drafts[id] ?? [];
-  if (chosen.length < meta.min) {
-    reason.textContent = t('tooFew', { n: meta.min });
-    return;
-  }
-  reason.textContent = '';
-  cast(id, { options: chosen });
+  slot.reason.textContent = '';
+  for (const key of keys) cast(key, ballot);
 }
 
-/** Builds a session's card once per status; later renders only update its
- *  parts, so a tally update never takes the focus away from a control. */
+/** The slots still waiting for a ballot (all of them, unless secret ones
+ *  were cast: those cannot be changed). */
+function castable(meta) {
+  return slotsOf(meta).map((x) => x.key).filter((key) => !castSecretly(key));
+}
+
+/** Builds a session's card once per status and slot set; later renders
+ *  only update its parts, so a tally update never takes the focus away
+ *  from a control. */
 function build(id) {
   const s = sessions.get(id);
   const { meta, state } = s;
   const open = state.status === 'open';
   const headingId = `h-${id}`;
+  const slots = slotsOf(meta);
   const parts = {
-    buttons: [],
+    slots: new Map(),
     result: el('p', { class: 'result', role: 'status' }),
-    note: el('p', { class: 'note', role: 'status', 'aria-live': 'polite' }),
     bars: el('div', { class: 'bars', role: 'group', 'aria-label': t('live') }),
     turnout: el('p', { class: 'turnout' }),
     standing: el('p', { class: 'standing' }),
     groups: el('div', { class: 'groups' }),
     countdown: el('p', { class: 'countdown' }),
+    represented: el('p', { class: 'note represented', role: 'status' }),
+    all: null,
   };
   s.parts = parts;
-  let ballot = null;
-  if (open) ballot = meta.kind === 'election' ? electionBallot(id, meta, parts) : motionBallot(id, meta, parts);
+  const blocks = [];
+  if (open) {
+    const many = slots.length > 1;
+    if (many && meta.kind !== 'election') {
+      // One tap casts the same choice for every ballot this device holds.
+      const allHeading = `all-${id}`;
+      parts.all = el('div', { class: 'slot slot-all', 'data-slot': 'all' },
+        el('h3', { id: allHeading, text: t('forAll', { n: slots.length }) }),
+        el('div', { class: `ballot ${meta.scale === 'nuanced' ? 'nuanced' : ''}`, role: 'group', 'aria-labelledby': allHeading },
+          ...motionChoices(meta).map((b) => el('button', {
+            type: 'button',
+            class: `choice choice-${'grade' in b ? `g${b.grade}` : b.choice}`,
+            'data-ballot': 'grade' in b ? String(b.grade) : b.choice,
+            'data-all': 'true',
+            onclick: () => { for (const key of castable(meta)) cast(key, b); },
+            text: ballotLabel(b, meta),
+          }))));
+      blocks.push(parts.all);
+    }
+    slots.forEach(({ key, mandate }, n) => {
+      const slot = { note: el('p', { class: 'note', role: 'status', 'aria-live': 'polite' }), buttons: [] };
+      const slotHeading = `h-${n}-${id}`;
+      const title = !many ? null : mandate
+        ? t('forMandate', { name: mandate.name, weight: mandate.weight })
+        : t('forMyself');
+      const ballot = meta.kind === 'election'
+        ? electionBallot(key, meta, slot, many ? slotHeading : headingId, n)
+        : motionBallot(key, meta, slot, many ? slotHeading : headingId);
+      slot.node = el('div', { class: 'slot', 'data-slot': mandate ? mandate.name : 'self' },
+        title ? el('h3', { id: slotHeading, text: title }) : null, ballot, slot.note);
+      if (many && meta.kind === 'election' && !mandate) {
+        slot.node.append(el('button', { type: 'button', class: 'cast cast-all', 'data-action': 'cast-all',
+          text: t('castForAll', { n: slots.length }), onclick: () => submitElection(castable(meta), meta) }));
+      }
+      parts.slots.set(key, slot);
+      blocks.push(slot.node);
+    });
+  }
   const node = el('section', { class: `card session ${open ? 'is-open' : 'is-closed'}`, 'data-session': id, 'aria-labelledby': headingId },
     el('h2', { id: headingId, text: meta.title }),
     meta.description ? el('p', { class: 'description', text: meta.description }) : null,
+    open && isSecret(meta) ? el('p', { class: 'secret-badge', text: t('secretBallot') }) : null,
     open ? parts.countdown : null,
-    open ? ballot : parts.result,
-    parts.note,
+    open ? parts.represented : null,
+    ...(open ? blocks : [parts.result]),
     el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, open ? parts.standing : null, parts.groups),
   );
   if (s.node) s.node.replaceWith(node);
   s.node = node;
-  s.builtFor = state.status;
+  s.builtFor = `${state.status}|${slots.map((x) => x.key).join(',')}`;
   // An election ballot shows what was sent, when the page comes back.
-  const sent = mine(id);
-  if (open && meta.kind === 'election' && sent) {
+  for (const [key, slot] of parts.slots) {
+    const sent = mine(key);
+    if (!open || meta.kind !== 'election' || !sent) continue;
     if (sent.options) {
-      drafts[id] = sent.options;
-      for (const box of node.querySelectorAll('.candidate input')) box.checked = sent.options.includes(Number(box.value));
+      drafts[key] = sent.options;
+      for (const box of slot.node.querySelectorAll('.candidate input')) box.checked = sent.options.includes(Number(box.value));
     } else if (sent.marks) {
       for (const [o, m] of Object.entries(sent.marks)) {
-        const radio = node.querySelector(`input[name="m-${id}-${o}"][value="${m}"]`);
+        const radio = slot.node.querySelector(`fieldset[data-option="${o}"] input[value="${m}"]`);
         if (radio) radio.checked = true;
       }
     }
@@ -247,19 +350,45 @@ function build(id) {
 function render(id) {
   const s = sessions.get(id);
   if (!s) return;
-  if (!s.node || s.builtFor !== s.state.status) build(id);
+  const wanted = `${s.state.status}|${slotsOf(s.meta).map((x) => x.key).join(',')}`;
+  if (!s.node || s.builtFor !== wanted) build(id);
   const { meta, state, parts } = s;
-  for (const [b, button] of parts.buttons) button.setAttribute('aria-pressed', String(sameBallot(mine(id), b)));
+  for (const [key, slot] of parts.slots) {
+    const sealed = castSecretly(key);
+    for (const [b, button] of slot.buttons) {
+      button.setAttribute('aria-pressed', String(sameBallot(mine(key), b)));
+      button.disabled = sealed;
+    }
+    if (slot.submit) slot.submit.disabled = sealed;
+    if (sealed && slot.fields) {
+      // Nothing of a secret ballot stays on screen once it is cast.
+      for (const input of slot.fields.querySelectorAll('input')) { input.checked = false; input.disabled = true; }
+    }
+    slot.note.textContent = note(key);
+  }
+  if (parts.all) {
+    const left = castable(meta).length;
+    for (const button of parts.all.querySelectorAll('button')) button.disabled = left === 0;
+  }
+  parts.represented.textContent = meta.electorate === 'roll' && roll?.represented_by
+    ? t('representedBy', { name: roll.represented_by }) : '';
   parts.result.className = `result result-${state.result}`;
   parts.result.dataset.result = state.result ?? '';
   parts.result.textContent = meta.kind === 'election'
     ? `${t('votingClosed')} — ${electionResult(state, meta)}`
     : `${t('votingClosed')} — ${t(state.result ?? 'rejected')}`;
-  parts.note.textContent = note(id);
-  renderBars(parts.bars, state, meta);
+  const people = state.ballots ?? state.total;
+  if (isSecret(meta) && state.status !== 'closed') {
+    // Until the close a secret vote shows how many voted, nothing per choice.
+    parts.bars.replaceChildren(el('p', { class: 'secret-note', text: t('secretUntilClose') }));
+    parts.standing.textContent = '';
+  } else {
+    renderBars(parts.bars, state, meta);
+    parts.standing.textContent = standing(state);
+  }
   parts.turnout.dataset.total = String(state.total);
-  parts.turnout.textContent = t('ballots', { n: state.ballots ?? state.total });
-  parts.standing.textContent = standing(state);
+  parts.turnout.textContent = meta.electorate === 'roll' && state.total !== people
+    ? t('ballotsWeighed', { n: people, w: state.total }) : t('ballots', { n: people });
   parts.groups.replaceChildren(...(state.groups ?? []).map((g) =>
     el('p', { class: 'group', text: t('groupNeed', { group: g.group, have: g.approvals, need: g.needed }) })));
   if (state.status === 'open' && parts.countdown.isConnected) {
@@ -271,11 +400,12 @@ function render(id) {
   }
 }
 
-function note(id) {
-  const meta = sessions.get(id)?.meta;
-  if (notes[id]) return notes[id];
-  if (pending[id]) return t('pending');
-  if (recorded[id]) return t('yourBallot', { choice: ballotLabel(recorded[id], meta) });
+function note(key) {
+  const meta = sessions.get(sessionOf(key))?.meta;
+  if (notes[key]) return notes[key];
+  if (pending[key]) return t('pending');
+  if (recorded[key]?.secret) return t('secretRecorded');
+  if (recorded[key]) return t('yourBallot', { choice: ballotLabel(recorded[key], meta) });
   return '';
 }
 
@@ -286,68 +416,88 @@ function save() {
 
 // ── Sending ballots ───────────────────────────────────────────────────────
 
-async function cast(id, ballot) {
+async function cast(key, ballot) {
+  const id = sessionOf(key);
   const s = sessions.get(id);
   if (!s) return;
   if (s.meta.electorate === 'roll' && !roll) {
-    notes[id] = t('codeNeeded');
+    notes[key] = t('codeNeeded');
     render(id);
     $('code-input').focus();
     return;
   }
-  // A new ballot, a new id: retries of it carry this one.
-  pending[id] = { ballot, ballot_id: randomId('b-') };
-  notes[id] = t('sending');
+  if (castSecretly(key)) return;
+  const slot = slotsOf(s.meta).find((x) => x.key === key);
+  // A new ballot, a new id: retries of it carry this one (and a secret
+  // ballot's tracker, chosen here, to find it in the results later).
+  pending[key] = {
+    ballot,
+    ballot_id: randomId('b-'),
+    ...(slot?.mandate ? { on_behalf_of: slot.mandate.name } : {}),
+    ...(isSecret(s.meta) ? { tracker: randomId('') } : {}),
+  };
+  notes[key] = t('sending');
   save();
   render(id);
-  await send(id);
+  await send(key);
 }
 
 const inflight = new Set();
 
-/** Sends the pending ballot of session `id`; keeps it when the network fails. */
-async function send(id) {
-  const waiting = pending[id];
-  const s = sessions.get(id);
-  if (!waiting || !s || inflight.has(id)) return;
-  inflight.add(id);
-  try { await post(id, s, waiting); } finally { inflight.delete(id); }
+/** Sends the pending ballot of slot `key`; keeps it when the network fails. */
+async function send(key) {
+  const waiting = pending[key];
+  const s = sessions.get(sessionOf(key));
+  if (!waiting || !s || inflight.has(key)) return;
+  inflight.add(key);
+  try { await post(key, s, waiting); } finally { inflight.delete(key); }
   // A tap made while this one was on its way goes out now.
-  if (pending[id] && pending[id].ballot_id !== waiting.ballot_id) send(id);
+  if (pending[key] && pending[key].ballot_id !== waiting.ballot_id) send(key);
 }
 
-async function post(id, s, waiting) {
+async function post(key, s, waiting) {
+  const id = s.meta.id;
   const voter = s.meta.electorate === 'roll' ? roll?.code : voterId;
+  const body = { voter, ...waiting.ballot, ballot_id: waiting.ballot_id };
+  if (waiting.on_behalf_of) body.on_behalf_of = waiting.on_behalf_of;
+  if (waiting.tracker) body.tracker = waiting.tracker;
   let r;
   try {
     r = await fetch(`/api/sessions/${id}/votes`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ voter, ...waiting.ballot, ballot_id: waiting.ballot_id }),
+      body: JSON.stringify(body),
     });
   } catch {
-    notes[id] = t('pending');
+    notes[key] = t('pending');
     render(id);
     return;
   }
   if (r.status >= 500) {
     // Nothing was recorded: try again later with the same id.
-    notes[id] = t('pending');
+    notes[key] = t('pending');
     render(id);
     return;
   }
-  if (pending[id]?.ballot_id !== waiting.ballot_id) return; // a newer tap is on its way
-  delete pending[id];
-  delete notes[id];
+  if (pending[key]?.ballot_id !== waiting.ballot_id) return; // a newer tap is on its way
+  delete pending[key];
+  delete notes[key];
   if (r.ok) {
     const receipt = await r.json();
-    recorded[id] = waiting.ballot;
+    // A secret ballot leaves only that it was cast (and its tracker).
+    recorded[key] = isSecret(s.meta) ? { secret: true, tracker: receipt.receipt?.tracker ?? waiting.tracker } : waiting.ballot;
+    delete drafts[key];
     live.offer({ ...s.state, ...stateOfTally(receipt.tally, s.meta), id, seq: receipt.seq, status: 'open' });
   } else {
-    const body = await r.json().catch(() => ({}));
-    if (r.status === 409) notes[id] = t('closedRefused');
-    else if (r.status === 403) { notes[id] = t('notOnRoll'); forgetCode(); }
-    else notes[id] = t('failed', { error: body.error ?? r.status });
+    const answer = await r.json().catch(() => ({}));
+    switch (answer.code) {
+      case 'already_voted': recorded[key] = { secret: true }; notes[key] = t('alreadyVoted'); break;
+      case 'voter_represented': notes[key] = t('representedRefused'); checkCode(roll?.code, true); break;
+      case 'not_a_proxy': notes[key] = t('notAProxy'); checkCode(roll?.code, true); break;
+      case 'voter_not_on_roll': notes[key] = t('notOnRoll'); forgetCode(); break;
+      case 'session_closed': case 'session_not_open': notes[key] = t('closedRefused'); break;
+      default: notes[key] = t('failed', { error: answer.error ?? r.status });
+    }
   }
   save();
   render(id);
@@ -359,7 +509,7 @@ function stateOfTally(tally, meta) {
 }
 
 function flushPending() {
-  for (const id of Object.keys(pending)) send(id);
+  for (const key of Object.keys(pending)) send(key);
 }
 
 // ── The voting code ────────────────────────────────────────────────────────
@@ -367,7 +517,11 @@ function flushPending() {
 function renderCode() {
   $('code-form').hidden = !!roll;
   $('code-ok').hidden = !roll;
-  if (roll) $('code-name').textContent = t('codeVotingAs', { name: roll.name });
+  if (!roll) return;
+  const mandates = roll.mandates ?? [];
+  $('code-name').textContent = mandates.length
+    ? t('codeVotingAsFor', { name: roll.name, names: mandates.map((m) => m.name).join(', ') })
+    : t('codeVotingAs', { name: roll.name });
 }
 
 function forgetCode() {
@@ -375,43 +529,64 @@ function forgetCode() {
   store.drop('code');
   $('code').hidden = false;
   renderCode();
+  for (const id of sessions.keys()) render(id);
+}
+
+/** Looks a typed code up; `quiet` re-reads a known one (its proxies may
+ *  have changed). True when the code is on the roll. */
+async function checkCode(typed, quiet = false) {
+  const error = $('code-error');
+  if (!quiet) error.textContent = '';
+  if (!typed) return false;
+  let r;
+  try {
+    r = await fetch(`/api/voters/${encodeURIComponent(typed)}`, { cache: 'no-store' });
+  } catch {
+    if (!quiet) error.textContent = t('offline');
+    return false;
+  }
+  if (!r.ok) {
+    if (r.status === 404) {
+      if (quiet && roll) { forgetCode(); error.textContent = t('codeGone'); return false; }
+      error.textContent = t('notOnRoll');
+      $('code-input').setAttribute('aria-invalid', 'true');
+    }
+    return false;
+  }
+  $('code-input').removeAttribute('aria-invalid');
+  const entry = await r.json();
+  roll = { code: entry.code, name: entry.name, mandates: entry.mandates ?? [], represented_by: entry.represented_by ?? null };
+  store.set('code', roll);
+  renderCode();
+  for (const id of sessions.keys()) render(id);
+  return true;
 }
 
 $('code-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const typed = $('code-input').value.trim();
-  const error = $('code-error');
-  error.textContent = '';
-  if (!typed) return;
-  let r;
-  try {
-    r = await fetch(`/api/voters/${encodeURIComponent(typed)}`);
-  } catch {
-    error.textContent = t('offline');
-    return;
+  if (await checkCode(typed)) {
+    $('code-input').value = '';
+    for (const key of Object.keys(notes)) delete notes[key];
+    for (const id of sessions.keys()) render(id);
   }
-  if (!r.ok) {
-    error.textContent = t('notOnRoll');
-    $('code-input').setAttribute('aria-invalid', 'true');
-    return;
-  }
-  $('code-input').removeAttribute('aria-invalid');
-  const entry = await r.json();
-  roll = { code: entry.code, name: entry.name };
-  store.set('code', roll);
-  $('code-input').value = '';
-  renderCode();
-  for (const id of sessions.keys()) { delete notes[id]; render(id); }
 });
 $('code-change').addEventListener('click', () => { forgetCode(); $('code-input').focus(); });
 
 // ── Start ──────────────────────────────────────────────────────────────────
 
 // Ballots kept from before this page had ballot ids are sent with one.
-for (const [id, p] of Object.entries(pending)) {
-  if (!p?.ballot) pending[id] = { ballot: p, ballot_id: randomId('b-') };
+for (const [key, p] of Object.entries(pending)) {
+  if (!p?.ballot) pending[key] = { ballot: p, ballot_id: randomId('b-') };
 }
 save();
+// A card's QR code opens the page with the code filled in: it is taken,
+// then wiped from the address bar (and from the history).
+const given = new URLSearchParams(location.search).get('code');
+if (given) {
+  history.replaceState(null, '', location.pathname);
+  if (!roll || roll.code !== given) checkCode(given);
+}
 translate();
 document.title = `votehub — ${t('title')}`;
 addEventListener('online', flushPending);

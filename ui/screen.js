@@ -1,15 +1,18 @@
 // The projector view: the vote the room is on, in large type — bars (one
 // per candidate in an election), turnout, what adoption still needs, the
 // countdown of a timed vote, the result at the close — and the address to
-// join with its QR code. It follows the agenda by itself: the open vote,
-// else the last result. `?session=<id>` pins a session.
+// join with its QR code, and who is present (when there is a roll). It
+// follows the agenda by itself: the open vote, else the last result.
+// `?session=<id>` pins a session; `?attendance=0` hides the attendance.
 import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
 import { el, electionResult, mergeState, renderBars, standing, stateOfSession } from './tally.js';
 
 const $ = (id) => document.getElementById(id);
-const pinned = new URLSearchParams(location.search).get('session');
+const params = new URLSearchParams(location.search);
+const pinned = params.get('session');
+const showAttendance = params.get('attendance') !== '0';
 let current = null;   // { meta, state }
 let rollSize = 0;
 
@@ -90,7 +93,12 @@ function render() {
   const { meta, state } = current;
   $('title').textContent = meta.title;
   $('description').textContent = meta.description;
-  renderBars($('bars'), state, meta);
+  if (meta.secrecy === 'secret' && state.status !== 'closed') {
+    // Until the close a secret vote shows how many voted, nothing per choice.
+    $('bars').replaceChildren(el('p', { class: 'secret-note', text: t('secretUntilClose') }));
+  } else {
+    renderBars($('bars'), state, meta);
+  }
   const people = state.ballots ?? state.total;
   const turnout = meta.electorate === 'roll' && rollSize > 0
     ? t('turnout', { n: people, of: rollSize, pct: Math.round((100 * people) / rollSize) })
@@ -101,7 +109,7 @@ function render() {
   $('result').className = `big-result result-${state.result}`;
   $('result').dataset.result = closed ? state.result : '';
   $('result').textContent = !closed ? '' : meta.kind === 'election' ? electionResult(state, meta) : t(state.result);
-  $('standing').textContent = closed ? '' : standing(state);
+  $('standing').textContent = closed || meta.secrecy === 'secret' ? '' : standing(state);
   $('groups').replaceChildren(...(state.groups ?? []).map((g) =>
     el('p', { class: 'group', text: t('groupNeed', { group: g.group, have: g.approvals, need: g.needed }) })));
   const closesAt = closed ? null : state.closes_at ?? meta.closes_at;
@@ -111,7 +119,24 @@ function render() {
   }
 }
 
+/** Who is present or represented, read every few seconds (check-ins do
+ *  not move the agenda). */
+async function attendance() {
+  if (!showAttendance) return;
+  let a;
+  try { a = await (await fetch('/api/attendance', { cache: 'no-store' })).json(); } catch { return; }
+  const box = $('attendance');
+  box.hidden = !a.weight_total;
+  box.textContent = t('attendanceScreen', {
+    n: a.present + a.represented, of: a.present + a.represented + a.absent,
+    w: a.weight_present + a.weight_represented, total: a.weight_total,
+  });
+  box.dataset.present = String(a.present);
+}
+
 translate();
 document.title = t('screenTitle');
+attendance();
+setInterval(attendance, 5000);
 live.start();
 refresh();

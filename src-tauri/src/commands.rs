@@ -7,11 +7,13 @@ use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 use uuid::Uuid;
 use votehub::core::agenda::{self, Format};
+use votehub::core::cards;
 use votehub::core::meeting::Meeting;
 use votehub::core::minutes::{self, Lang};
-use votehub::core::roll::{NewVoter, RollEntry};
-use votehub::core::session::{CloseReceipt, SessionSpec, SessionView};
-use votehub::core::{Code, Hub, HubError};
+use votehub::core::roll::{MemberEdit, NewVoter, Voter};
+use votehub::core::roll_file;
+use votehub::core::session::{CloseReceipt, Created, SessionSpec, SessionView};
+use votehub::core::{Attendance, Code, Hub, HubError};
 
 use crate::host::{Host, HubStatus, Snapshot};
 use crate::settings::Settings;
@@ -58,7 +60,7 @@ pub fn snapshot(host: State<'_, Host>) -> Snapshot {
 }
 
 #[tauri::command]
-pub async fn create_session(host: State<'_, Host>, session: SessionSpec) -> Result<SessionView> {
+pub async fn create_session(host: State<'_, Host>, session: SessionSpec) -> Result<Created> {
     Ok(hub(&host)?.create_session(session).await?)
 }
 
@@ -166,23 +168,80 @@ pub fn broadcast(host: State<'_, Host>, id: String) -> Result<SessionView> {
     Ok(hub(&host)?.broadcast(session_id(&id)?)?)
 }
 
+/// Registers pasted names (one per line; blank lines are not names).
 #[tauri::command]
-pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Result<Vec<RollEntry>> {
-    // One name per pasted line; blank lines are not names.
+pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Result<Vec<Voter>> {
     let voters = names
         .into_iter()
         .filter(|n| !n.trim().is_empty())
         .map(|name| NewVoter {
             name,
             groups: Vec::new(),
+            weight: None,
         })
         .collect::<Vec<_>>();
     Ok(hub(&host)?.register_voters(voters).await?)
 }
 
+/// Registers a roll file's members (CSV: name, groups, weight), all or none.
 #[tauri::command]
-pub fn roll(host: State<'_, Host>) -> Result<Vec<RollEntry>> {
+pub async fn import_roll(host: State<'_, Host>, text: String) -> Result<Vec<Voter>> {
+    let voters = roll_file::parse(&text)?;
+    Ok(hub(&host)?.register_voters(voters).await?)
+}
+
+#[tauri::command]
+pub fn roll(host: State<'_, Host>) -> Result<Vec<Voter>> {
     Ok(hub(&host)?.roll())
+}
+
+#[tauri::command]
+pub async fn edit_voter(host: State<'_, Host>, code: String, edit: MemberEdit) -> Result<Voter> {
+    Ok(hub(&host)?.edit_voter(code, edit).await?)
+}
+
+/// A lost card: the member gets a new code, the old one stops working.
+#[tauri::command]
+pub async fn reissue_code(host: State<'_, Host>, code: String) -> Result<Voter> {
+    Ok(hub(&host)?.reissue(code).await?)
+}
+
+#[tauri::command]
+pub async fn give_proxy(host: State<'_, Host>, from: String, to: String) -> Result<Voter> {
+    Ok(hub(&host)?.give_proxy(from, to).await?)
+}
+
+#[tauri::command]
+pub async fn revoke_proxy(host: State<'_, Host>, from: String) -> Result<Voter> {
+    Ok(hub(&host)?.revoke_proxy(from).await?)
+}
+
+/// Checks a member in or out of the current meeting.
+#[tauri::command]
+pub async fn set_presence(
+    host: State<'_, Host>,
+    code: String,
+    present: bool,
+) -> Result<Attendance> {
+    Ok(hub(&host)?.set_presence(code, present).await?)
+}
+
+/// Who has voted in a roll session, by name, sorted.
+#[tauri::command]
+pub async fn voted(host: State<'_, Host>, id: String) -> Result<Vec<String>> {
+    Ok(hub(&host)?.voted(session_id(&id)?).await?)
+}
+
+/// The voting cards of the whole roll, as a page to print.
+#[tauri::command]
+pub fn cards_html(host: State<'_, Host>, lang: String) -> Result<String> {
+    let hub = hub(&host)?;
+    let url = match host.status() {
+        HubStatus::Running { join_urls, .. } => join_urls.into_iter().next(),
+        _ => None,
+    }
+    .unwrap_or_default();
+    Ok(cards::render(&hub.roll(), &url, Lang::from_accept(&lang)))
 }
 
 /// Where exports go: `exports/` in the data directory.
@@ -213,27 +272,21 @@ fn write_export(host: &Host, name: &str, bytes: &[u8]) -> Result<String> {
 /// Writes a session's CSV into the data directory; returns its path.
 #[tauri::command]
 pub async fn export_session(host: State<'_, Host>, id: String) -> Result<String> {
-    let hub = hub(&host)?;
     let id = session_id(&id)?;
-    let session = hub.session(id).ok_or(HubError::SessionNotFound)?;
-    let ballots = hub.ballots(id).await?;
-    let csv = votehub::core::export::session_csv(&session, &ballots)
-        .map_err(|e| CommandError::new(Code::ExportFailed, e))?;
+    let csv = hub(&host)?.export_csv(id).await?;
     write_export(&host, &format!("session-{id}.csv"), &csv)
 }
 
 /// Writes the roll with its codes into the data directory; returns its path.
 #[tauri::command]
 pub fn export_roll(host: State<'_, Host>) -> Result<String> {
-    let csv = votehub::core::export::roll_csv(&hub(&host)?.roll())
-        .map_err(|e| CommandError::new(Code::ExportFailed, e))?;
+    let csv = hub(&host)?.roll_csv()?;
     write_export(&host, "voter-roll.csv", &csv)
 }
 
 #[tauri::command]
 pub fn qr_svg(data: String) -> Result<String> {
-    votehub::http::pages::qr_svg(&data)
-        .ok_or_else(|| CommandError::new(Code::InvalidQr, "nothing to encode"))
+    cards::qr_svg(&data).ok_or_else(|| CommandError::new(Code::InvalidQr, "nothing to encode"))
 }
 
 #[tauri::command]

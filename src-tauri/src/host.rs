@@ -10,6 +10,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 use votehub::Hub;
+use votehub::core::Attendance;
 use votehub::core::meeting::Meeting;
 use votehub::core::session::SessionView;
 use votehub::launch::{self, Running};
@@ -41,6 +42,10 @@ pub struct Snapshot {
     pub meeting: Option<Meeting>,
     pub connections: usize,
     pub roll_size: usize,
+    /// Grows when the roll or who is present changes: the window fetches
+    /// the roll again (it may be long; the snapshot stays small).
+    pub roll_version: u64,
+    pub attendance: Attendance,
 }
 
 pub const EVENT: &str = "hub-changed";
@@ -84,6 +89,8 @@ impl Host {
             meeting: hub.as_ref().and_then(|h| h.meetings().pop()),
             connections: hub.as_ref().map(Hub::connections).unwrap_or(0),
             roll_size: hub.as_ref().map(Hub::roll_size).unwrap_or(0),
+            roll_version: hub.as_ref().map(Hub::roll_version).unwrap_or(0),
+            attendance: hub.as_ref().map(Hub::attendance).unwrap_or_default(),
         }
     }
 
@@ -112,7 +119,12 @@ impl Host {
                     admin_token: started.admin_token.clone(),
                     data_dir: started.data.clone(),
                 };
-                tracing::info!("listening on http://{}", started.addr);
+                let scheme = if started.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                tracing::info!("listening on {scheme}://{}", started.addr);
                 self.set(status.clone(), Some(started.hub.clone()));
                 let forwarder = CancellationToken::new();
                 tauri::async_runtime::spawn(forward(

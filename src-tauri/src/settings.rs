@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_store::StoreExt;
 use votehub::config::EnvOverrides;
+use votehub::launch::TlsFiles;
 
 const FILE: &str = "settings.json";
+
+/// The most proxies the window lets one member hold.
+const MAX_PROXIES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -22,6 +26,12 @@ pub struct Settings {
     pub data_dir: String,
     /// "auto" follows the system; "fr" or "en".
     pub language: String,
+    /// Proxies one member may hold at once.
+    pub max_proxies: usize,
+    /// HTTPS: the certificate chain and its key (PEM files); both empty
+    /// serves plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl Default for Settings {
@@ -31,6 +41,9 @@ impl Default for Settings {
             port: 8765,
             data_dir: String::new(),
             language: "auto".into(),
+            max_proxies: 2,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -41,6 +54,10 @@ pub enum SettingsError {
     BadAddress(String),
     #[error("the language is auto, fr or en")]
     BadLanguage,
+    #[error("HTTPS needs both the certificate and its key")]
+    HalfTls,
+    #[error("a member may hold at most {MAX_PROXIES} proxies here")]
+    TooManyProxies,
     #[error("cannot keep the settings: {0}")]
     Store(#[from] tauri_plugin_store::Error),
     #[error("{0}")]
@@ -65,6 +82,12 @@ impl Settings {
         if !["auto", "fr", "en"].contains(&self.language.as_str()) {
             return Err(SettingsError::BadLanguage);
         }
+        if self.tls_cert.trim().is_empty() != self.tls_key.trim().is_empty() {
+            return Err(SettingsError::HalfTls);
+        }
+        if self.max_proxies > MAX_PROXIES {
+            return Err(SettingsError::TooManyProxies);
+        }
         Ok(())
     }
 
@@ -88,7 +111,16 @@ impl Settings {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(votehub::data_dir::default_dir);
+        self.check()?;
         let mut launch = votehub::launch::Settings::new(SocketAddr::new(ip, self.port), data);
+        launch.max_proxies = self.max_proxies;
+        let (cert, key) = (self.tls_cert.trim(), self.tls_key.trim());
+        if !cert.is_empty() && !key.is_empty() {
+            launch.tls = Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            });
+        }
         EnvOverrides::from_env()
             .map_err(SettingsError::Env)?
             .apply(&mut launch);
@@ -119,5 +151,26 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.check().is_err());
+        let s = Settings {
+            tls_cert: "/etc/votehub/cert.pem".into(),
+            ..Settings::default()
+        };
+        assert!(matches!(s.check(), Err(SettingsError::HalfTls)));
+    }
+
+    #[test]
+    fn a_certificate_and_the_proxy_cap_reach_the_hub() {
+        let s = Settings {
+            tls_cert: "/etc/votehub/cert.pem".into(),
+            tls_key: "/etc/votehub/key.pem".into(),
+            max_proxies: 3,
+            ..Settings::default()
+        };
+        let launch = s.launch().expect("launch");
+        assert_eq!(launch.max_proxies, 3);
+        assert_eq!(
+            launch.tls.map(|t| t.cert),
+            Some(PathBuf::from("/etc/votehub/cert.pem"))
+        );
     }
 }

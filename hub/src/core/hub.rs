@@ -18,7 +18,8 @@ use crate::core::roll::{MemberEdit, Roll, SelfView, Voter};
 use crate::core::roll::{NewVoter, normalise_code};
 use crate::core::rules::{Presence, Standing};
 use crate::core::session::{
-    CloseReceipt, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState, SessionView, Status,
+    CloseReceipt, Created, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState,
+    SessionView, Status,
 };
 use crate::core::store::{BallotRecord, SecretBallot, Store};
 use crate::core::writer::{Attendance, CastRequest};
@@ -86,6 +87,8 @@ pub(crate) struct Registry {
     pub roll: Roll,
     /// Who is present at the current meeting (member ids).
     pub present: HashSet<String>,
+    /// Grows with every change of the roll or of who is present.
+    pub roll_version: u64,
     /// In the order they began; the last is the current one.
     pub meetings: Vec<Meeting>,
 }
@@ -220,13 +223,10 @@ impl Hub {
 
     /// Makes a session; the warnings are for the organiser (in a secret
     /// vote, members whose weight gives their ballot away).
-    pub async fn create_session(
-        &self,
-        spec: SessionSpec,
-    ) -> Result<(SessionView, Vec<String>), HubError> {
+    pub async fn create_session(&self, spec: SessionSpec) -> Result<Created, HubError> {
         let (id, warnings) = self.call(|r| Command::Create(spec, r)).await?;
-        let view = self.session(id).ok_or(HubError::SessionNotFound)?;
-        Ok((view, warnings))
+        let session = self.session(id).ok_or(HubError::SessionNotFound)?;
+        Ok(Created { session, warnings })
     }
 
     /// Adds every vote of an agenda file as a draft, or none of them; each
@@ -525,6 +525,12 @@ impl Hub {
     /// Voters on the roll.
     pub fn roll_size(&self) -> usize {
         self.inner.board.read().roll.len()
+    }
+
+    /// Grows with every change of the roll or of who is present: a window
+    /// showing the roll reads it again when this moves.
+    pub fn roll_version(&self) -> u64 {
+        self.inner.board.read().roll_version
     }
 
     /// The roll's total weight.

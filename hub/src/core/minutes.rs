@@ -127,7 +127,7 @@ const FR: Words = Words {
 };
 
 /// Escapes text for HTML: every title and name comes from people.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

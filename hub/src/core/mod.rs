@@ -4,6 +4,7 @@
 //! every door holds. Nothing here knows HTTP, WebSocket or Tauri.
 
 pub mod agenda;
+pub mod cards;
 pub mod clock;
 pub mod error;
 pub mod export;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod meeting;
 pub mod minutes;
 pub mod roll;
+pub mod roll_file;
 pub mod rules;
 pub mod session;
 pub mod store;

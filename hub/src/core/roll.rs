@@ -111,7 +111,7 @@ pub fn weight(value: &serde_json::Value) -> Result<u64, HubError> {
         })
 }
 
-fn check_name(name: &str) -> Result<String, HubError> {
+pub(crate) fn check_name(name: &str) -> Result<String, HubError> {
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(HubError::InvalidRoll(format!(
@@ -121,7 +121,7 @@ fn check_name(name: &str) -> Result<String, HubError> {
     Ok(name)
 }
 
-fn check_groups(groups: &[String]) -> Result<Vec<String>, HubError> {
+pub(crate) fn check_groups(groups: &[String]) -> Result<Vec<String>, HubError> {
     let mut groups: Vec<String> = groups.iter().map(|g| g.trim().to_owned()).collect();
     if groups
         .iter()

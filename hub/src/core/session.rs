@@ -645,6 +645,15 @@ pub struct OptionView {
     pub name: String,
 }
 
+/// A new session, and what the organiser should know about it (in a
+/// secret vote, members whose weight is unique).
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub warnings: Vec<String>,
+}
+
 /// A session as every door shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {

@@ -67,6 +67,11 @@ pub fn routes(door: HttpDoor) -> Router {
         )
         .route("/api/voters/{code}/reissue", post(voters::reissue))
         .route(
+            "/api/voters/import",
+            post(voters::import).layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT)),
+        )
+        .route("/cards", get(voters::cards))
+        .route(
             "/api/proxies",
             get(voters::proxies).post(voters::give_proxy),
         )

@@ -144,14 +144,5 @@ async fn qr(Query(q): Query<QrQuery>) -> Result<Response, WireError> {
 }
 
 pub fn qr_svg(data: &str) -> Option<String> {
-    if data.is_empty() || data.len() > 256 {
-        return None;
-    }
-    let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
-    Some(
-        code.render::<qrcode::render::svg::Color>()
-            .min_dimensions(200, 200)
-            .quiet_zone(true)
-            .build(),
-    )
+    crate::core::cards::qr_svg(data)
 }

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::core::limits::MAX_VOTER;
-use crate::core::session::{SessionSpec, SessionView};
+use crate::core::session::SessionSpec;
 use crate::core::tally::{BallotInput, Choice};
 use crate::core::{CastRequest, HubError};
 use crate::http::HttpDoor;
@@ -45,15 +45,6 @@ pub struct BallotBody {
     /// A secret ballot's tracker, chosen by the voter's device.
     #[serde(default)]
     pub tracker: Option<Value>,
-}
-
-/// `201` to a new session: the session, and what the organiser should know
-/// about it (a secret vote where a member's weight is unique).
-#[derive(Debug, Serialize)]
-pub struct Created {
-    #[serde(flatten)]
-    pub session: SessionView,
-    pub warnings: Vec<String>,
 }
 
 /// An approval ballot's marks, every key kept as sent: a repeated id must
@@ -110,8 +101,10 @@ pub async fn create(
     _: Admin,
     JsonBody(spec): JsonBody<SessionSpec>,
 ) -> Result<impl IntoResponse, WireError> {
-    let (session, warnings) = door.hub.create_session(spec).await?;
-    Ok((StatusCode::CREATED, Json(Created { session, warnings })))
+    Ok((
+        StatusCode::CREATED,
+        Json(door.hub.create_session(spec).await?),
+    ))
 }
 
 pub async fn edit(

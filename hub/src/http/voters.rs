@@ -2,14 +2,17 @@
 //! edit, reissue a lost card, check a typed code; proxies; attendance.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::HubError;
+use crate::core::cards;
+use crate::core::minutes::Lang;
 use crate::core::roll::{MemberEdit, NewVoter};
+use crate::core::roll_file;
 use crate::http::HttpDoor;
 use crate::http::error::WireError;
 use crate::http::extract::{Admin, JsonBody};
@@ -67,6 +70,41 @@ pub async fn register(
     voters.extend(body.voters);
     let entries = door.hub.register_voters(voters).await?;
     Ok((StatusCode::CREATED, Json(entries)))
+}
+
+/// `POST /api/voters/import`: a roll file (CSV with a header row: name,
+/// groups, weight), taken whole or not at all.
+pub async fn import(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    body: String,
+) -> Result<impl IntoResponse, WireError> {
+    let voters = roll_file::parse(&body)?;
+    let entries = door.hub.register_voters(voters).await?;
+    Ok((StatusCode::CREATED, Json(entries)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CardsQuery {
+    pub lang: Option<String>,
+}
+
+/// `GET /cards[?lang=fr|en]`: one voting card per member, to print.
+pub async fn cards(
+    State(door): State<HttpDoor>,
+    _: Admin,
+    headers: HeaderMap,
+    Query(q): Query<CardsQuery>,
+) -> impl IntoResponse {
+    let lang = Lang::from_accept(q.lang.as_deref().unwrap_or_else(|| {
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }));
+    let urls = crate::net::join_urls(door.local_addr, door.tls.as_ref());
+    let url = urls.first().map(String::as_str).unwrap_or("/");
+    Html(cards::render(&door.hub.roll(), url, lang))
 }
 
 /// Lets the participant page check a voting code when it is typed, and greet

@@ -43,6 +43,11 @@ impl HubProcess {
     }
 
     pub fn start_in(data: &Path) -> HubProcess {
+        HubProcess::start_with(data, &[], "info")
+    }
+
+    /// `votehub serve` on `data` with `extra` flags, logging at `log`.
+    pub fn start_with(data: &Path, extra: &[&str], log: &str) -> HubProcess {
         let mut child = Command::new(binary())
             .args([
                 "serve",
@@ -53,7 +58,8 @@ impl HubProcess {
                 "--data",
             ])
             .arg(data)
-            .env("RUST_LOG", "info")
+            .args(extra)
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -67,7 +73,11 @@ impl HubProcess {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                let rest = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1));
+                if let Some(rest) = rest {
                     let addr: SocketAddr = rest
                         .split_whitespace()
                         .next()
@@ -303,6 +313,27 @@ impl Api {
         assert_eq!(resp.status().as_u16(), 200);
         resp.text().await.expect("csv")
     }
+}
+
+/// Every row of an export's ballot section, by its header: voter → row.
+pub fn csv_rows(
+    csv: &str,
+) -> std::collections::HashMap<String, std::collections::HashMap<String, String>> {
+    let ballots = csv.split("\n\n").nth(1).expect("ballot section");
+    let mut reader = csv::Reader::from_reader(ballots.as_bytes());
+    let headers = reader.headers().expect("headers").clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            let row = headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect();
+            (r[0].to_owned(), row)
+        })
+        .collect()
 }
 
 /// Ballot rows of an export: voter → choice.

@@ -126,7 +126,20 @@ impl Core {
             || !batch.members_before.is_empty()
             || !added.is_empty();
         if attendance_moved {
+            registry.roll_version += 1;
+        }
+        // Presence changes one member at a time (a ballot checks its voter
+        // in): readers get the changes, not a copy of everyone present.
+        if batch.present_before.is_some() {
             registry.present = self.present.clone();
+        } else {
+            for (member, present) in &batch.presence {
+                if *present {
+                    registry.present.insert(member.clone());
+                } else {
+                    registry.present.remove(member);
+                }
+            }
         }
         for (id, before) in &batch.before {
             let Some(session) = self.sessions.get(id) else {

@@ -434,9 +434,19 @@ impl Core {
         if batch.meetings.is_none() {
             batch.meetings = Some(self.meetings.clone());
         }
-        // Nobody is present yet at the new meeting.
+        // Nobody is present yet at the new meeting. An undo puts back who
+        // was present before the batch: the batch's check-ins so far are
+        // taken out of it, and only later ones are undone one by one.
+        let mut before = std::mem::take(&mut self.present);
+        for (member, present) in batch.presence.drain(..).rev() {
+            if present {
+                before.remove(&member);
+            } else {
+                before.insert(member);
+            }
+        }
         if batch.present_before.is_none() {
-            batch.present_before = Some(std::mem::take(&mut self.present));
+            batch.present_before = Some(before);
         }
         if let Some(last) = self.meetings.last_mut() {
             last.ended_at = Some(now);
