@@ -97,27 +97,6 @@ async function refresh() {
   if (roll) checkCode(roll.code, true);
 }
 
-// ── What a ballot looks like ───────────────────────────────────────────────
-
-function ballotLabel(b, meta) {
-  if ('grade' in b) return t(`grade.${b.grade}`);
-  if ('choice' in b) return t(b.choice);
-  if ('options' in b) return b.options.length ? b.options.map((id) => optionName(meta, id)).join(', ') : t('blank');
-  const marked = Object.entries(b.marks).filter(([, m]) => m !== 'abstain');
-  if (!marked.length) return t('blank');
-  return marked.map(([id, m]) => `${optionName(meta, Number(id))} (${t(m)})`).join(', ');
-}
-
-function sameBallot(a, b) {
-  return !!a && !!b && JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** What the ballot's current choice is: the one on its way, else the one
- *  recorded. */
-function mine(id) {
-  return pending[id]?.ballot ?? recorded[id];
-}
-
 // ── Slots: whom this device votes for in a session ──────────────────────────
 
 /** The ballots this device casts in session `meta`: its own (unless its
@@ -276,7 +255,7 @@ function build(id) {
     standing: el('p', { class: 'standing' }),
     groups: el('div', { class: 'groups' }),
     countdown: el('p', { class: 'countdown' }),
-    represented: el('p', { class: 'note represented', role: 'status' }),
+    represented: el('p', { class: 'represented', role: 'status' }),
     all: null,
   };
   s.parts = parts;

@@ -73,7 +73,18 @@ function webdriver(base) {
     },
     close: () => sid && req('DELETE', `/session/${sid}`),
     run: (script, ...args) => req('POST', `/session/${sid}/execute/sync`, { script, args }),
-    async click(css) { await req('POST', `/session/${sid}/element/${await el(css)}/click`, {}); },
+    /** Clicks `css`; an element redrawn between the lookup and the click
+     *  (the roll redraws as people check in) is looked up again. */
+    async click(css) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await req('POST', `/session/${sid}/element/${await el(css)}/click`, {});
+          return;
+        } catch (e) {
+          if (attempt >= 4 || !/stale element/.test(e.message)) throw e;
+        }
+      }
+    },
     async type(css, text) { await req('POST', `/session/${sid}/element/${await el(css)}/value`, { text }); },
     /** Presses `key` with Alt held, on whatever has the focus. */
     async altKey(key) {
@@ -265,6 +276,82 @@ test('import an agenda of three votes, reorder it, open, watch, close, open the 
       (await wd.run(`return document.querySelectorAll('${next} .bar').length`)) === 3
       && (await wd.run(`return document.querySelector('${next} [data-count="o2"]')?.textContent`)) === '1');
     writeFileSync(join(shots(), 'desktop-agenda.png'), Buffer.from(await wd.screenshot(), 'base64'));
+  } finally {
+    await wd.close().catch(() => {});
+  }
+});
+
+test('check in three members by keyboard, give a proxy, watch the register fill', { timeout: 180000 }, async () => {
+  const hubPort = await freePort();
+  const wd = await openApp(`127.0.0.1:${hubPort}`);
+  const hub = `http://127.0.0.1:${hubPort}`;
+  const admin = { authorization: `Bearer ${TOKEN}` };
+  const attendance = async () => (await fetch(`${hub}/api/attendance`)).json();
+  try {
+    await running(wd);
+    // The roll, from a file with weights (pasted through the file input's
+    // text: WebDriver cannot pick files in WebKitGTK).
+    await wd.run("document.querySelector('#roll-add').open = true");
+    await wd.run(`
+      const file = new File([arguments[0]], 'roll.csv', { type: 'text/csv' });
+      const list = new DataTransfer(); list.items.add(file);
+      document.querySelector('#roll-file').files = list.files;`,
+    ['name,groups,weight', 'Ann Martin,,3', 'Bob Durand,,2', 'Cy Petit,,1', 'Dee Roux,,4'].join('\n'));
+    await wd.click('#roll-import');
+    await until('the roll in the window', async () =>
+      (await wd.run("return document.querySelectorAll('#roll-table tbody tr').length")) === 4);
+    const roll = await (await fetch(`${hub}/api/voters`, { headers: admin })).json();
+    const code = Object.fromEntries(roll.map((v) => [v.name, v.code]));
+    assert.deepEqual(roll.map((v) => v.weight), [3, 2, 1, 4]);
+
+    // Keyboard first: type a name (or a code), Enter checks the first match in.
+    for (const typed of ['ann', 'Bob D', code['Cy Petit'].toLowerCase()]) {
+      await wd.run("const s = document.querySelector('#roll-search'); s.value = ''; s.focus();");
+      await wd.type('#roll-search', `${typed}\uE007`);
+      await until(`${typed} checked in`, async () =>
+        /checked in/.test(await wd.run("return document.querySelector('#checkin-status').textContent")));
+      await wd.run("document.querySelector('#checkin-status').textContent = ''");
+    }
+    let a = await attendance();
+    assert.deepEqual([a.present, a.weight_present, a.absent], [3, 6, 1]);
+    await until('the window counts them', async () =>
+      (await wd.run("return document.querySelector('#attendance').dataset.present")) === '3');
+
+    // Dee, absent, gives her proxy to Ann.
+    await wd.run("const s = document.querySelector('#roll-search'); s.value = 'Dee'; s.dispatchEvent(new Event('input'));");
+    await until('Dee alone in the table', async () =>
+      (await wd.run("return document.querySelectorAll('#roll-table tbody tr').length")) === 1);
+    await wd.click(`tr[data-code="${code['Dee Roux']}"] button[data-action="give-proxy"]`);
+    await until('the proxy dialog', async () => await wd.run("return document.querySelector('#proxy-dialog').open"));
+    await wd.type('#proxy-holder', 'Ann Martin');
+    await wd.click('#proxy-form button[value="yes"]');
+    await until('the proxy on the hub', async () => {
+      const list = await (await fetch(`${hub}/api/proxies`, { headers: admin })).json();
+      return list.length === 1 && list[0].to_name === 'Ann Martin';
+    });
+    a = await attendance();
+    assert.deepEqual([a.represented, a.weight_represented], [1, 4]);
+
+    // A vote on the roll: the register fills as ballots arrive.
+    const r = await fetch(`${hub}/api/sessions`, {
+      method: 'POST', headers: admin, body: JSON.stringify({ title: 'Statutes', electorate: 'roll' }),
+    });
+    const session = await r.json();
+    const card = `[data-session="${session.id}"]`;
+    await until('the vote in the window', async () => await wd.run(`return !!document.querySelector('${card} details.register')`));
+    await wd.run(`document.querySelector('${card} details.register').open = true`);
+    const cast = (body) => fetch(`${hub}/api/sessions/${session.id}/votes`, { method: 'POST', body: JSON.stringify(body) });
+    assert.equal((await cast({ voter: code['Bob Durand'], choice: 'for' })).status, 200);
+    const register = () => wd.run(`return [...document.querySelectorAll('${card} .register-list li')].map(li => li.textContent)`);
+    await until('Bob in the register', async () => JSON.stringify(await register()) === '["Bob Durand"]');
+    assert.equal((await cast({ voter: code['Ann Martin'], choice: 'for', on_behalf_of: 'Dee Roux' })).status, 200);
+    assert.equal((await cast({ voter: code['Ann Martin'], choice: 'against' })).status, 200);
+    await until('the register sorted by name', async () =>
+      JSON.stringify(await register()) === '["Ann Martin","Bob Durand","Dee Roux"]');
+    assert.match(await wd.run(`return document.querySelector('${card} .register summary').textContent`), /Who has voted \(3\)/);
+    await until('the weighed turnout', async () =>
+      /3 ballots \(weight 9\)/.test(await wd.run(`return document.querySelector('${card} .turnout').textContent`)));
+    writeFileSync(join(shots(), 'desktop-roll.png'), Buffer.from(await wd.screenshot(), 'base64'));
   } finally {
     await wd.close().catch(() => {});
   }
