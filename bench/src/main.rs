@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
-use crate::api::Api;
+use crate::api::{Api, OnRoll};
 use crate::scenarios::Run;
 use crate::server::ServerProcess;
 use crate::target::Target;
@@ -64,6 +64,15 @@ struct Args {
     /// end on the exact count of every candidate.
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=100))]
     election: Option<u16>,
+    /// Vote on the roll: the bench registers one member per ballot (weights
+    /// 1, 2 and 3 in turn) and each casts one; subscribers must end on the
+    /// weighed split.
+    #[arg(long, conflicts_with = "election")]
+    roll: bool,
+    /// Vote on the roll in a secret session (implies --roll): subscribers
+    /// must end on the number of ballots, every choice masked.
+    #[arg(long, conflicts_with = "election")]
+    secret: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -139,13 +148,31 @@ async fn run(args: Args) -> Result<report::Report, String> {
         .pool_max_idle_per_host(1024)
         .build()
         .map_err(|e| e.to_string())?;
+    let mut api = Api {
+        http,
+        target: target.clone(),
+        token: args.admin_token,
+        election: args.election,
+        roll: None,
+    };
+    if args.roll || args.secret {
+        let members = match args.scenario {
+            Scenario::Fanout { ballots, .. } | Scenario::Ingest { ballots, .. } => ballots,
+            Scenario::Idle { .. } => {
+                return Err("--roll and --secret are for fanout and ingest".into());
+            }
+        };
+        // Registered before anything is measured.
+        let codes = tokio::time::timeout(limit, api.register_roll(members))
+            .await
+            .map_err(|_| format!("gave up after {} s", args.timeout))??;
+        api.roll = Some(OnRoll {
+            codes: Arc::new(codes),
+            secret: args.secret,
+        });
+    }
     let run = Run {
-        api: Api {
-            http,
-            target: target.clone(),
-            token: args.admin_token,
-            election: args.election,
-        },
+        api,
         target,
         server: args.server_pid.map(ServerProcess),
         rcvbuf: args.rcvbuf,

@@ -14,6 +14,10 @@ pub struct Report {
     /// Candidates, when the ballots were for an election.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub election: Option<u16>,
+    /// Ballots from weighed members of the roll (`Some(true)`: a secret
+    /// vote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roll: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +62,16 @@ impl Report {
         ];
         if self.ballots > 0 {
             rows.push(("ballots", self.ballots.to_string()));
+        }
+        if let Some(secret) = self.roll {
+            rows.push((
+                "electorate",
+                if secret {
+                    "roll, weights 1-3, secret".to_owned()
+                } else {
+                    "roll, weights 1-3".to_owned()
+                },
+            ));
         }
         if let Some(n) = self.election {
             rows.push(("election", format!("{n} candidates")));

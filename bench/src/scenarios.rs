@@ -32,6 +32,7 @@ impl Run {
             scenario,
             target: self.target.base.clone(),
             election: self.api.election,
+            roll: self.api.roll.as_ref().map(|r| r.secret),
             ..Report::default()
         }
     }
@@ -58,7 +59,12 @@ pub async fn fanout(
     report.ballots = ballots;
     report.rate = Some(rate);
     let session = run.api.create_session("bench fanout").await?;
-    let stats = Arc::new(Stats::new(ballots, subscribers, run.api.election)?);
+    let stats = Arc::new(Stats::new(
+        ballots,
+        subscribers,
+        run.api.election,
+        run.api.expected_for(ballots),
+    )?);
     let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
     // Let the initial tallies settle before the clock starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -157,7 +163,7 @@ pub async fn idle(run: &Run, subscribers: usize, hold: u64) -> Result<Report, St
     report.subscribers = subscribers;
     let session = run.api.create_session("bench idle").await?;
     let before = run.server.as_ref().and_then(ServerProcess::rss_kb);
-    let stats = Arc::new(Stats::new(0, subscribers, None)?);
+    let stats = Arc::new(Stats::new(0, subscribers, None, 0)?);
     let t0 = Instant::now();
     let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
     tokio::time::sleep(Duration::from_secs(hold.min(60))).await;
@@ -185,7 +191,12 @@ pub async fn ingest(
     report.ballots = ballots;
     report.clients = Some(clients);
     let session = run.api.create_session("bench ingest").await?;
-    let stats = Arc::new(Stats::new(ballots, subscribers, run.api.election)?);
+    let stats = Arc::new(Stats::new(
+        ballots,
+        subscribers,
+        run.api.election,
+        run.api.expected_for(ballots),
+    )?);
     let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
     let next = Arc::new(AtomicU64::new(1));
     let bar = progress(ballots, "ballots");

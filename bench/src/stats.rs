@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::api::{expected_for, expected_votes};
+use crate::api::expected_votes;
 
 #[derive(Debug, Serialize)]
 pub struct Percentiles {
@@ -46,8 +46,10 @@ pub struct Stats {
     pub delivered: AtomicU64,
     /// Whether deliveries are being counted (during the measured part).
     pub counting: AtomicBool,
-    /// Last `votes_total` and `votes_for` each subscriber saw.
+    /// Last ballot count and `votes_for` each subscriber saw.
     last: Vec<(AtomicU64, AtomicU64)>,
+    /// The `votes_for` every subscriber must end on.
+    expect_for: u64,
     pub errors: AtomicU64,
     /// From sending a ballot to its acknowledgement.
     acks: Mutex<Histogram<u64>>,
@@ -58,7 +60,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(ballots: u64, subscribers: usize, election: Option<u16>) -> Result<Stats, String> {
+    pub fn new(
+        ballots: u64,
+        subscribers: usize,
+        election: Option<u16>,
+        expect_for: u64,
+    ) -> Result<Stats, String> {
         Ok(Stats {
             start: Instant::now(),
             sent: (0..ballots).map(|_| AtomicU64::new(0)).collect(),
@@ -70,6 +77,7 @@ impl Stats {
             last: (0..subscribers)
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
+            expect_for,
             errors: AtomicU64::new(0),
             acks: Mutex::new(histogram()?),
             election,
@@ -125,7 +133,11 @@ impl Stats {
         let Ok(text) = std::str::from_utf8(text) else {
             return;
         };
-        let Some(total) = number_after(text, "\"votes_total\":") else {
+        // The number of ballots: votehub says it (`ballots`, which weights
+        // do not change); the seed's count is `votes_total`.
+        let Some(total) =
+            number_after(text, "\"ballots\":").or_else(|| number_after(text, "\"votes_total\":"))
+        else {
             return;
         };
         let Some((seen_total, seen_for)) = self.last.get(i) else {
@@ -165,7 +177,7 @@ impl Stats {
             let done = match self.election {
                 None => self.last.iter().all(|(t, f)| {
                     t.load(Ordering::Relaxed) == ballots
-                        && f.load(Ordering::Relaxed) == expected_for(ballots)
+                        && f.load(Ordering::Relaxed) == self.expect_for
                 }),
                 Some(n) => {
                     self.last
@@ -232,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_tally_seen_records_the_latency_of_each_new_ballot() {
-        let stats = Stats::new(3, 1, None).expect("stats");
+        let stats = Stats::new(3, 1, None, 2).expect("stats");
         stats.sending(1);
         stats.sending(2);
         stats.record(0, br#"{"votes_for":2,"votes_total":2}"#);
@@ -240,6 +252,17 @@ mod tests {
         assert!(latency.p50 <= latency.max);
         // An older tally arriving late records nothing more.
         stats.record(0, br#"{"votes_for":1,"votes_total":1}"#);
+    }
+
+    #[test]
+    fn weighed_frames_are_counted_by_ballots() {
+        // Weights move votes_total by more than one per ballot: the
+        // ballot count is what tells how many arrived.
+        let stats = Stats::new(2, 1, None, 5).expect("stats");
+        stats.sending(1);
+        stats.sending(2);
+        stats.record(0, br#"{"votes_for":5,"votes_total":5,"ballots":2}"#);
+        assert_eq!(stats.last[0].0.load(Ordering::Relaxed), 2);
     }
 
     #[test]

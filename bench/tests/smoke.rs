@@ -179,6 +179,56 @@ async fn an_election_ends_exact_on_every_candidate() {
     hub.stop().await.expect("stop");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn weighed_and_secret_votes_on_the_roll_end_exact() {
+    let (hub, _dir) = hub().await;
+    let ingest = [
+        "ingest",
+        "--clients",
+        "4",
+        "--ballots",
+        "300",
+        "--subscribers",
+        "5",
+    ];
+    let r = bench(&hub, &[&["--roll"][..], &ingest[..]].concat()).await;
+    assert_eq!(
+        (
+            r["exact"].as_bool(),
+            r["errors"].as_u64(),
+            r["roll"].as_bool()
+        ),
+        (Some(true), Some(0), Some(false)),
+        "{r}"
+    );
+    // 300 members weighing 1, 2, 3 in turn; every third ballot (a member
+    // of weight 3) against.
+    let tally = &hub.hub.sessions(None)[0].tally;
+    let counts = tally.motion().expect("a motion");
+    assert_eq!(
+        (counts.votes_for, counts.votes_against, tally.ballots),
+        (300, 300, 300)
+    );
+    let r = bench(&hub, &[&["--secret"][..], &ingest[..]].concat()).await;
+    assert_eq!(
+        (
+            r["exact"].as_bool(),
+            r["errors"].as_u64(),
+            r["roll"].as_bool()
+        ),
+        (Some(true), Some(0), Some(true)),
+        "{r}"
+    );
+    let secret = hub
+        .hub
+        .sessions(None)
+        .into_iter()
+        .find(|s| s.secrecy == votehub::core::session::Secrecy::Secret)
+        .expect("the secret session");
+    assert_eq!(secret.tally.ballots, 300);
+    hub.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn only_local_targets_are_loaded() {
     let out = run(&[&[

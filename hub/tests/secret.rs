@@ -124,7 +124,12 @@ async fn nothing_links_a_member_to_a_choice() {
     for client in 0..20 {
         let (api, id, codes, arrival) = (api.clone(), id.clone(), codes.clone(), arrival.clone());
         clients.push(tokio::spawn(async move {
-            for m in (client..MEMBERS).step_by(20) {
+            // Members vote in an order unrelated to their registration
+            // (73 is prime to 200: every member once).
+            for m in (client..MEMBERS)
+                .step_by(20)
+                .map(|i| (i * 73 + 11) % MEMBERS)
+            {
                 let choice = CHOICES[(m * 7 + m / 3) % 3];
                 let tracker = format!("tracker-{m:03}-{:08x}", m * 2_654_435_761 % 4_294_967_291);
                 let body = json!({"voter": codes[m], "choice": choice, "tracker": tracker,
@@ -252,11 +257,12 @@ async fn nothing_links_a_member_to_a_choice() {
             .expect("count");
         assert_eq!(n, 0, "nothing of the secret vote in {table}");
     }
-    // Rows as stored (no ORDER BY: the file's own order).
+    // Rows as stored (no ORDER BY: the file's own order, which is also
+    // their slots' order).
     let mut stmt = conn
         .prepare("SELECT slot, choice, tracker FROM secret_ballots WHERE session_id = ?1")
         .expect("ballots");
-    let stored: Vec<(String, String, String)> = stmt
+    let stored: Vec<(i64, String, String)> = stmt
         .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .expect("rows")
         .collect::<Result<_, _>>()

@@ -92,6 +92,9 @@ pub struct Roll {
     by_id: HashMap<String, usize>,
     by_code: HashMap<String, usize>,
     by_name: HashMap<String, usize>,
+    /// Holder id → the members whose proxies it holds (their indexes), so
+    /// that listing a roll of thousands stays linear.
+    held: HashMap<String, Vec<usize>>,
 }
 
 /// Why a proxy cannot be given: each says so in words.
@@ -162,11 +165,32 @@ impl Roll {
         self.by_name.get(name.trim()).map(|&i| &self.members[i])
     }
 
-    /// The members whose proxies `holder` holds.
+    /// The members whose proxies `holder` holds, in registration order.
     pub fn represented_by(&self, holder: &str) -> impl Iterator<Item = &Member> {
-        self.members
-            .iter()
-            .filter(move |m| m.proxy_to.as_deref() == Some(holder))
+        self.held
+            .get(holder)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.members[i])
+    }
+
+    fn hold(&mut self, i: usize) {
+        if let Some(holder) = self.members[i].proxy_to.clone() {
+            let givers = self.held.entry(holder).or_default();
+            let at = givers.partition_point(|&g| g < i);
+            givers.insert(at, i);
+        }
+    }
+
+    fn unhold(&mut self, i: usize, holder: Option<&str>) {
+        if let Some(holder) = holder
+            && let Some(givers) = self.held.get_mut(holder)
+        {
+            givers.retain(|&g| g != i);
+            if givers.is_empty() {
+                self.held.remove(holder);
+            }
+        }
     }
 
     /// The roll's total weight.
@@ -181,9 +205,11 @@ impl Roll {
                 let old = std::mem::replace(&mut self.members[i], member);
                 self.by_code.remove(&old.code);
                 self.by_name.remove(&old.name);
+                self.unhold(i, old.proxy_to.as_deref());
                 let new = &self.members[i];
                 self.by_code.insert(new.code.clone(), i);
                 self.by_name.insert(new.name.clone(), i);
+                self.hold(i);
             }
             None => {
                 let i = self.members.len();
@@ -191,13 +217,19 @@ impl Roll {
                 self.by_code.insert(member.code.clone(), i);
                 self.by_name.insert(member.name.clone(), i);
                 self.members.push(member);
+                self.hold(i);
             }
         }
     }
 
     /// Forgets every member after the first `len` (an undone registration).
     pub fn truncate(&mut self, len: usize) {
-        for m in self.members.drain(len.min(self.members.len())..) {
+        let from = len.min(self.members.len());
+        for i in (from..self.members.len()).rev() {
+            let holder = self.members[i].proxy_to.clone();
+            self.unhold(i, holder.as_deref());
+        }
+        for m in self.members.drain(from..) {
             self.by_id.remove(&m.id);
             self.by_code.remove(&m.code);
             self.by_name.remove(&m.name);
@@ -386,15 +418,12 @@ fn new_code() -> String {
     code
 }
 
-/// A member's id: random, so that it says nothing of the order members
-/// were registered or voted in.
+/// A member's id: a UUIDv7, ordered by registration (which the roll shows
+/// anyway) and so by nothing that happens in a vote. Rows kept under it
+/// (ballots, attendance, who voted in a secret vote) land in the tables in
+/// that order, which keeps their indexes compact.
 fn new_member_id() -> String {
-    let bytes: [u8; 12] = rand::rng().random();
-    let mut id = String::from("m-");
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("m-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Accepts a code as people type it: any case, with or without the dash or

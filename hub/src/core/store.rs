@@ -65,12 +65,12 @@ pub struct BallotRecord {
     pub holder: Option<String>,
 }
 
-/// A secret ballot: what was voted, with nothing of who voted it. Kept
-/// under a random slot, so that the order of the rows says nothing of the
-/// order of the ballots.
+/// A secret ballot: what was voted, with nothing of who voted it. While
+/// the vote is open a batch's ballots are written in an order unrelated to
+/// their arrival; at the close the store puts them all in a random order
+/// ([`Write::ShuffleSecret`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretBallot {
-    pub slot: String,
     pub ballot: Ballot,
     pub weight: u64,
     /// Chosen by the voter's device, to find their ballot after the close.
@@ -142,6 +142,9 @@ pub enum Write {
     /// What was voted in a secret session (a batch writes these in an order
     /// unrelated to the ballots' arrival).
     SecretBallot { session: Uuid, ballot: SecretBallot },
+    /// A secret vote closes: its ballots are rewritten in a random order,
+    /// and nothing of the order they were written in is left.
+    ShuffleSecret(Uuid),
     /// Where a session stands after the batch (written once per batch and
     /// session, after its ballots).
     State { session: Uuid, state: SessionState },
@@ -175,8 +178,9 @@ pub trait Store: Send + 'static {
     fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError>;
     /// All ballots of a session, in the order they were last cast.
     fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError>;
-    /// A secret session's ballots (in slot order: random) and who voted
-    /// (member ids, in id order: random).
+    /// A secret session's ballots (in the order they are kept: random once
+    /// the vote is closed) and who voted (member ids, in id order: the
+    /// order of registration).
     fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError>;
     /// Leaves nothing of a secret vote's history in the files beyond what
     /// its tables hold (called after a secret session closes).

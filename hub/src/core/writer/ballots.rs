@@ -35,8 +35,8 @@ fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Inconsistent(e.to_string()))
 }
 
-/// 24 random hex digits: a secret ballot's slot, or a tracker the hub
-/// chooses when the device sent none.
+/// 24 random hex digits: the tracker the hub chooses when the device sent
+/// none.
 fn random_hex() -> String {
     let bytes: [u8; 12] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -214,7 +214,6 @@ impl Core {
             batch.secret.push((
                 id,
                 SecretBallot {
-                    slot: random_hex(),
                     ballot,
                     weight: counted.weight,
                     tracker,
@@ -258,11 +257,15 @@ impl Core {
     }
 
     /// Writes the batch's secret ballots in an order unrelated to their
-    /// arrival.
+    /// arrival, then puts every ballot of the secret votes it closed in a
+    /// random order.
     pub fn write_secret(&self, batch: &mut Batch, txn: &mut dyn Txn) -> Result<(), StoreError> {
         batch.secret.shuffle(&mut rand::rng());
         for (session, ballot) in batch.secret.drain(..) {
             txn.write(&Write::SecretBallot { session, ballot })?;
+        }
+        for session in &batch.shuffle {
+            txn.write(&Write::ShuffleSecret(*session))?;
         }
         Ok(())
     }

@@ -167,8 +167,9 @@ pub(crate) struct Batch {
     pub present_before: Option<HashSet<String>>,
     /// Secret ballots, written at the end of the batch in random order.
     pub secret: Vec<(Uuid, SecretBallot)>,
-    /// A secret vote closed: the store scrubs its files after the commit.
-    pub scrub: bool,
+    /// Secret votes closed by the batch: their ballots are shuffled in the
+    /// same commit, and the store scrubs its files after it.
+    pub shuffle: Vec<Uuid>,
     /// The meetings before the batch, if it changed them.
     pub meetings: Option<Vec<Meeting>>,
     /// The list of sessions changed (the lobby ticks).
@@ -415,7 +416,7 @@ impl Writer {
         let outcome = outcome.and_then(|()| txn.commit());
         match outcome {
             Ok(()) => {
-                if batch.scrub
+                if !batch.shuffle.is_empty()
                     && let Err(e) = self.store.scrub()
                 {
                     tracing::warn!(error = %e, "a secret vote closed; its files could not be scrubbed");

@@ -526,7 +526,7 @@ fn decide(session: &mut CoreSession, at: Time, presence: Option<Presence>, batch
         SessionKind::Election(e) => elect(rule, usize::from(e.seats), &state.tally, presence),
     };
     if session.meta.secrecy == Secrecy::Secret {
-        batch.scrub = true;
+        batch.shuffle.push(session.meta.id);
     }
     state.status = Status::Closed;
     state.result = Some(result);

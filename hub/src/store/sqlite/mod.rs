@@ -94,6 +94,9 @@ impl SqliteStore {
         // Deleted content is overwritten, not left in free pages: a secret
         // vote's history must not outlive it in the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
+        // Temporary tables (a secret vote shuffled at its close) never
+        // touch the disk.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         if fresh {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
@@ -226,25 +229,24 @@ fn ballot_record(r: &Row<'_>) -> Result<BallotRecord, StoreError> {
     })
 }
 
-/// A secret session's ballots (in slot order, which is random) and the
-/// ids of the members who voted (in id order, also random).
+/// A secret session's ballots (in the order kept: random once closed) and
+/// the ids of the members who voted (in id order: registration's).
 fn read_secret(
     conn: &Connection,
     session: Uuid,
 ) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
     let id = session.to_string();
     let mut stmt = conn.prepare_cached(
-        "SELECT slot, choice, grade, options, marks, weight, tracker FROM secret_ballots
+        "SELECT choice, grade, options, marks, weight, tracker FROM secret_ballots
          WHERE session_id = ?1 ORDER BY slot",
     )?;
     let mut rows = stmt.query(params![id])?;
     let mut ballots = Vec::new();
     while let Some(r) = rows.next()? {
         ballots.push(SecretBallot {
-            slot: r.get(0)?,
-            ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
-            weight: columns::weight_from(r.get(5)?)?,
-            tracker: r.get(6)?,
+            ballot: columns::ballot_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)?,
+            weight: columns::weight_from(r.get(4)?)?,
+            tracker: r.get(5)?,
         });
     }
     let mut stmt = conn.prepare_cached(
@@ -581,17 +583,45 @@ impl Txn for SqliteTxn<'_> {
                         voted.answer
                     ])?;
             }
+            Write::ShuffleSecret(session) => {
+                // Copied out in a random order, deleted (secure_delete
+                // zeroes them), and written back in that order: the rows,
+                // their slots and their pages keep nothing of the order the
+                // ballots came in. The copy lives in memory only.
+                let id = session.to_string();
+                self.tx.execute_batch(
+                    "DROP TABLE IF EXISTS temp.shuffled;
+                     CREATE TEMP TABLE shuffled (choice TEXT, grade INTEGER, options TEXT,
+                        marks TEXT, weight INTEGER NOT NULL, tracker TEXT NOT NULL);",
+                )?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO temp.shuffled SELECT choice, grade, options, marks, weight, tracker
+                         FROM secret_ballots WHERE session_id = ?1 ORDER BY random()",
+                    )?
+                    .execute(params![id])?;
+                self.tx
+                    .prepare_cached("DELETE FROM secret_ballots WHERE session_id = ?1")?
+                    .execute(params![id])?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO secret_ballots (session_id, choice, grade, options, marks, weight, tracker)
+                         SELECT ?1, choice, grade, options, marks, weight, tracker
+                         FROM temp.shuffled ORDER BY rowid",
+                    )?
+                    .execute(params![id])?;
+                self.tx.execute_batch("DROP TABLE temp.shuffled;")?;
+            }
             Write::SecretBallot { session, ballot } => {
                 let c = columns::ballot(&ballot.ballot);
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO secret_ballots (session_id, slot, choice, grade, options, marks,
+                        "INSERT INTO secret_ballots (session_id, choice, grade, options, marks,
                             weight, tracker)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
                         session.to_string(),
-                        ballot.slot,
                         c.choice,
                         c.grade,
                         c.options,

@@ -117,18 +117,18 @@ pub fn migrations() -> Migrations<'static> {
                 PRIMARY KEY (session_id, member_id)
             ) WITHOUT ROWID;
             CREATE TABLE secret_ballots (
+                slot        INTEGER PRIMARY KEY,
                 session_id  TEXT NOT NULL REFERENCES sessions(id),
-                slot        TEXT NOT NULL,
                 choice      TEXT,
                 grade       INTEGER,
                 options     TEXT,
                 marks       TEXT,
                 weight      INTEGER NOT NULL,
                 tracker     TEXT NOT NULL,
-                PRIMARY KEY (session_id, slot),
                 CHECK ((choice IS NOT NULL) + (grade IS NOT NULL)
                        + (options IS NOT NULL) + (marks IS NOT NULL) = 1)
-            ) WITHOUT ROWID;",
+            );
+            CREATE INDEX secret_ballots_session ON secret_ballots(session_id);",
         ),
     ])
 }

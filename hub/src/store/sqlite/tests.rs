@@ -418,7 +418,6 @@ fn a_secret_vote_keeps_who_voted_apart_from_what() {
             Write::SecretBallot {
                 session: id,
                 ballot: SecretBallot {
-                    slot: "ffff".into(),
                     ballot: Ballot::Choice(Choice::For),
                     weight: 2,
                     tracker: "t".repeat(16),
