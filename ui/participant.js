@@ -434,18 +434,38 @@ async function send(key) {
   if (pending[key] && pending[key].ballot_id !== waiting.ballot_id) send(key);
 }
 
+/** The longest ballot session `meta` takes: its body is what every
+ *  ballot's is padded to. */
+function longestBallot(meta) {
+  if (meta.kind !== 'election') return meta.scale === 'nuanced' ? { grade: -3 } : { choice: 'against' };
+  const ids = meta.options.map((o) => o.id);
+  if (meta.method === 'approval') return { marks: Object.fromEntries(ids.map((i) => [i, 'against'])) };
+  return { options: ids.slice(-Math.max(1, meta.max ?? ids.length)) };
+}
+
+/** `fields` as JSON, padded to the length of the longest ballot the
+ *  session takes (rounded up to 64 bytes): over HTTPS, the size of a
+ *  request then says nothing of the choice in it. */
+function padded(fields, ballot, meta) {
+  const text = JSON.stringify({ ...fields, ...ballot });
+  const longest = JSON.stringify({ ...fields, ...longestBallot(meta), pad: '' }).length;
+  const target = Math.ceil((longest + 1) / 64) * 64;
+  const room = target - text.length - ',"pad":""'.length;
+  return JSON.stringify({ ...fields, ...ballot, pad: ' '.repeat(Math.max(0, room)) });
+}
+
 async function post(key, s, waiting) {
   const id = s.meta.id;
   const voter = s.meta.electorate === 'roll' ? roll?.code : voterId;
-  const body = { voter, ...waiting.ballot, ballot_id: waiting.ballot_id };
-  if (waiting.on_behalf_of) body.on_behalf_of = waiting.on_behalf_of;
-  if (waiting.tracker) body.tracker = waiting.tracker;
+  const fields = { voter, ballot_id: waiting.ballot_id };
+  if (waiting.on_behalf_of) fields.on_behalf_of = waiting.on_behalf_of;
+  if (waiting.tracker) fields.tracker = waiting.tracker;
   let r;
   try {
     r = await fetch(`/api/sessions/${id}/votes`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+      body: padded(fields, waiting.ballot, s.meta),
     });
   } catch {
     notes[key] = t('pending');

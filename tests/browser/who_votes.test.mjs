@@ -39,6 +39,8 @@ test('a proxy holder votes for herself and two others, at once and apart', async
     const budget = await h.create({ title: 'Budget 2027', electorate: 'roll' });
     // The card's QR code: the join address with her code filled in.
     const { page: p, context, errors } = await page(`${hub.url}/?code=${c.Ann}`);
+    const sent = [];
+    p.on('request', (r) => { if (r.url().endsWith('/votes')) sent.push(r.postData()); });
     const card = `[data-session="${budget.id}"]`;
     await until('her ballots', async () => (await p.$$(`${card} .slot`)).length === 4);
     assert.equal(new URL(p.url()).search, '', 'the code is wiped from the address bar');
@@ -59,6 +61,11 @@ test('a proxy holder votes for herself and two others, at once and apart', async
     s = await h.session(budget.id);
     assert.deepEqual([s.tally.for, s.tally.against, s.tally.ballots], [5, 5, 3]);
     assert.match(await p.textContent(`${card} [data-slot="Cy"] .note`), /Against — recorded/);
+    // Every ballot is padded to one size: over HTTPS its length says
+    // nothing of its choice.
+    const forCy = sent.filter((b) => JSON.parse(b).on_behalf_of === 'Cy');
+    assert.deepEqual(forCy.map((b) => JSON.parse(b).choice), ['for', 'against']);
+    assert.equal(forCy[0].length, forCy[1].length, 'for and against have one size');
     assert.match(await p.textContent(`${card} .turnout`), /3 ballots \(weight 10\)/);
     // Bob's own page: his proxy is held; he cannot vote himself.
     const bob = await page(`${hub.url}/?code=${c.Bob}`);

@@ -45,6 +45,10 @@ pub struct BallotBody {
     /// A secret ballot's tracker, chosen by the voter's device.
     #[serde(default)]
     pub tracker: Option<Value>,
+    /// Ignored: pages pad their ballots to one size, so that over HTTPS
+    /// the size of a request says nothing of its choice.
+    #[serde(default, rename = "pad")]
+    pub _pad: Option<serde::de::IgnoredAny>,
 }
 
 /// An approval ballot's marks, every key kept as sent: a repeated id must
