@@ -245,7 +245,7 @@ async fn nothing_links_a_member_to_a_choice() {
     );
     assert_eq!(
         columns(&conn, "secret_voted"),
-        ["answer", "ballot_id", "member_id", "session_id"]
+        ["answer", "ballot_id", "holder", "member_id", "session_id"]
     );
     for table in ["ballots", "answers"] {
         let n: i64 = conn

@@ -112,8 +112,12 @@ pub struct Loaded {
     pub sessions: Vec<StoredSession>,
     /// In registration order.
     pub voters: Vec<Member>,
-    /// Who is present at the current meeting (member ids).
+    /// Who is present at the current meeting (member ids): checked in by a
+    /// moderator, or by a ballot of theirs (and not checked out since).
     pub present: Vec<String>,
+    /// Check-ins and check-outs by moderators at the current meeting
+    /// (member id, present).
+    pub checked: Vec<(String, bool)>,
 }
 
 /// One change, written inside a transaction.
@@ -133,10 +137,12 @@ pub enum Write {
         ballot_id: String,
         answer: String,
     },
-    /// That a member voted in a secret session.
+    /// That a member voted in a secret session (and who cast it for them,
+    /// by proxy: whom the ballot checked in).
     SecretVoted {
         session: Uuid,
         member: String,
+        holder: Option<String>,
         voted: Voted,
     },
     /// What was voted in a secret session (a batch writes these in an order
@@ -150,7 +156,10 @@ pub enum Write {
     State { session: Uuid, state: SessionState },
     /// A member added, or changed (name, groups, weight, code, proxy).
     Member(Member),
-    /// A member checked in or out of a meeting.
+    /// A member checked in or out of a meeting by a moderator (or back in
+    /// by a ballot after a check-out). A ballot checks its voter in by
+    /// itself: the store counts everyone who cast (or held) a ballot of
+    /// the meeting as present, unless checked out.
     Presence {
         meeting: Uuid,
         member: String,

@@ -201,6 +201,7 @@ impl Core {
             txn.write(&Write::SecretVoted {
                 session: id,
                 member: counted.key.clone(),
+                holder: counted.holder.clone(),
                 voted: Voted {
                     ballot_id: req.ballot_id.clone(),
                     answer: Some(kept),
@@ -251,7 +252,13 @@ impl Core {
         if let Some(member) = counted.present
             && meeting == self.current_meeting()
         {
-            self.mark(&member, true, txn, batch)?;
+            if let Some(old) = &previous {
+                let cast_by = old.holder.as_deref().unwrap_or(&old.voter);
+                if cast_by != member {
+                    self.keep_checked_in(cast_by, txn, batch)?;
+                }
+            }
+            self.ballot_checks_in(&member, txn, batch)?;
         }
         Ok(Ok(answer))
     }

@@ -19,6 +19,7 @@ impl Core {
             self.roll.put(member);
         }
         self.present = loaded.present.into_iter().collect();
+        self.checked = loaded.checked.into_iter().collect();
         self.meetings = loaded.meetings;
         for stored in loaded.sessions {
             let meta = Arc::new(stored.meta);
@@ -97,8 +98,15 @@ impl Core {
                 self.present.insert(member.clone());
             }
         }
-        if let Some(present) = &batch.present_before {
+        for (member, before) in batch.checked.iter().rev() {
+            match before {
+                Some(was) => self.checked.insert(member.clone(), *was),
+                None => self.checked.remove(member),
+            };
+        }
+        if let Some((present, checked)) = &batch.present_before {
             self.present = present.clone();
+            self.checked = checked.clone();
         }
         if let Some(meetings) = &batch.meetings {
             self.meetings = meetings.clone();

@@ -140,6 +140,9 @@ pub(crate) struct Core {
     pub roll: Roll,
     /// Who is present at the current meeting (member ids).
     pub present: HashSet<String>,
+    /// Moderators' check-ins (true) and check-outs (false) at the current
+    /// meeting; everyone else present was checked in by a ballot.
+    pub checked: HashMap<String, bool>,
     pub board: Board,
     pub limits: Limits,
 }
@@ -163,8 +166,12 @@ pub(crate) struct Batch {
     pub members_before: Vec<Member>,
     /// Presence changed by the batch: (member, now present).
     pub presence: Vec<(String, bool)>,
-    /// Everyone present before the batch, if it began a new meeting.
-    pub present_before: Option<HashSet<String>>,
+    /// Check-ins and check-outs recorded by the batch, with what the member
+    /// had before (none, or an earlier check-in or check-out).
+    pub checked: Vec<(String, Option<bool>)>,
+    /// Everyone present, and every check-in, before the batch, if it began
+    /// a new meeting.
+    pub present_before: Option<(HashSet<String>, HashMap<String, bool>)>,
     /// Secret ballots, written at the end of the batch in random order.
     pub secret: Vec<(Uuid, SecretBallot)>,
     /// Secret votes closed by the batch: their ballots are shuffled in the
@@ -219,6 +226,7 @@ impl Writer {
             meetings: Vec::new(),
             roll: Roll::default(),
             present: HashSet::new(),
+            checked: HashMap::new(),
             board,
             limits,
         };

@@ -152,6 +152,8 @@ impl Core {
         Ok(Ok(self.change(member, txn, batch)?))
     }
 
+    /// A moderator checks a member in or out of the current meeting; it
+    /// is kept as such (a later ballot checks them in again).
     pub fn set_presence(
         &mut self,
         code: &str,
@@ -163,34 +165,75 @@ impl Core {
             Ok(m) => m.clone(),
             Err(refusal) => return Ok(Err(refusal)),
         };
-        self.mark(&member.id, present, txn, batch)?;
+        self.check(&member.id, present, txn, batch)?;
         Ok(Ok(member))
     }
 
-    /// Checks a member in or out of the current meeting (nothing if they
-    /// already are).
-    pub fn mark(
+    /// Records a check-in or check-out (nothing if it is already so).
+    fn check(
         &mut self,
         member: &str,
         present: bool,
         txn: &mut dyn Txn,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
-        if self.present.contains(member) == present {
+        let before = self.checked.get(member).copied();
+        if before != Some(present) {
+            txn.write(&Write::Presence {
+                meeting: self.current_meeting(),
+                member: member.to_owned(),
+                present,
+            })?;
+            self.checked.insert(member.to_owned(), present);
+            batch.checked.push((member.to_owned(), before));
+        }
+        self.set_present(member, present, batch);
+        Ok(())
+    }
+
+    /// A ballot checks its voter in. The ballot itself is the record (the
+    /// store counts who cast or held one as present), so nothing more is
+    /// written — unless a moderator had checked them out.
+    pub fn ballot_checks_in(
+        &mut self,
+        member: &str,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if self.present.contains(member) {
             return Ok(());
         }
-        txn.write(&Write::Presence {
-            meeting: self.current_meeting(),
-            member: member.to_owned(),
-            present,
-        })?;
-        if present {
-            self.present.insert(member.to_owned());
-        } else {
-            self.present.remove(member);
+        if self.checked.get(member) == Some(&false) {
+            return self.check(member, true, txn, batch);
         }
-        batch.presence.push((member.to_owned(), present));
+        self.set_present(member, true, batch);
         Ok(())
+    }
+
+    /// A named ballot replaced by one that another member cast (a proxy
+    /// taken back, say): the one who cast the first may have no other
+    /// ballot to say they came, so their presence is recorded as such.
+    pub fn keep_checked_in(
+        &mut self,
+        member: &str,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if self.present.contains(member) && !self.checked.contains_key(member) {
+            self.check(member, true, txn, batch)?;
+        }
+        Ok(())
+    }
+
+    fn set_present(&mut self, member: &str, present: bool, batch: &mut Batch) {
+        let changed = if present {
+            self.present.insert(member.to_owned())
+        } else {
+            self.present.remove(member)
+        };
+        if changed {
+            batch.presence.push((member.to_owned(), present));
+        }
     }
 }
 

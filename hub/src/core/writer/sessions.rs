@@ -445,8 +445,15 @@ impl Core {
                 before.insert(member);
             }
         }
+        let mut checked = std::mem::take(&mut self.checked);
+        for (member, was) in batch.checked.drain(..).rev() {
+            match was {
+                Some(was) => checked.insert(member, was),
+                None => checked.remove(&member),
+            };
+        }
         if batch.present_before.is_none() {
-            batch.present_before = Some(before);
+            batch.present_before = Some((before, checked));
         }
         if let Some(last) = self.meetings.last_mut() {
             last.ended_at = Some(now);

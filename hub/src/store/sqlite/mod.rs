@@ -258,6 +258,44 @@ fn read_secret(
     Ok((ballots, voted))
 }
 
+/// Who is present at meeting `meeting`, and the moderators' check-ins and
+/// check-outs: present are those checked in, and those who cast or held a
+/// ballot of the meeting on the roll, unless checked out.
+fn read_presence(
+    conn: &Connection,
+    meeting: Uuid,
+) -> Result<(Vec<String>, Vec<(String, bool)>), StoreError> {
+    let id = meeting.to_string();
+    let mut stmt =
+        conn.prepare("SELECT member_id, present FROM attendance WHERE meeting_id = ?1")?;
+    let checked: Vec<(String, bool)> = stmt
+        .query_map(params![id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(b.holder, b.voter) FROM ballots b JOIN sessions s ON s.id = b.session_id
+         WHERE s.meeting_id = ?1 AND s.electorate = 'roll'
+         UNION
+         SELECT coalesce(v.holder, v.member_id) FROM secret_voted v JOIN sessions s ON s.id = v.session_id
+         WHERE s.meeting_id = ?1",
+    )?;
+    let voted: Vec<String> = stmt
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let explicit: std::collections::HashMap<&str, bool> =
+        checked.iter().map(|(m, p)| (m.as_str(), *p)).collect();
+    let mut present: Vec<String> = checked
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(m, _)| m.clone())
+        .collect();
+    present.extend(
+        voted
+            .into_iter()
+            .filter(|m| !explicit.contains_key(m.as_str())),
+    );
+    Ok((present, checked))
+}
+
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
@@ -309,12 +347,7 @@ impl Store for SqliteStore {
             }
         }
         if let Some(current) = loaded.meetings.last() {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT member_id FROM attendance WHERE meeting_id = ?1")?;
-            loaded.present = stmt
-                .query_map(params![current.id.to_string()], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            (loaded.present, loaded.checked) = read_presence(&self.conn, current.id)?;
         }
         Ok(loaded)
     }
@@ -557,28 +590,28 @@ impl Txn for SqliteTxn<'_> {
                 member,
                 present,
             } => {
-                let sql = if *present {
-                    "INSERT OR IGNORE INTO attendance (meeting_id, member_id) VALUES (?1, ?2)"
-                } else {
-                    "DELETE FROM attendance WHERE meeting_id = ?1 AND member_id = ?2"
-                };
                 self.tx
-                    .prepare_cached(sql)?
-                    .execute(params![meeting.to_string(), member])?;
+                    .prepare_cached(
+                        "INSERT INTO attendance (meeting_id, member_id, present) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (meeting_id, member_id) DO UPDATE SET present = excluded.present",
+                    )?
+                    .execute(params![meeting.to_string(), member, i64::from(*present)])?;
             }
             Write::SecretVoted {
                 session,
                 member,
+                holder,
                 voted,
             } => {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO secret_voted (session_id, member_id, ballot_id, answer)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO secret_voted (session_id, member_id, holder, ballot_id, answer)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![
                         session.to_string(),
                         member,
+                        holder,
                         voted.ballot_id,
                         voted.answer
                     ])?;

@@ -107,11 +107,13 @@ pub fn migrations() -> Migrations<'static> {
             CREATE TABLE attendance (
                 meeting_id  TEXT NOT NULL REFERENCES meetings(id),
                 member_id   TEXT NOT NULL,
+                present     INTEGER NOT NULL,
                 PRIMARY KEY (meeting_id, member_id)
             ) WITHOUT ROWID;
             CREATE TABLE secret_voted (
                 session_id  TEXT NOT NULL REFERENCES sessions(id),
                 member_id   TEXT NOT NULL,
+                holder      TEXT,
                 ballot_id   TEXT,
                 answer      TEXT,
                 PRIMARY KEY (session_id, member_id)

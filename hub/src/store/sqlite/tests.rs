@@ -384,6 +384,10 @@ fn members_presence_and_weighed_ballots_read_back() {
     let loaded = store.load().expect("load");
     assert_eq!(loaded.voters, vec![ann, bob]);
     assert_eq!(loaded.present, vec!["m-a".to_string()]);
+    assert_eq!(
+        loaded.checked,
+        vec![("m-a".to_string(), true), ("m-b".to_string(), false)]
+    );
     let b = &loaded.sessions[0].ballots[0];
     assert_eq!(
         (b.weight, b.groups.clone(), b.holder.as_deref()),
@@ -410,6 +414,7 @@ fn a_secret_vote_keeps_who_voted_apart_from_what() {
             Write::SecretVoted {
                 session: id,
                 member: "m-a".into(),
+                holder: None,
                 voted: Voted {
                     ballot_id: Some("b-1".into()),
                     answer: Some("{}".into()),
@@ -449,4 +454,49 @@ fn a_secret_vote_keeps_who_voted_apart_from_what() {
     // The log is empty after the scrub: nothing of the commit's order is left there.
     let wal = dir.path().join(format!("{DB_FILE}-wal"));
     assert_eq!(std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
+}
+
+#[test]
+fn a_ballot_of_the_meeting_checks_its_caster_in_unless_checked_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = meeting();
+    let id = Uuid::new_v4();
+    let roll_session = SessionMeta {
+        electorate: Electorate::Roll,
+        ..meta(id, day.id)
+    };
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    commit(
+        &mut store,
+        &[
+            Write::Meeting(day.clone()),
+            Write::Session(roll_session),
+            // Cy voted himself; Dee's ballot was cast by Eve; Fay voted
+            // and was then checked out.
+            Write::Ballot {
+                session: id,
+                record: ballot("m-c", Ballot::Choice(Choice::For)),
+            },
+            Write::Ballot {
+                session: id,
+                record: BallotRecord {
+                    holder: Some("m-e".into()),
+                    ..ballot("m-d", Ballot::Choice(Choice::For))
+                },
+            },
+            Write::Ballot {
+                session: id,
+                record: ballot("m-f", Ballot::Choice(Choice::Against)),
+            },
+            Write::Presence {
+                meeting: day.id,
+                member: "m-f".into(),
+                present: false,
+            },
+        ],
+    )
+    .expect("commit");
+    let mut present = store.load().expect("load").present;
+    present.sort();
+    assert_eq!(present, vec!["m-c".to_string(), "m-e".to_string()]);
 }
