@@ -258,13 +258,13 @@ fn read_secret(
     Ok((ballots, voted))
 }
 
+/// Member ids present, and the moderators' check-ins (true) and check-outs.
+type Presence = (Vec<String>, Vec<(String, bool)>);
+
 /// Who is present at meeting `meeting`, and the moderators' check-ins and
 /// check-outs: present are those checked in, and those who cast or held a
 /// ballot of the meeting on the roll, unless checked out.
-fn read_presence(
-    conn: &Connection,
-    meeting: Uuid,
-) -> Result<(Vec<String>, Vec<(String, bool)>), StoreError> {
+fn read_presence(conn: &Connection, meeting: Uuid) -> Result<Presence, StoreError> {
     let id = meeting.to_string();
     let mut stmt =
         conn.prepare("SELECT member_id, present FROM attendance WHERE meeting_id = ?1")?;
