@@ -442,8 +442,8 @@ $('day-form').addEventListener('submit', async (e) => {
 
 // ── Voter roll, attendance and proxies ────────────────────────────────────
 
-let roll = [];                // the roll as last read, in registration order
-const SHOWN = 200;            // rows drawn at most: a search narrows them
+let page = { rows: [], matches: 0, total: 0 };   // the rows the search shows
+const SHOWN = 200;            // rows asked for at most: a search narrows them
 
 function renderAttendance(a) {
   if (!a) return;
@@ -452,19 +452,6 @@ function renderAttendance(a) {
     w: a.weight_present + a.weight_represented, total: a.weight_total,
   });
   for (const [k, v] of Object.entries(a)) $('attendance').dataset[k] = String(v);
-}
-
-/** The members a search matches: by name (any part, any case) or by code
- *  (as typed, with or without the dash). */
-function matches(query) {
-  const q = query.trim().toLowerCase();
-  if (!q) return roll;
-  const code = q.replace(/[\s-]/g, '').toUpperCase();
-  return roll.filter((r) => r.name.toLowerCase().includes(q) || r.code.replace('-', '').startsWith(code));
-}
-
-function nameOfCode(code) {
-  return roll.find((r) => r.code === code)?.name ?? code;
 }
 
 function rollRow(r) {
@@ -476,13 +463,13 @@ function rollRow(r) {
   present.addEventListener('change', () => checkIn(r, present.checked));
   const proxy = el('td', { class: 'proxy-cell' });
   if (r.proxy_to) {
-    proxy.append(el('span', { text: t('proxyTo', { name: nameOfCode(r.proxy_to) }) }), ' ',
+    proxy.append(el('span', { text: t('proxyTo', { name: r.proxy_to_name ?? r.proxy_to }) }), ' ',
       el('button', { type: 'button', 'data-action': 'revoke', text: t('proxyRevoke'),
         onclick: () => rollAct(() => call('revoke_proxy', { from: r.code })) }));
   } else {
     proxy.append(el('button', { type: 'button', 'data-action': 'give-proxy', text: t('proxyGiveFor'), onclick: () => askProxy(r) }));
   }
-  if (r.proxies.length) proxy.append(el('p', { class: 'small', text: t('holdsFor', { names: r.proxies.map(nameOfCode).join(', ') }) }));
+  if (r.proxies_names.length) proxy.append(el('p', { class: 'small', text: t('holdsFor', { names: r.proxies_names.join(', ') }) }));
   return el('tr', { 'data-code': r.code, 'data-present': String(r.present) },
     el('td', { text: r.name }),
     el('td', { class: 'code-cell', text: r.code }),
@@ -493,15 +480,15 @@ function rollRow(r) {
 }
 
 function drawRoll() {
-  const found = matches($('roll-search').value);
-  $('roll-count').textContent = t('rollCount', { n: roll.length });
-  $('roll-table').querySelector('tbody').replaceChildren(...found.slice(0, SHOWN).map(rollRow));
-  $('roll-more').textContent = found.length > SHOWN ? t('rollMore', { n: found.length - SHOWN }) : '';
-  $('roll-names-list').replaceChildren(...roll.map((r) => el('option', { value: r.name })));
+  $('roll-count').textContent = t('rollCount', { n: page.total });
+  $('roll-table').querySelector('tbody').replaceChildren(...page.rows.map(rollRow));
+  $('roll-more').textContent = page.matches > page.rows.length ? t('rollMore', { n: page.matches - page.rows.length }) : '';
 }
 
+/** Reads the rows the search finds (the roll may hold thousands: only
+ *  these come to the window). */
 async function renderRoll() {
-  try { roll = await call('roll'); } catch { return; }
+  try { page = await call('roll_page', { query: $('roll-search').value, limit: SHOWN }); } catch { return; }
   // Keep the keyboard where it was when rows are drawn again.
   const focused = document.activeElement?.closest?.('tr[data-code]');
   const code = focused?.dataset.code;
@@ -536,13 +523,20 @@ async function checkIn(r, present) {
 
 // Keyboard first: type a name or a code, Enter checks the first match in,
 // Shift+Enter checks them out.
-$('roll-search').addEventListener('input', drawRoll);
-$('roll-search').addEventListener('keydown', (e) => {
+let searchTimer = null;
+$('roll-search').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(renderRoll, 120);
+});
+$('roll-search').addEventListener('keydown', async (e) => {
   if (e.key !== 'Enter') return;
   e.preventDefault();
-  const [first] = matches($('roll-search').value);
+  clearTimeout(searchTimer);
+  await renderRoll();
+  const [first] = page.rows;
   if (!first) { $('checkin-status').textContent = t('noMatch'); return; }
-  checkIn(first, !e.shiftKey).then(() => { $('roll-search').select(); });
+  await checkIn(first, !e.shiftKey);
+  $('roll-search').select();
 });
 $('checkin-form').addEventListener('submit', (e) => e.preventDefault());
 
@@ -559,11 +553,16 @@ function reissue(r) {
 }
 
 let proxyFrom = null;
-function askProxy(r) {
+async function askProxy(r) {
   proxyFrom = r;
   $('proxy-h').textContent = t('proxyOf', { name: r.name });
   $('proxy-error').textContent = '';
   $('proxy-holder').value = '';
+  // The names to pick from, read once per dialog.
+  try {
+    const names = await call('roll_names');
+    $('roll-names-list').replaceChildren(...names.map((n) => el('option', { value: n })));
+  } catch { /* typing a code still works */ }
   $('proxy-dialog').showModal();
   $('proxy-holder').focus();
 }
@@ -572,11 +571,17 @@ $('proxy-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const typed = $('proxy-holder').value.trim();
   // A name from the list, or a code as typed.
-  const holder = roll.find((r) => r.name === typed)?.code ?? typed;
+  let holder = typed;
+  let holderName = typed;
+  try {
+    const found = await call('roll_page', { query: typed, limit: 50 });
+    const exact = found.rows.find((r) => r.name === typed || r.code === typed.toUpperCase());
+    if (exact) { holder = exact.code; holderName = exact.name; }
+  } catch { /* the hub says what is wrong below */ }
   try {
     await call('give_proxy', { from: proxyFrom.code, to: holder });
     $('proxy-dialog').close();
-    $('roll-message').textContent = t('proxyGiven', { from: proxyFrom.name, to: nameOfCode(holder) });
+    $('roll-message').textContent = t('proxyGiven', { from: proxyFrom.name, to: holderName });
   } catch (err) {
     $('proxy-error').textContent = errorText(err);
   }
@@ -600,23 +605,32 @@ $('roll-import-form').addEventListener('submit', async (e) => {
   const file = $('roll-file').files?.[0];
   if (!file) { $('roll-message').textContent = t('chooseFile'); return; }
   try {
-    const before = roll.length;
-    await call('import_roll', { text: await file.text() });
+    const before = page.total;
+    const listed = await call('import_roll', { text: await file.text() });
     await renderRoll();
-    $('roll-message').textContent = t('rollImported', { n: roll.length - before });
+    const added = page.total - before;
+    $('roll-message').textContent = t('rollImported', { n: added })
+      + (listed.length > added ? ` ${t('rollKept', { n: listed.length - added })}` : '');
     $('roll-file').value = '';
   } catch (err) {
     $('roll-message').textContent = errorText(err);
   }
 });
+async function showCards() {
+  $('cards-frame').srcdoc = await call('cards_html', { lang: document.documentElement.lang, url: $('cards-url').value || null });
+}
 $('roll-cards').addEventListener('click', async () => {
+  // The address printed on the cards: the one the room's phones reach.
+  const urls = snapshot?.status?.join_urls ?? [];
+  $('cards-url').replaceChildren(...urls.map((u) => el('option', { value: u, text: u })));
   try {
-    $('cards-frame').srcdoc = await call('cards_html', { lang: document.documentElement.lang });
+    await showCards();
     $('cards-dialog').showModal();
   } catch (err) {
     $('roll-message').textContent = errorText(err);
   }
 });
+$('cards-url').addEventListener('change', () => showCards().catch((err) => { $('roll-message').textContent = errorText(err); }));
 $('cards-print').addEventListener('click', () => $('cards-frame').contentWindow?.print());
 $('cards-close').addEventListener('click', () => $('cards-dialog').close());
 $('roll-export').addEventListener('click', async () => {
@@ -625,11 +639,18 @@ $('roll-export').addEventListener('click', async () => {
 
 // ── The register of who has voted ──────────────────────────────────────────
 
-const registers = new Map();   // session id → seq last read
+const registers = new Map();   // session id → { seq, at } of the last read
 
+/** The names of who voted, read again when the vote moved — at most once
+ *  a second (a long register is sorted each time). */
 async function renderRegister(s, box) {
-  if (!box.open || registers.get(s.id) === s.seq) return;
-  registers.set(s.id, s.seq);
+  const last = registers.get(s.id);
+  if (!box.open || last?.seq === s.seq) return;
+  if (last && Date.now() - last.at < 1000) {
+    if (!last.timer) last.timer = setTimeout(() => { last.timer = null; last.at = 0; renderRegister(currentOf(s.id), box); }, 1000);
+    return;
+  }
+  registers.set(s.id, { seq: s.seq, at: Date.now() });
   try {
     const names = await call('voted', { id: s.id });
     box.querySelector('summary').textContent = t('whoVoted', { n: names.length });

@@ -42,7 +42,9 @@ pub fn join_urls(bound: SocketAddr, tls: Option<&Certificate>) -> Vec<String> {
             .map(|iface| iface.ip())
             .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
             .collect();
-        ips.sort();
+        // The venue's network first: home and office ranges before the
+        // addresses of containers and VPNs (cards print the first).
+        ips.sort_by_key(|ip| (lan_rank(*ip), *ip));
         ips.dedup();
         ips.push(IpAddr::from([127, 0, 0, 1]));
         ips
@@ -58,6 +60,20 @@ pub fn join_urls(bound: SocketAddr, tls: Option<&Certificate>) -> Vec<String> {
         urls = ips.into_iter().map(url).collect();
     }
     urls
+}
+
+/// How likely an address is the one the room's phones reach: 192.168/16,
+/// then 10/8, then 172.16/12 (where container bridges live), then others.
+fn lan_rank(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(v4) => match v4.octets() {
+            [192, 168, ..] => 0,
+            [10, ..] => 1,
+            [172, b, ..] if (16..32).contains(&b) => 2,
+            _ => 3,
+        },
+        IpAddr::V6(_) => 4,
+    }
 }
 
 /// A listener that holds one permit per open connection.
@@ -184,6 +200,17 @@ mod tests {
             join_urls(bound, None),
             vec!["http://192.0.2.7:8765/".to_owned()]
         );
+    }
+
+    #[test]
+    fn venue_networks_come_first() {
+        let mut ips: Vec<IpAddr> = ["172.17.0.1", "10.0.0.5", "192.168.1.20", "100.64.0.2"]
+            .iter()
+            .map(|s| s.parse().expect("ip"))
+            .collect();
+        ips.sort_by_key(|ip| (lan_rank(*ip), *ip));
+        assert_eq!(ips[0], "192.168.1.20".parse::<IpAddr>().expect("ip"));
+        assert_eq!(ips[1], "10.0.0.5".parse::<IpAddr>().expect("ip"));
     }
 
     #[test]

@@ -183,13 +183,16 @@ async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
         let mut body = json!({"voter": c["Ann"], "choice": "for"});
         if let Some(g) = giver {
             body["on_behalf_of"] = json!(g);
+            body["ballot_id"] = json!(format!("ann-for-{g}"));
         }
         let id = id.clone();
         tokio::spawn(async move { ballot(&api, &id, body).await })
     });
+    let mut answers = Vec::new();
     for send in sends {
         let (status, answer) = send.await.expect("send");
         assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
     }
     let s = api.session(&id).await;
     assert_eq!(
@@ -244,6 +247,10 @@ async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
         )
         .await;
     assert_eq!(status, 204);
+    // A retry of the ballot Ann cast for Cy is still answered as the first.
+    let retry = json!({"voter": c["Ann"], "choice": "for", "on_behalf_of": "Cy", "ballot_id": "ann-for-Cy"});
+    let (status, again) = ballot(&api, &id, retry).await;
+    assert_eq!((status, &again), (200, &answers[2]));
     assert_eq!(api.session(&id).await["tally"]["for"], 10);
     // Cy votes himself now; his ballot replaces the one Ann cast for him.
     let (status, answer) = ballot(&api, &id, json!({"voter": c["Cy"], "choice": "against"})).await;
@@ -363,6 +370,30 @@ async fn kill_9_mid_stream_loses_no_acknowledged_proxy_ballot() {
         };
         assert_eq!(row["weight"], weight, "{member}: the giver's weight");
     }
+    // Every holder whose ballot was acknowledged is present after the
+    // restart (a ballot checks its caster in), and no giver is.
+    let (_, now) = api.send("GET", "/api/voters", None, Some(TOKEN)).await;
+    let present: HashMap<String, bool> = now
+        .as_array()
+        .expect("roll")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap_or("").to_owned(),
+                v["present"] == true,
+            )
+        })
+        .collect();
+    for (_, member, _) in &acked {
+        let holder = member.split('-').next().unwrap_or_default();
+        assert!(present[holder], "{holder} voted and is not present");
+    }
+    assert!(
+        present
+            .iter()
+            .all(|(name, here)| !here || !name.contains('-')),
+        "a giver is not present: their holder voted for them"
+    );
     // The tally matches what is on disk exactly.
     for id in &sessions {
         let s = api.session(id).await;

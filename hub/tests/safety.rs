@@ -148,3 +148,120 @@ async fn a_silence_check_fails_on_a_closed_connection() {
         "expect_silence passed on a connection the hub closed"
     );
 }
+
+/// A failed commit of roll changes — a proxy given, check-ins, a reissued
+/// code, an edited weight, registrations, first ballots (which check their
+/// voters in and fill the register) — leaves the roll, attendance and the
+/// register exactly as they were, and a restart agrees.
+#[tokio::test]
+async fn a_failed_commit_leaves_the_roll_and_attendance_as_they_were() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let switch = Switch::default();
+    let store = FailingStore::new(
+        SqliteStore::open(dir.path()).expect("store"),
+        switch.clone(),
+    );
+    let hub = InProcess::start_on(dir, store, |_| {}).await;
+    let api = hub.api();
+    let (_, roll) = api
+        .admin(
+            "/api/voters",
+            Some(
+                json!({"voters": [{"name": "Ann", "weight": 3}, {"name": "Bob"}, {"name": "Cy"}]}),
+            ),
+        )
+        .await;
+    let code = |i: usize| roll[i]["code"].as_str().expect("code").to_owned();
+    let id = api
+        .create(json!({"title": "On the roll", "electorate": "roll"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let token = Some(common::TOKEN);
+    let voters = || api.send("GET", "/api/voters", None, token);
+    let attendance = || api.get("/api/attendance");
+    let register_path = format!("/api/sessions/{id}/voted");
+    let register = || api.send("GET", &register_path, None, token);
+    let before = (voters().await.1, attendance().await.1, register().await.1);
+
+    switch.fail(true);
+    switch.close_gate();
+    let mut calls = tokio::task::JoinSet::new();
+    // The first change holds the writer at the gate; the others queue
+    // behind it, to be decided together as the next batch.
+    {
+        let api = api.clone();
+        let body = json!({"code": code(1), "present": true});
+        calls.spawn(async move { api.admin("/api/attendance", Some(body)).await });
+    }
+    for _ in 0..500 {
+        if switch.held() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(switch.held(), 1, "the writer waits at the gate");
+    let posts = [
+        (
+            "/api/proxies".to_owned(),
+            json!({"from": code(1), "to": code(0)}),
+        ),
+        (
+            "/api/attendance".to_owned(),
+            json!({"code": code(2), "present": true}),
+        ),
+        (format!("/api/voters/{}/reissue", code(2)), json!(null)),
+        ("/api/voters".to_owned(), json!({"names": ["Dee"]})),
+        (
+            format!("/api/sessions/{id}/votes"),
+            json!({"voter": code(0), "choice": "for"}),
+        ),
+    ];
+    for (path, body) in posts {
+        let api = api.clone();
+        calls.spawn(async move {
+            let body = (!body.is_null()).then_some(body);
+            if path.ends_with("/votes") {
+                api.send("POST", &path, body, None).await
+            } else {
+                api.admin(&path, body).await
+            }
+        });
+    }
+    {
+        let api = api.clone();
+        let ann = code(0);
+        calls.spawn(async move {
+            api.send(
+                "PATCH",
+                &format!("/api/voters/{ann}"),
+                Some(json!({"weight": 7})),
+                Some(common::TOKEN),
+            )
+            .await
+        });
+    }
+    until_queued(&hub.hub, 6).await;
+    switch.open_gate();
+    while let Some(answer) = calls.join_next().await {
+        let (status, body) = answer.expect("call");
+        assert_eq!(status, 503, "{body}");
+    }
+    let refused = switch.refused();
+    assert_eq!(
+        refused.len(),
+        2,
+        "the first change alone, then the six together"
+    );
+    switch.fail(false);
+    let after = (voters().await.1, attendance().await.1, register().await.1);
+    assert_eq!(after, before, "memory shows what the disk holds");
+    // And the disk holds what memory shows.
+    let dir = hub.stop().await;
+    let mut again = SqliteStore::open(dir.path()).expect("reopen");
+    let loaded = again.load().expect("load");
+    assert_eq!(loaded.voters.len(), 3);
+    assert!(loaded.present.is_empty() && loaded.checked.is_empty());
+    assert!(loaded.voters.iter().all(|m| m.proxy_to.is_none()));
+}

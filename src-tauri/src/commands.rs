@@ -10,7 +10,7 @@ use votehub::core::agenda::{self, Format};
 use votehub::core::cards;
 use votehub::core::meeting::Meeting;
 use votehub::core::minutes::{self, Lang};
-use votehub::core::roll::{MemberEdit, NewVoter, Voter};
+use votehub::core::roll::{MemberEdit, NewVoter, RollPage, Voter};
 use votehub::core::roll_file;
 use votehub::core::session::{CloseReceipt, Created, SessionSpec, SessionView};
 use votehub::core::{Attendance, Code, Hub, HubError};
@@ -187,12 +187,19 @@ pub async fn register_voters(host: State<'_, Host>, names: Vec<String>) -> Resul
 #[tauri::command]
 pub async fn import_roll(host: State<'_, Host>, text: String) -> Result<Vec<Voter>> {
     let voters = roll_file::parse(&text)?;
-    Ok(hub(&host)?.register_voters(voters).await?)
+    Ok(hub(&host)?.import_roll(voters).await?)
 }
 
+/// The first `limit` members a search finds (by name, or code as typed).
 #[tauri::command]
-pub fn roll(host: State<'_, Host>) -> Result<Vec<Voter>> {
-    Ok(hub(&host)?.roll())
+pub fn roll_page(host: State<'_, Host>, query: String, limit: usize) -> Result<RollPage> {
+    Ok(hub(&host)?.roll_page(&query, limit.min(1000)))
+}
+
+/// Every member's name (to pick a proxy holder).
+#[tauri::command]
+pub fn roll_names(host: State<'_, Host>) -> Result<Vec<String>> {
+    Ok(hub(&host)?.roll_names())
 }
 
 #[tauri::command]
@@ -228,20 +235,41 @@ pub async fn set_presence(
 
 /// Who has voted in a roll session, by name, sorted.
 #[tauri::command]
-pub async fn voted(host: State<'_, Host>, id: String) -> Result<Vec<String>> {
-    Ok(hub(&host)?.voted(session_id(&id)?).await?)
+pub fn voted(host: State<'_, Host>, id: String) -> Result<Vec<String>> {
+    Ok(hub(&host)?.voted(session_id(&id)?)?)
 }
 
-/// The voting cards of the whole roll, as a page to print.
+/// The voting cards of the whole roll, as a page to print, for
+/// participants to open `url` (one of the join addresses; the first by
+/// default).
 #[tauri::command]
-pub fn cards_html(host: State<'_, Host>, lang: String) -> Result<String> {
+pub async fn cards_html(
+    host: State<'_, Host>,
+    lang: String,
+    url: Option<String>,
+) -> Result<String> {
     let hub = hub(&host)?;
-    let url = match host.status() {
-        HubStatus::Running { join_urls, .. } => join_urls.into_iter().next(),
-        _ => None,
-    }
-    .unwrap_or_default();
-    Ok(cards::render(&hub.roll(), &url, Lang::from_accept(&lang)))
+    let urls = match host.status() {
+        HubStatus::Running { join_urls, .. } => join_urls,
+        _ => Vec::new(),
+    };
+    let url = match url {
+        Some(url) if urls.contains(&url) => url,
+        Some(_) => {
+            return Err(CommandError::new(
+                Code::InvalidBody,
+                "the address must be one of the join addresses",
+            ));
+        }
+        None => urls.into_iter().next().unwrap_or_default(),
+    };
+    let roll = hub.roll();
+    // A QR code per member: thousands of them are CPU work.
+    tauri::async_runtime::spawn_blocking(move || {
+        cards::render(&roll, &url, Lang::from_accept(&lang))
+    })
+    .await
+    .map_err(|e| CommandError::new(Code::ExportFailed, e))
 }
 
 /// Where exports go: `exports/` in the data directory.

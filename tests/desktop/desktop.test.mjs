@@ -65,7 +65,13 @@ function webdriver(base) {
     return json.value;
   };
   let sid;
-  const el = async (css) => Object.values(await req('POST', `/session/${sid}/element`, { using: 'css selector', value: css }))[0];
+  const el = async (css) => {
+    try {
+      return Object.values(await req('POST', `/session/${sid}/element`, { using: 'css selector', value: css }))[0];
+    } catch (e) {
+      throw new Error(`${css}: ${e.message}`);
+    }
+  };
   return {
     async open(application) {
       const value = await req('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application } } } });
@@ -320,7 +326,8 @@ test('check in three members by keyboard, give a proxy, watch the register fill'
     // Dee, absent, gives her proxy to Ann.
     await wd.run("const s = document.querySelector('#roll-search'); s.value = 'Dee'; s.dispatchEvent(new Event('input'));");
     await until('Dee alone in the table', async () =>
-      (await wd.run("return document.querySelectorAll('#roll-table tbody tr').length")) === 1);
+      JSON.stringify(await wd.run("return [...document.querySelectorAll('#roll-table tbody tr')].map(r => r.dataset.code)"))
+        === JSON.stringify([code['Dee Roux']]));
     await wd.click(`tr[data-code="${code['Dee Roux']}"] button[data-action="give-proxy"]`);
     await until('the proxy dialog', async () => await wd.run("return document.querySelector('#proxy-dialog').open"));
     await wd.type('#proxy-holder', 'Ann Martin');

@@ -14,12 +14,12 @@ use crate::core::error::HubError;
 use crate::core::export;
 use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
-use crate::core::roll::{MemberEdit, Roll, SelfView, Voter};
+use crate::core::roll::{MemberEdit, Roll, RollPage, SelfView, Voter};
 use crate::core::roll::{NewVoter, normalise_code};
 use crate::core::rules::{Presence, Standing};
 use crate::core::session::{
-    CloseReceipt, Created, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState,
-    SessionView, Status,
+    CloseReceipt, Created, Electorate, Secrecy, SessionKind, SessionMeta, SessionSpec,
+    SessionState, SessionView, Status,
 };
 use crate::core::store::{BallotRecord, SecretBallot, Store};
 use crate::core::writer::{Attendance, CastRequest};
@@ -87,6 +87,8 @@ pub(crate) struct Registry {
     pub roll: Roll,
     /// Who is present at the current meeting (member ids).
     pub present: HashSet<String>,
+    /// Roll sessions: who has voted (member ids).
+    pub voted: HashMap<Uuid, HashSet<String>>,
     /// Grows with every change of the roll or of who is present.
     pub roll_version: u64,
     /// In the order they began; the last is the current one.
@@ -181,6 +183,9 @@ struct Inner {
     /// Open live connections (browsers and other clients).
     connections: Arc<AtomicUsize>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Attendance as last counted, with the roll version it was counted
+    /// at: a count walks the roll, and the window and projector ask often.
+    attendance: std::sync::Mutex<Option<(u64, Attendance)>>,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
@@ -207,6 +212,7 @@ impl Hub {
                 board,
                 connections: Arc::default(),
                 writer: std::sync::Mutex::new(Some(thread)),
+                attendance: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -281,7 +287,22 @@ impl Hub {
     }
 
     pub async fn register_voters(&self, voters: Vec<NewVoter>) -> Result<Vec<Voter>, HubError> {
-        let members = self.call(|r| Command::Register(voters, r)).await?;
+        self.register(voters, false).await
+    }
+
+    /// Registers a roll file's members, all or none (up to 50 000 at once).
+    pub async fn import_roll(&self, voters: Vec<NewVoter>) -> Result<Vec<Voter>, HubError> {
+        self.register(voters, true).await
+    }
+
+    async fn register(
+        &self,
+        voters: Vec<NewVoter>,
+        from_file: bool,
+    ) -> Result<Vec<Voter>, HubError> {
+        let members = self
+            .call(|r| Command::Register(voters, from_file, r))
+            .await?;
         let registry = self.inner.board.read();
         Ok(members
             .iter()
@@ -320,9 +341,29 @@ impl Hub {
         Ok(self.attendance())
     }
 
-    /// Who voted in a roll session, by name, sorted.
-    pub async fn voted(&self, session: Uuid) -> Result<Vec<String>, HubError> {
-        self.call(|r| Command::Voted(session, r)).await
+    /// Who voted in a roll session, by name, sorted: never what, never in
+    /// what order. Read from what the writer published, without waiting
+    /// for it.
+    pub fn voted(&self, session: Uuid) -> Result<Vec<String>, HubError> {
+        let registry = self.inner.board.read();
+        let live = registry
+            .sessions
+            .get(&session)
+            .ok_or(HubError::SessionNotFound)?;
+        if live.borrow().meta.electorate != Electorate::Roll {
+            return Err(HubError::InvalidSession(
+                "only a vote on the roll keeps who voted".into(),
+            ));
+        }
+        let mut names: Vec<String> = registry
+            .voted
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| registry.roll.by_id(m).map(|m| m.name.clone()))
+            .collect();
+        names.sort_unstable();
+        Ok(names)
     }
 
     /// A secret session's ballots and who voted (member ids), apart.
@@ -339,10 +380,23 @@ impl Hub {
         Ok(registry.roll.voter(member, registry.present.contains(id)))
     }
 
-    /// Attendance at the current meeting.
+    /// Attendance at the current meeting (counted again only when the roll
+    /// or who is present changed).
     pub fn attendance(&self) -> Attendance {
         let registry = self.inner.board.read();
-        Attendance::of(registry.roll.members(), &registry.present)
+        let mut cached = self
+            .inner
+            .attendance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match *cached {
+            Some((version, counted)) if version == registry.roll_version => counted,
+            _ => {
+                let counted = Attendance::of(registry.roll.members(), &registry.present);
+                *cached = Some((registry.roll_version, counted));
+                counted
+            }
+        }
     }
 
     /// A member's name by their internal id (exports name members, never
@@ -460,6 +514,24 @@ impl Hub {
             .members()
             .iter()
             .map(|m| registry.roll.voter(m, registry.present.contains(&m.id)))
+            .collect()
+    }
+
+    /// The first `limit` members a search of the roll finds (see
+    /// [`Roll::search`]).
+    pub fn roll_page(&self, query: &str, limit: usize) -> RollPage {
+        let registry = self.inner.board.read();
+        registry.roll.search(query, &registry.present, limit)
+    }
+
+    /// Every member's name, in registration order (to pick a proxy holder).
+    pub fn roll_names(&self) -> Vec<String> {
+        let registry = self.inner.board.read();
+        registry
+            .roll
+            .members()
+            .iter()
+            .map(|m| m.name.clone())
             .collect()
     }
 

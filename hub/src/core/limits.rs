@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_roll: usize,
     /// People registered in one call.
     pub max_roll_per_call: usize,
+    /// People registered from one roll file.
+    pub max_roll_file: usize,
     /// Commands waiting for the writer; senders wait when it is full.
     pub queue: usize,
     /// Commands written in one transaction at most.
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_ballots_per_session: 1_000_000,
             max_roll: 200_000,
             max_roll_per_call: 10_000,
+            max_roll_file: 50_000,
             queue: 8_192,
             max_batch: 1_024,
             max_proxies: 2,

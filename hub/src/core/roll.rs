@@ -78,6 +78,27 @@ pub struct SelfView {
     pub mandates: Vec<Mandate>,
 }
 
+/// A row of the window's roll table: the member, and the names behind the
+/// codes of their proxies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollRow {
+    #[serde(flatten)]
+    pub voter: Voter,
+    pub proxy_to_name: Option<String>,
+    pub proxies_names: Vec<String>,
+}
+
+/// The rows a search finds, the first `limit` of them: a roll of thousands
+/// is never sent whole to the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollPage {
+    pub rows: Vec<RollRow>,
+    /// How many members the search matches.
+    pub matches: usize,
+    /// How many members are on the roll.
+    pub total: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mandate {
     pub name: String,
@@ -256,15 +277,15 @@ impl Roll {
     pub fn register(
         &mut self,
         voters: Vec<NewVoter>,
+        at_once: usize,
         limits: &Limits,
     ) -> Result<(Vec<Member>, usize), HubError> {
         if voters.is_empty() {
             return Err(HubError::InvalidRoll("give at least one name".into()));
         }
-        if voters.len() > limits.max_roll_per_call {
+        if voters.len() > at_once {
             return Err(HubError::InvalidRoll(format!(
-                "at most {} names per request",
-                limits.max_roll_per_call
+                "at most {at_once} names at once"
             )));
         }
         let mut checked = Vec::with_capacity(voters.len());
@@ -378,6 +399,49 @@ impl Roll {
         }
     }
 
+    /// The members whose name contains `query` (any case) or whose code
+    /// starts with it (as people type codes), in registration order: the
+    /// first `limit` of them.
+    pub fn search(
+        &self,
+        query: &str,
+        present: &std::collections::HashSet<String>,
+        limit: usize,
+    ) -> RollPage {
+        let q = query.trim().to_lowercase();
+        let code: String = q
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let found = self.members.iter().filter(|m| {
+            q.is_empty()
+                || m.name.to_lowercase().contains(&q)
+                || (!code.is_empty() && m.code.replace('-', "").starts_with(&code))
+        });
+        let mut rows = Vec::new();
+        let mut matches = 0;
+        for m in found {
+            matches += 1;
+            if rows.len() < limit {
+                rows.push(RollRow {
+                    voter: self.voter(m, present.contains(&m.id)),
+                    proxy_to_name: m
+                        .proxy_to
+                        .as_deref()
+                        .and_then(|h| self.by_id(h))
+                        .map(|h| h.name.clone()),
+                    proxies_names: self.represented_by(&m.id).map(|g| g.name.clone()).collect(),
+                });
+            }
+        }
+        RollPage {
+            rows,
+            matches,
+            total: self.members.len(),
+        }
+    }
+
     /// A member as they see themselves.
     pub fn self_view(&self, m: &Member, present: bool) -> SelfView {
         SelfView {
@@ -461,8 +525,12 @@ mod tests {
 
     fn roll(names: &[&str]) -> Roll {
         let mut roll = Roll::default();
-        roll.register(names.iter().map(|n| voter(n)).collect(), &Limits::default())
-            .expect("register");
+        roll.register(
+            names.iter().map(|n| voter(n)).collect(),
+            10,
+            &Limits::default(),
+        )
+        .expect("register");
         roll
     }
 
@@ -490,26 +558,26 @@ mod tests {
         let limits = Limits::default();
         let mut roll = Roll::default();
         let (first, added) = roll
-            .register(vec![voter("Ann"), voter("Bob")], &limits)
+            .register(vec![voter("Ann"), voter("Bob")], 10, &limits)
             .expect("register");
         assert_eq!(added, 2);
         assert_eq!(first[0].weight, 1);
         let (again, added) = roll
-            .register(vec![voter(" Ann "), voter("Cy")], &limits)
+            .register(vec![voter(" Ann "), voter("Cy")], 10, &limits)
             .expect("register");
         assert_eq!(added, 1);
         assert_eq!(again[0].code, first[0].code);
         let before = roll.len();
         assert!(
-            roll.register(vec![voter("Dee"), voter("")], &limits)
+            roll.register(vec![voter("Dee"), voter("")], 10, &limits)
                 .is_err()
         );
-        assert!(roll.register(vec![], &limits).is_err());
+        assert!(roll.register(vec![], 10, &limits).is_err());
         let heavy = NewVoter {
             weight: Some(serde_json::json!(0)),
             ..voter("Eve")
         };
-        assert!(roll.register(vec![heavy], &limits).is_err());
+        assert!(roll.register(vec![heavy], 10, &limits).is_err());
         assert_eq!(roll.len(), before);
         roll.truncate(2);
         assert!(roll.by_code(&again[1].code).is_none());
@@ -540,9 +608,9 @@ mod tests {
             ..Limits::default()
         };
         let mut roll = Roll::default();
-        roll.register(vec![voter("A"), voter("B")], &limits)
+        roll.register(vec![voter("A"), voter("B")], 10, &limits)
             .expect("register");
-        let err = roll.register(vec![voter("C"), voter("D")], &limits);
+        let err = roll.register(vec![voter("C"), voter("D")], 10, &limits);
         assert!(matches!(err, Err(HubError::Full(_))));
         assert_eq!(roll.len(), 2);
     }

@@ -1,9 +1,11 @@
 //! Roll files: the members of an assembly prepared in a spreadsheet, as CSV
 //! with a header row naming its columns — `name` (required), `groups`
 //! (separated by `;`), `weight` (a whole number, 1 by default); French
-//! headers (`nom`, `groupes`, `poids`) are read too. A file is read as a
-//! whole: the first bad line refuses it, named with the field that is
-//! wrong, and nothing is registered.
+//! headers (`nom`, `groupes`, `poids`) are read too, and so are files
+//! separated by `;` (as spreadsheets save them in French), whose groups are
+//! then separated by `,`. A file is read as a whole: the first bad line
+//! refuses it, named with the field that is wrong, and nothing is
+//! registered.
 
 use std::collections::HashMap;
 
@@ -31,7 +33,14 @@ fn line_of(text: &str, at: u64) -> u64 {
 
 /// The members of a roll file, in its order.
 pub fn parse(text: &str) -> Result<Vec<NewVoter>, HubError> {
+    let header = text.lines().next().unwrap_or("");
+    let (delimiter, between_groups) = if header.contains(';') && !header.contains(',') {
+        (b';', ',')
+    } else {
+        (b',', ';')
+    };
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
         .flexible(false)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -77,7 +86,7 @@ pub fn parse(text: &str) -> Result<Vec<NewVoter>, HubError> {
             ));
         }
         let groups: Vec<String> = cell(groups_at)
-            .split(';')
+            .split(between_groups)
             .map(str::trim)
             .filter(|g| !g.is_empty())
             .map(str::to_owned)
@@ -120,8 +129,9 @@ mod tests {
             (voters[1].name.as_str(), &voters[1].weight),
             ("Bob, Jr", &None)
         );
-        let fr = parse("\u{feff}Nom;Poids\nAnn;2\n".replace(';', ",").as_str()).expect("ok");
+        let fr = parse("\u{feff}Nom;Groupes;Poids\nAnn;conseil,forge;2\n").expect("ok");
         assert_eq!(fr[0].weight, Some(serde_json::json!(2)));
+        assert_eq!(fr[0].groups, vec!["conseil", "forge"]);
     }
 
     #[test]

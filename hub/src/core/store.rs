@@ -77,12 +77,11 @@ pub struct SecretBallot {
     pub tracker: String,
 }
 
-/// That a member voted in a secret session, and the answer they were given
-/// (for a retry of the same `ballot_id`).
+/// That a member voted in a secret session, with the ballot's id (for a
+/// retry of it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Voted {
     pub ballot_id: Option<String>,
-    pub answer: Option<String>,
 }
 
 /// A session as read at start: what it is, where it stands, and its
@@ -101,6 +100,8 @@ pub struct StoredSession {
     pub ballots: Vec<BallotRecord>,
     /// Secret sessions: their ballots, apart from any voter.
     pub secret: Vec<SecretBallot>,
+    /// Secret sessions: the members who voted (ids), apart from the ballots.
+    pub voted: Vec<String>,
 }
 
 /// Everything on disk, read once at start.
@@ -192,9 +193,11 @@ pub trait Store: Send + 'static {
     /// order of registration).
     fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError>;
     /// Leaves nothing of a secret vote's history in the files beyond what
-    /// its tables hold (called after a secret session closes).
-    fn scrub(&mut self) -> Result<(), StoreError> {
-        Ok(())
+    /// its tables hold (called after a secret session closes). `Ok(false)`:
+    /// not now (a reader holds the files); the writer tries again after
+    /// its next commits.
+    fn scrub(&mut self) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

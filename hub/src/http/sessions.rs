@@ -284,5 +284,5 @@ pub async fn voted(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, WireError> {
     let id = session_id(&id)?;
-    Ok(Json(door.hub.voted(id).await?))
+    Ok(Json(door.hub.voted(id)?))
 }

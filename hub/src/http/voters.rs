@@ -80,7 +80,7 @@ pub async fn import(
     body: String,
 ) -> Result<impl IntoResponse, WireError> {
     let voters = roll_file::parse(&body)?;
-    let entries = door.hub.register_voters(voters).await?;
+    let entries = door.hub.import_roll(voters).await?;
     Ok((StatusCode::CREATED, Json(entries)))
 }
 

@@ -346,6 +346,24 @@ impl Outlet {
     /// of the outlet (a sweep in progress may hold it a moment longer).
     pub fn close(&self) -> Vec<Uuid> {
         let mut out = self.lock();
+        // Over TLS the stream ends with close_notify, so that the client
+        // sees a clean end rather than a cut (best effort: the socket may
+        // be gone already).
+        if !out.closed
+            && let Some(tls) = out.tls.as_mut()
+        {
+            tls.send_close_notify();
+            let mut last = Vec::new();
+            while tls.wants_write() {
+                if tls.write_tls(&mut last).is_err() {
+                    break;
+                }
+            }
+            if out.pending.is_empty() && !last.is_empty() {
+                let mut broken = false;
+                let _ = write_some(&self.tcp, &[IoSlice::new(&last)], &mut broken);
+            }
+        }
         out.closed = true;
         out.pending = Vec::new();
         out.follows.drain(..).map(|f| f.session).collect()

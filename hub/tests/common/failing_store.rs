@@ -20,6 +20,8 @@ pub struct Switch {
     gate: Arc<(Mutex<bool>, Condvar)>,
     /// For each refused commit, how many writes it held.
     refused: Arc<Mutex<Vec<usize>>>,
+    /// Transactions waiting at the closed gate right now.
+    held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Switch {
@@ -35,6 +37,11 @@ impl Switch {
     pub fn open_gate(&self) {
         *self.gate.0.lock().expect("gate") = true;
         self.gate.1.notify_all();
+    }
+
+    /// Transactions waiting at the closed gate right now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// How many writes each refused commit held.
@@ -63,8 +70,12 @@ impl Store for FailingStore {
     fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
         let (open, wake) = &*self.switch.gate;
         let mut open = open.lock().expect("gate");
-        while !*open {
-            open = wake.wait(open).expect("gate");
+        if !*open {
+            self.switch.held.fetch_add(1, Ordering::SeqCst);
+            while !*open {
+                open = wake.wait(open).expect("gate");
+            }
+            self.switch.held.fetch_sub(1, Ordering::SeqCst);
         }
         drop(open);
         Ok(Box::new(FailingTxn {
@@ -80,6 +91,10 @@ impl Store for FailingStore {
 
     fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
         self.inner.secret(session)
+    }
+
+    fn scrub(&mut self) -> Result<bool, StoreError> {
+        self.inner.scrub()
     }
 }
 

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use uuid::Uuid;
 
-use super::{Batch, CastRequest, Core, Decided};
+use super::{Batch, CastRequest, Core, CoreSession, Decided};
 use crate::core::error::HubError;
 use crate::core::limits::{MAX_BALLOT_ID, MAX_TRACKER, MAX_VOTER, MIN_TRACKER};
 use crate::core::roll::normalise_code;
@@ -43,6 +43,25 @@ fn random_hex() -> String {
 }
 
 impl Core {
+    /// Under whom a retried ballot was kept: the voter, the member of the
+    /// code, or the member they voted for — found without asking whether
+    /// the proxy still holds (a retry is answered whatever changed since).
+    fn retry_key(&self, electorate: Electorate, req: &CastRequest) -> Option<String> {
+        match electorate {
+            Electorate::Open => Some(req.voter.clone()),
+            Electorate::Roll => {
+                let voter = normalise_code(&req.voter).and_then(|c| self.roll.by_code(&c))?;
+                match &req.on_behalf_of {
+                    None => Some(voter.id.clone()),
+                    Some(giver) => normalise_code(giver)
+                        .and_then(|c| self.roll.by_code(&c))
+                        .or_else(|| self.roll.by_name(giver))
+                        .map(|g| g.id.clone()),
+                }
+            }
+        }
+    }
+
     /// Who the ballot counts for, by the roll as it is now.
     fn counted(&self, electorate: Electorate, req: &CastRequest) -> Result<Counted, HubError> {
         match electorate {
@@ -96,8 +115,10 @@ impl Core {
         }
     }
 
-    /// Records a ballot; the answer is the receipt's JSON, kept with the
-    /// ballot's id (when it has one) so that a retry gets the same bytes.
+    /// Records a ballot; the answer is the receipt's JSON. A named ballot's
+    /// is kept with its id (when it has one), so that a retry gets the
+    /// same bytes; a secret ballot's retry is answered from the session as
+    /// it shows then and the tracker the retry carries.
     pub fn cast(
         &mut self,
         id: Uuid,
@@ -129,33 +150,50 @@ impl Core {
         let Some(session) = self.sessions.get(&id) else {
             return refuse(HubError::SessionNotFound);
         };
+        let secret = session.meta.secrecy == Secrecy::Secret;
+        if secret && req.ballot_id.is_some() {
+            // A retry is answered with the tracker it carries: the hub
+            // keeps none beside a member.
+            match &req.tracker {
+                None => {
+                    return refuse(HubError::InvalidBallot(
+                        "a secret ballot with a \"ballot_id\" carries its \"tracker\" too".into(),
+                    ));
+                }
+                Some(t) if Some(t) == req.ballot_id.as_ref() => {
+                    return refuse(HubError::InvalidBallot(
+                        "the \"tracker\" must not be the \"ballot_id\": it would tie the ballot to its voter"
+                            .into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // A retry of a ballot already recorded gets its first answer and
+        // changes nothing, whatever happened since: a proxy taken back,
+        // the close.
+        if let Some(bid) = &req.ballot_id
+            && let Some(key) = self.retry_key(session.meta.electorate, &req)
+        {
+            if secret {
+                if let Some(voted) = txn.voted(id, &key)?
+                    && voted.ballot_id.as_deref() == Some(bid.as_str())
+                {
+                    return Ok(secret_answer(session, req.tracker.as_deref().unwrap_or("")));
+                }
+            } else if let Some(answer) = txn.answer(id, &key, bid)? {
+                return Ok(Ok(answer));
+            }
+        }
         let counted = match self.counted(session.meta.electorate, &req) {
             Ok(counted) => counted,
             Err(refusal) => return refuse(refusal),
         };
-        let secret = session.meta.secrecy == Secrecy::Secret;
-        // A retry of a ballot already recorded gets its first answer, and
-        // changes nothing — whatever happened since.
         let voted = if secret {
             txn.voted(id, &counted.key)?
         } else {
             None
         };
-        if let Some(bid) = &req.ballot_id {
-            let first = match &voted {
-                Some(v) if v.ballot_id.as_deref() == Some(bid.as_str()) => v.answer.clone(),
-                Some(_) => None,
-                None if secret => None,
-                None => txn.answer(id, &counted.key, bid)?,
-            };
-            if let Some(answer) = first {
-                return Ok(Ok(if secret {
-                    with_tracker(&answer, req.tracker.as_deref())
-                } else {
-                    answer
-                }));
-            }
-        }
         match session.state.status {
             Status::Draft => return refuse(HubError::NotOpen),
             Status::Closed => return refuse(HubError::SessionClosed),
@@ -178,6 +216,16 @@ impl Core {
             return refuse(HubError::Full("this session has reached its ballot limit"));
         }
         let meeting = session.meta.meeting;
+        // The register of who voted.
+        if session.meta.electorate == Electorate::Roll
+            && self
+                .voted
+                .entry(id)
+                .or_default()
+                .insert(counted.key.clone())
+        {
+            batch.voted.push((id, counted.key.clone()));
+        }
         batch.remember(id, Some(session));
         let Some(session) = self.sessions.get_mut(&id) else {
             return refuse(HubError::SessionNotFound);
@@ -190,25 +238,19 @@ impl Core {
         state.seq += 1;
         let answer = if secret {
             let tracker = req.tracker.clone().unwrap_or_else(random_hex);
-            let shown = state.tally.masked();
-            // What is kept beside the member: the answer without the
-            // tracker, which would link them to their ballot.
-            let kept = json(&VoteReceipt {
-                tally: &shown,
-                seq: state.seq,
-                receipt: None,
-            })?;
+            // Kept beside the member: that they voted, and the ballot id
+            // for a retry — not the answer (its seq would say when they
+            // voted), not the tracker (it would say what).
             txn.write(&Write::SecretVoted {
                 session: id,
                 member: counted.key.clone(),
                 holder: counted.holder.clone(),
                 voted: Voted {
                     ballot_id: req.ballot_id.clone(),
-                    answer: Some(kept),
                 },
             })?;
             let answer = json(&VoteReceipt {
-                tally: &shown,
+                tally: &state.tally.masked(),
                 seq: state.seq,
                 receipt: Some(Receipt { tracker: &tracker }),
             })?;
@@ -278,17 +320,13 @@ impl Core {
     }
 }
 
-/// A secret ballot's kept answer, with the tracker the retry carries (the
-/// hub keeps no tracker beside a member).
-fn with_tracker(answer: &str, tracker: Option<&str>) -> String {
-    let Some(tracker) = tracker else {
-        return answer.to_owned();
-    };
-    match serde_json::from_str::<serde_json::Value>(answer) {
-        Ok(mut v) => {
-            v["receipt"] = serde_json::json!({ "tracker": tracker });
-            v.to_string()
-        }
-        Err(_) => answer.to_owned(),
-    }
+/// The answer to a retry of a secret ballot: the session as it shows now
+/// (counts only) and the tracker the retry carries.
+fn secret_answer(session: &CoreSession, tracker: &str) -> Result<String, HubError> {
+    serde_json::to_string(&VoteReceipt {
+        tally: &session.state.tally.masked(),
+        seq: session.state.seq,
+        receipt: Some(Receipt { tracker }),
+    })
+    .map_err(|e| HubError::Store(std::sync::Arc::new(StoreError::Inconsistent(e.to_string()))))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Batch, Core, CoreSession};
 use crate::core::hub::Published;
 use crate::core::rules::Outcome;
-use crate::core::session::{SessionState, Status};
+use crate::core::session::{Electorate, SessionState, Status};
 use crate::core::store::Loaded;
 use crate::core::tally::Tally;
 
@@ -27,6 +27,11 @@ impl Core {
             let mut tally = Tally::new(meta.kind.shape());
             for b in &stored.ballots {
                 tally.add(&b.ballot, b.weight, &b.groups);
+            }
+            if meta.electorate == Electorate::Roll {
+                let voted = self.voted.entry(meta.id).or_default();
+                voted.extend(stored.ballots.iter().map(|b| b.voter.clone()));
+                voted.extend(stored.voted.iter().cloned());
             }
             for b in &stored.secret {
                 tally.add(&b.ballot, b.weight, &[]);
@@ -47,6 +52,7 @@ impl Core {
         let mut registry = self.board.write();
         registry.roll = self.roll.clone();
         registry.present = self.present.clone();
+        registry.voted = self.voted.clone();
         registry.meetings = self.meetings.clone();
         let mut ids: Vec<(&Uuid, &CoreSession)> = self.sessions.iter().collect();
         ids.sort_by_key(|(_, s)| s.meta.created_at);
@@ -96,6 +102,11 @@ impl Core {
                 self.present.remove(member);
             } else {
                 self.present.insert(member.clone());
+            }
+        }
+        for (session, member) in &batch.voted {
+            if let Some(voted) = self.voted.get_mut(session) {
+                voted.remove(member);
             }
         }
         for (member, before) in batch.checked.iter().rev() {
@@ -149,6 +160,16 @@ impl Core {
                 }
             }
         }
+        // Attendance is a walk over the roll: once per batch at most, and
+        // only for a vote whose rule counts who is there.
+        let room = std::cell::OnceCell::new();
+        let presence_of = |session: &CoreSession| {
+            session
+                .meta
+                .rule
+                .quorum_present
+                .map(|_| *room.get_or_init(|| self.attendance().presence()))
+        };
         for (id, before) in &batch.before {
             let Some(session) = self.sessions.get(id) else {
                 if batch.deleted.contains(id) {
@@ -158,7 +179,7 @@ impl Core {
                 }
                 continue;
             };
-            let published = Published::of(&session.meta, &session.state, self.presence_of(session));
+            let published = Published::of(&session.meta, &session.state, presence_of(session));
             match before {
                 None => {
                     tracing::info!(session = %id, title = %session.meta.title, status = session.state.status.as_str(), "session created");
@@ -197,12 +218,19 @@ impl Core {
                     let mut again = Published::clone(&Published::of(
                         &session.meta,
                         &session.state,
-                        self.presence_of(session),
+                        presence_of(session),
                     ));
                     again.replay = replay;
                     live.send_replace(Arc::new(again));
                 }
             }
+        }
+        for (session, member) in &batch.voted {
+            registry
+                .voted
+                .entry(*session)
+                .or_default()
+                .insert(member.clone());
         }
         if batch.meetings.is_some() {
             tracing::info!(meeting = %self.current_meeting(), "a new meeting began");

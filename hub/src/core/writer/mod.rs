@@ -50,7 +50,8 @@ pub(crate) enum Command {
     Reorder(Vec<Uuid>, Reply<()>),
     Cast(Uuid, CastRequest, Reply<String>),
     Close(Uuid, Reply<CloseReceipt>),
-    Register(Vec<NewVoter>, Reply<Vec<Member>>),
+    /// People to put on the roll; `true`: from a roll file.
+    Register(Vec<NewVoter>, bool, Reply<Vec<Member>>),
     EditMember(String, MemberEdit, Reply<Member>),
     Reissue(String, Reply<Member>),
     GiveProxy(String, String, Reply<Member>),
@@ -58,8 +59,6 @@ pub(crate) enum Command {
     SetPresence(String, bool, Reply<Member>),
     StartMeeting(String, Reply<Meeting>),
     Ballots(Uuid, Reply<Vec<BallotRecord>>),
-    /// Who voted in a roll session, by name.
-    Voted(Uuid, Reply<Vec<String>>),
     /// A secret session's ballots and who voted, apart.
     Secret(Uuid, Reply<(Vec<SecretBallot>, Vec<String>)>),
     Stop,
@@ -105,7 +104,7 @@ impl Command {
             | Command::Reorder(_, r) => drop(r.send(Err(e))),
             Command::Cast(_, _, r) => drop(r.send(Err(e))),
             Command::Close(_, r) => drop(r.send(Err(e))),
-            Command::Register(_, r) => drop(r.send(Err(e))),
+            Command::Register(_, _, r) => drop(r.send(Err(e))),
             Command::EditMember(_, _, r)
             | Command::Reissue(_, r)
             | Command::GiveProxy(_, _, r)
@@ -113,7 +112,6 @@ impl Command {
             | Command::SetPresence(_, _, r) => drop(r.send(Err(e))),
             Command::StartMeeting(_, r) => drop(r.send(Err(e))),
             Command::Ballots(_, r) => drop(r.send(Err(e))),
-            Command::Voted(_, r) => drop(r.send(Err(e))),
             Command::Secret(_, r) => drop(r.send(Err(e))),
             Command::Stop => {}
         }
@@ -129,6 +127,8 @@ pub(crate) struct CoreSession {
 pub(crate) struct Writer {
     store: Box<dyn Store>,
     core: Core,
+    /// A secret vote closed and the store has not scrubbed its files yet.
+    scrub_pending: bool,
 }
 
 /// Everything the writer decides with; the store stays apart so that a
@@ -143,6 +143,8 @@ pub(crate) struct Core {
     /// Moderators' check-ins (true) and check-outs (false) at the current
     /// meeting; everyone else present was checked in by a ballot.
     pub checked: HashMap<String, bool>,
+    /// Roll sessions: the members who have voted (ids), for the register.
+    pub voted: HashMap<Uuid, HashSet<String>>,
     pub board: Board,
     pub limits: Limits,
 }
@@ -164,6 +166,8 @@ pub(crate) struct Batch {
     pub roll_len: usize,
     /// Members as they were before the batch changed them.
     pub members_before: Vec<Member>,
+    /// Members who voted for the first time in a roll session.
+    pub voted: Vec<(Uuid, String)>,
     /// Presence changed by the batch: (member, now present).
     pub presence: Vec<(String, bool)>,
     /// Check-ins and check-outs recorded by the batch, with what the member
@@ -227,11 +231,16 @@ impl Writer {
             roll: Roll::default(),
             present: HashSet::new(),
             checked: HashMap::new(),
+            voted: HashMap::new(),
             board,
             limits,
         };
         core.restore(loaded);
-        let mut writer = Writer { store, core };
+        let mut writer = Writer {
+            store,
+            core,
+            scrub_pending: false,
+        };
         if writer.core.meetings.is_empty() {
             let meeting = Meeting {
                 id: Uuid::new_v4(),
@@ -306,10 +315,6 @@ impl Writer {
                         self.batch(std::mem::take(&mut batch));
                         let _ = reply.send(self.ballots(id));
                     }
-                    Command::Voted(id, reply) => {
-                        self.batch(std::mem::take(&mut batch));
-                        let _ = reply.send(self.voted(id));
-                    }
                     Command::Secret(id, reply) => {
                         self.batch(std::mem::take(&mut batch));
                         let _ = reply.send(self.secret(id));
@@ -331,36 +336,6 @@ impl Writer {
             return Err(HubError::SessionNotFound);
         }
         Ok(self.store.ballots(id)?)
-    }
-
-    /// Who voted in a roll session, by name, sorted: never what, never in
-    /// what order.
-    fn voted(&mut self, id: Uuid) -> Result<Vec<String>, HubError> {
-        let session = self
-            .core
-            .sessions
-            .get(&id)
-            .ok_or(HubError::SessionNotFound)?;
-        if session.meta.electorate != crate::core::session::Electorate::Roll {
-            return Err(HubError::InvalidSession(
-                "only a roll session keeps who voted".into(),
-            ));
-        }
-        let members: Vec<String> = match session.meta.secrecy {
-            crate::core::session::Secrecy::Secret => self.store.secret(id)?.1,
-            crate::core::session::Secrecy::Named => self
-                .store
-                .ballots(id)?
-                .into_iter()
-                .map(|b| b.voter)
-                .collect(),
-        };
-        let mut names: Vec<String> = members
-            .iter()
-            .filter_map(|m| self.core.roll.by_id(m).map(|m| m.name.clone()))
-            .collect();
-        names.sort();
-        Ok(names)
     }
 
     fn secret(&mut self, id: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), HubError> {
@@ -424,10 +399,14 @@ impl Writer {
         let outcome = outcome.and_then(|()| txn.commit());
         match outcome {
             Ok(()) => {
-                if !batch.shuffle.is_empty()
-                    && let Err(e) = self.store.scrub()
-                {
-                    tracing::warn!(error = %e, "a secret vote closed; its files could not be scrubbed");
+                self.scrub_pending |= !batch.shuffle.is_empty();
+                if self.scrub_pending {
+                    match self.store.scrub() {
+                        Ok(done) => self.scrub_pending = !done,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a secret vote closed; its files could not be scrubbed yet");
+                        }
+                    }
                 }
                 self.core.publish(&batch);
                 for reply in batch.replies {
@@ -517,8 +496,8 @@ impl Core {
                 settle(decided, reply, batch)
             }
             Command::Close(id, reply) => settle(Ok(self.close(id, batch)), reply, batch),
-            Command::Register(voters, reply) => {
-                let decided = self.register(voters, txn);
+            Command::Register(voters, from_file, reply) => {
+                let decided = self.register(voters, from_file, txn);
                 settle(decided, reply, batch)
             }
             Command::EditMember(code, edit, reply) => {
@@ -545,9 +524,7 @@ impl Core {
                 let decided = self.start_meeting(title, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Ballots(..) | Command::Voted(..) | Command::Secret(..) | Command::Stop => {
-                Ok(())
-            }
+            Command::Ballots(..) | Command::Secret(..) | Command::Stop => Ok(()),
         }
     }
 }

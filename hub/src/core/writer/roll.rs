@@ -77,8 +77,20 @@ impl Core {
         Attendance::of(self.roll.members(), &self.present)
     }
 
-    pub fn register(&mut self, voters: Vec<NewVoter>, txn: &mut dyn Txn) -> Decided<Vec<Member>> {
-        let (members, added) = match self.roll.register(voters, &self.limits) {
+    /// Registers people: from a call (at most `max_roll_per_call`) or a
+    /// roll file (at most `max_roll_file`).
+    pub fn register(
+        &mut self,
+        voters: Vec<NewVoter>,
+        from_file: bool,
+        txn: &mut dyn Txn,
+    ) -> Decided<Vec<Member>> {
+        let at_once = if from_file {
+            self.limits.max_roll_file
+        } else {
+            self.limits.max_roll_per_call
+        };
+        let (members, added) = match self.roll.register(voters, at_once, &self.limits) {
             Ok(done) => done,
             Err(refusal) => return Ok(Err(refusal)),
         };

@@ -102,7 +102,11 @@ impl SqliteStore {
         }
         schema::migrations().to_latest(&mut conn)?;
         schema::adopt_orphans(&mut conn)?;
-        Ok(SqliteStore { conn })
+        let mut store = SqliteStore { conn };
+        // A secret vote closed just before a crash may have left its
+        // history in the log: nothing else reads the file yet, so it goes.
+        store.scrub()?;
+        Ok(store)
     }
 }
 
@@ -193,6 +197,7 @@ fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
         seq: r.get::<_, i64>(24)?.max(0) as u64,
         ballots: Vec::new(),
         secret: Vec::new(),
+        voted: Vec::new(),
     })
 }
 
@@ -328,7 +333,7 @@ impl Store for SqliteStore {
         }
         for session in &mut loaded.sessions {
             session.ballots = read_ballots(&self.conn, session.meta.id)?;
-            session.secret = read_secret(&self.conn, session.meta.id)?.0;
+            (session.secret, session.voted) = read_secret(&self.conn, session.meta.id)?;
         }
         {
             let mut stmt = self.conn.prepare(
@@ -370,16 +375,13 @@ impl Store for SqliteStore {
     /// log holds each commit's pages in the order they were written, which
     /// for a secret vote would keep who-voted beside what-was-voted.
     /// (`secure_delete` zeroes what the database itself frees.)
-    fn scrub(&mut self) -> Result<(), StoreError> {
+    fn scrub(&mut self) -> Result<bool, StoreError> {
         let (busy, _, _): (i64, i64, i64) =
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?;
-        if busy != 0 {
-            tracing::warn!("the write-ahead log could not be emptied now (a reader holds it)");
-        }
-        Ok(())
+        Ok(busy == 0)
     }
 }
 
@@ -470,13 +472,12 @@ impl Txn for SqliteTxn<'_> {
 
     fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT ballot_id, answer FROM secret_voted WHERE session_id = ?1 AND member_id = ?2",
+            "SELECT ballot_id FROM secret_voted WHERE session_id = ?1 AND member_id = ?2",
         )?;
         Ok(stmt
             .query_row(params![session.to_string(), member], |r| {
                 Ok(Voted {
                     ballot_id: r.get(0)?,
-                    answer: r.get(1)?,
                 })
             })
             .optional()?)
@@ -605,15 +606,14 @@ impl Txn for SqliteTxn<'_> {
             } => {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO secret_voted (session_id, member_id, holder, ballot_id, answer)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO secret_voted (session_id, member_id, holder, ballot_id)
+                         VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![
                         session.to_string(),
                         member,
                         holder,
-                        voted.ballot_id,
-                        voted.answer
+                        voted.ballot_id
                     ])?;
             }
             Write::ShuffleSecret(session) => {

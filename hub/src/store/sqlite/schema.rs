@@ -115,7 +115,6 @@ pub fn migrations() -> Migrations<'static> {
                 member_id   TEXT NOT NULL,
                 holder      TEXT,
                 ballot_id   TEXT,
-                answer      TEXT,
                 PRIMARY KEY (session_id, member_id)
             ) WITHOUT ROWID;
             CREATE TABLE secret_ballots (
