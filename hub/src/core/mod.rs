@@ -4,6 +4,7 @@
 //! every door holds. Nothing here knows HTTP, WebSocket or Tauri.
 
 pub mod agenda;
+pub mod audit;
 pub mod cards;
 pub mod clock;
 pub mod error;
