@@ -158,17 +158,31 @@ async fn ballots_one_per_voter_and_every_refusal() {
     let (status, receipt) = api.vote(&id, "ann", "for").await;
     assert_eq!(status, 200);
     assert_eq!(
-        receipt,
-        json!({"tally": {"for": 1, "against": 0, "abstain": 0, "total": 1, "ballots": 1}, "seq": 1})
+        (&receipt["tally"], &receipt["seq"]),
+        (
+            &json!({"for": 1, "against": 0, "abstain": 0, "total": 1, "ballots": 1}),
+            &json!(1)
+        )
+    );
+    // Its leaf in the log (after the session's creation and opening), and
+    // the head signed in the commit that recorded it (§7).
+    assert_eq!(
+        (&receipt["receipt"]["index"], &receipt["receipt"]["head"]["size"]),
+        (&json!(2), &json!(3))
     );
     let (_, receipt) = api.vote(&id, "bob", "abstain").await;
     assert_eq!(receipt["tally"]["total"], 2);
     // Ann changes her mind: replaced, not added.
     let (_, receipt) = api.vote(&id, "ann", "against").await;
     assert_eq!(
-        receipt,
-        json!({"tally": {"for": 0, "against": 1, "abstain": 1, "total": 2, "ballots": 2}, "seq": 3})
+        (&receipt["tally"], &receipt["seq"]),
+        (
+            &json!({"for": 0, "against": 1, "abstain": 1, "total": 2, "ballots": 2}),
+            &json!(3)
+        )
     );
+    // A re-vote is a new leaf: the log keeps every ballot.
+    assert_eq!(receipt["receipt"]["index"], 4);
 
     let path = format!("/api/sessions/{id}/votes");
     let bad = [

@@ -255,7 +255,7 @@ async fn nothing_links_a_member_to_a_choice() {
     );
     assert_eq!(
         columns(&conn, "secret_voted"),
-        ["ballot_id", "holder", "member_id", "session_id"]
+        ["ballot_id", "holder", "member_id", "session_id", "weight"]
     );
     for table in ["ballots", "answers"] {
         let n: i64 = conn

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use crate::core::audit::signing::Key;
 use crate::core::error::HubError;
 use crate::core::export;
 use crate::core::limits::Limits;
@@ -89,10 +90,20 @@ pub(crate) struct Registry {
     pub present: HashSet<String>,
     /// Roll sessions: who has voted (member ids).
     pub voted: HashMap<Uuid, HashSet<String>>,
+    /// Each session's log as readers prove from it: its leaf hashes and
+    /// its newest signed head.
+    pub logs: HashMap<Uuid, LogView>,
     /// Grows with every change of the roll or of who is present.
     pub roll_version: u64,
     /// In the order they began; the last is the current one.
     pub meetings: Vec<Meeting>,
+}
+
+/// A session's log as readers see it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogView {
+    pub leaves: Vec<crate::core::audit::tree::Hash>,
+    pub head: Option<crate::core::audit::signing::SignedHead>,
 }
 
 /// What the writer tells readers through: the registry and the ticks.
@@ -186,6 +197,14 @@ struct Inner {
     /// Attendance as last counted, with the roll version it was counted
     /// at: a count walks the roll, and the window and projector ask often.
     attendance: std::sync::Mutex<Option<(u64, Attendance)>>,
+    key: KeyInfo,
+}
+
+/// The public side of the hub's signing key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    pub public_key: String,
+    pub fingerprint: String,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
@@ -193,6 +212,12 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
 impl Hub {
     /// Loads everything from `store` and starts the writer thread.
     pub fn open(store: impl Store, limits: Limits) -> Result<Hub, HubError> {
+        Hub::open_signed(store, limits, Key::generate())
+    }
+
+    /// Loads everything from `store` and starts the writer thread, which
+    /// signs the logs' heads with `key`.
+    pub fn open_signed(store: impl Store, limits: Limits, key: Key) -> Result<Hub, HubError> {
         let (changes, _) = watch::channel(0u64);
         let (lobby, _) = watch::channel(0u64);
         let board = Board {
@@ -200,7 +225,11 @@ impl Hub {
             changes,
             lobby,
         };
-        let writer = Writer::load(Box::new(store), board.clone(), limits.clone())?;
+        let public = KeyInfo {
+            public_key: key.public_hex(),
+            fingerprint: key.fingerprint(),
+        };
+        let writer = Writer::load(Box::new(store), board.clone(), limits.clone(), key)?;
         let (tx, rx) = mpsc::channel(limits.queue);
         let thread = std::thread::Builder::new()
             .name("votehub-writer".into())
@@ -213,8 +242,14 @@ impl Hub {
                 connections: Arc::default(),
                 writer: std::sync::Mutex::new(Some(thread)),
                 attendance: std::sync::Mutex::new(None),
+                key: public,
             }),
         })
+    }
+
+    /// The key that signs the logs' heads (`GET /api/key`).
+    pub fn key(&self) -> KeyInfo {
+        self.inner.key.clone()
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, HubError> {

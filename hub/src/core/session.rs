@@ -619,11 +619,20 @@ pub struct VoteReceipt<'a> {
     pub receipt: Option<Receipt<'a>>,
 }
 
-/// What a voter keeps of their ballot. A secret ballot's, before the
-/// close, is the tracker their device chose.
+/// What a voter keeps of their ballot: its leaf in the session's log and
+/// the head signed in the commit that recorded it — or, for a secret
+/// ballot (logged at the close), the tracker their device chose.
 #[derive(Debug, Clone, Serialize)]
-pub struct Receipt<'a> {
-    pub tracker: &'a str,
+#[serde(untagged)]
+pub enum Receipt<'a> {
+    Logged {
+        index: u64,
+        leaf: String,
+        head: crate::core::audit::signing::HeadWire,
+    },
+    Secret {
+        tracker: &'a str,
+    },
 }
 
 /// The answer to a close.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::core::audit::signing::SignedHead;
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
@@ -102,6 +103,36 @@ pub struct StoredSession {
     pub secret: Vec<SecretBallot>,
     /// Secret sessions: the members who voted (ids), apart from the ballots.
     pub voted: Vec<String>,
+    /// Its log: the key of its voters' pseudonyms, its entries (canonical
+    /// JSON, in order) and its newest signed head. `None`: a session made
+    /// before votehub kept logs, or a draft.
+    pub log: Option<StoredLog>,
+}
+
+/// A session's log as stored.
+#[derive(Debug, Clone, Default)]
+pub struct StoredLog {
+    pub key: [u8; 32],
+    pub entries: Vec<String>,
+    pub head: Option<SignedHead>,
+}
+
+/// Everything a session's audit bundle is made of.
+#[derive(Debug, Clone, Default)]
+pub struct LogRecord {
+    pub entries: Vec<String>,
+    /// Every head signed, oldest first.
+    pub heads: Vec<SignedHead>,
+    /// The roll as it was when the vote opened (JSON), for roll sessions.
+    pub roll: Option<String>,
+}
+
+/// A member who voted in a secret session, as kept apart from the ballot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretVoter {
+    pub member: String,
+    pub holder: Option<String>,
+    pub weight: u64,
 }
 
 /// Everything on disk, read once at start.
@@ -139,11 +170,13 @@ pub enum Write {
         answer: String,
     },
     /// That a member voted in a secret session (and who cast it for them,
-    /// by proxy: whom the ballot checked in).
+    /// by proxy: whom the ballot checked in), with the weight it counted
+    /// with (for the log's list of who voted).
     SecretVoted {
         session: Uuid,
         member: String,
         holder: Option<String>,
+        weight: u64,
         voted: Voted,
     },
     /// What was voted in a secret session (a batch writes these in an order
@@ -168,6 +201,21 @@ pub enum Write {
     },
     /// A meeting begun, or ended.
     Meeting(Meeting),
+    /// A session's log begins: the key of its voters' pseudonyms, and the
+    /// roll as it opens (JSON, roll sessions).
+    Log {
+        session: Uuid,
+        key: [u8; 32],
+        roll: Option<String>,
+    },
+    /// The entry at `index` of a session's log (canonical JSON).
+    Entry {
+        session: Uuid,
+        index: u64,
+        entry: String,
+    },
+    /// A head of a session's log, signed.
+    Head { session: Uuid, head: SignedHead },
 }
 
 /// What [`Txn::lock_sessions`] found.
@@ -192,6 +240,8 @@ pub trait Store: Send + 'static {
     /// the vote is closed) and who voted (member ids, in id order: the
     /// order of registration).
     fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError>;
+    /// A session's log, for its audit bundle.
+    fn log(&mut self, session: Uuid) -> Result<LogRecord, StoreError>;
     /// Leaves nothing of a secret vote's history in the files beyond what
     /// its tables hold (called after a secret session closes). `Ok(false)`:
     /// not now (a reader holds the files); the writer tries again after
@@ -216,6 +266,12 @@ pub trait Txn {
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError>;
     /// Whether a member voted in a secret session.
     fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError>;
+    /// A secret session's ballots and who voted, read inside the
+    /// transaction (its close puts them in the log).
+    fn secret_all(
+        &mut self,
+        session: Uuid,
+    ) -> Result<(Vec<SecretBallot>, Vec<SecretVoter>), StoreError>;
     /// The answer given to the voter's ballot with this `ballot_id`.
     fn answer(
         &mut self,

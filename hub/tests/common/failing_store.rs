@@ -9,7 +9,8 @@ use uuid::Uuid;
 use votehub::SqliteStore;
 use votehub::core::clock::Time;
 use votehub::core::store::{
-    BallotRecord, Loaded, Locked, SecretBallot, Store, StoreError, Txn, Voted, Write,
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
+    Voted, Write,
 };
 
 /// The test's hold on a [`FailingStore`].
@@ -96,6 +97,10 @@ impl Store for FailingStore {
     fn scrub(&mut self) -> Result<bool, StoreError> {
         self.inner.scrub()
     }
+
+    fn log(&mut self, session: Uuid) -> Result<LogRecord, StoreError> {
+        self.inner.log(session)
+    }
 }
 
 struct FailingTxn<'a> {
@@ -119,6 +124,13 @@ impl Txn for FailingTxn<'_> {
 
     fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError> {
         self.inner.voted(session, member)
+    }
+
+    fn secret_all(
+        &mut self,
+        session: Uuid,
+    ) -> Result<(Vec<SecretBallot>, Vec<SecretVoter>), StoreError> {
+        self.inner.secret_all(session)
     }
 
     fn answer(

@@ -4,4 +4,6 @@
 //! (`bundle`) and the offline verifier (`verify`). docs/AUDIT.md gives the
 //! exact bytes.
 
+pub mod entry;
+pub mod signing;
 pub mod tree;

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use uuid::Uuid;
 
+use super::log::{Cast, PendingReceipt};
 use super::{Batch, CastRequest, Core, CoreSession, Decided};
 use crate::core::error::HubError;
 use crate::core::limits::{MAX_BALLOT_ID, MAX_TRACKER, MAX_VOTER, MIN_TRACKER};
@@ -125,7 +126,7 @@ impl Core {
         req: CastRequest,
         txn: &mut dyn Txn,
         batch: &mut Batch,
-    ) -> Decided<String> {
+    ) -> Decided<Cast> {
         if req.voter.trim().is_empty() || req.voter.chars().count() > MAX_VOTER {
             return refuse(HubError::InvalidBallot(format!(
                 "\"voter\" must be a non-empty string of at most {MAX_VOTER} characters"
@@ -179,10 +180,24 @@ impl Core {
                 if let Some(voted) = txn.voted(id, &key)?
                     && voted.ballot_id.as_deref() == Some(bid.as_str())
                 {
-                    return Ok(secret_answer(session, req.tracker.as_deref().unwrap_or("")));
+                    return Ok(
+                        secret_answer(session, req.tracker.as_deref().unwrap_or("")).map(Cast::Now)
+                    );
                 }
+            } else if let Some((_, first)) = batch.pending.iter().find(|(_, p)| {
+                p.session == id
+                    && p.retry
+                        .as_ref()
+                        .is_some_and(|(voter, b)| *voter == key && b == bid)
+            }) {
+                // A copy within the batch of the ballot it just recorded:
+                // the same answer, once the head is signed (kept once).
+                return Ok(Ok(Cast::Logged(PendingReceipt {
+                    retry: None,
+                    ..first.clone()
+                })));
             } else if let Some(answer) = txn.answer(id, &key, bid)? {
-                return Ok(Ok(answer));
+                return Ok(Ok(Cast::Now(answer)));
             }
         }
         let counted = match self.counted(session.meta.electorate, &req) {
@@ -226,6 +241,19 @@ impl Core {
         {
             batch.voted.push((id, counted.key.clone()));
         }
+        let now = batch.now();
+        // The log's entry, made while the session is at hand (a secret
+        // ballot enters the log at the close).
+        let entry = (!secret).then(|| {
+            self.ballot_entry(
+                session,
+                &counted.key,
+                &ballot,
+                counted.weight,
+                counted.holder.as_deref(),
+                now,
+            )
+        });
         batch.remember(id, Some(session));
         let Some(session) = self.sessions.get_mut(&id) else {
             return refuse(HubError::SessionNotFound);
@@ -245,6 +273,7 @@ impl Core {
                 session: id,
                 member: counted.key.clone(),
                 holder: counted.holder.clone(),
+                weight: counted.weight,
                 voted: Voted {
                     ballot_id: req.ballot_id.clone(),
                 },
@@ -252,7 +281,7 @@ impl Core {
             let answer = json(&VoteReceipt {
                 tally: &state.tally.masked(),
                 seq: state.seq,
-                receipt: Some(Receipt { tracker: &tracker }),
+                receipt: Some(Receipt::Secret { tracker: &tracker }),
             })?;
             batch.secret.push((
                 id,
@@ -262,33 +291,53 @@ impl Core {
                     tracker,
                 },
             ));
-            answer
+            Cast::Now(answer)
         } else {
-            let answer = json(&VoteReceipt {
-                tally: &state.tally,
-                seq: state.seq,
-                receipt: None,
-            })?;
+            let (tally, seq) = (state.tally.clone(), state.seq);
             txn.write(&Write::Ballot {
                 session: id,
                 record: BallotRecord {
                     voter: counted.key.clone(),
                     ballot,
-                    cast_at: batch.now(),
+                    cast_at: now,
                     weight: counted.weight,
                     groups: counted.groups,
                     holder: counted.holder,
                 },
             })?;
-            if let Some(ballot_id) = req.ballot_id {
-                txn.write(&Write::Answer {
+            let logged = match &entry {
+                Some(entry) => self.append(id, entry, txn, batch)?,
+                None => None,
+            };
+            let retry = req.ballot_id.map(|bid| (counted.key.clone(), bid));
+            match logged {
+                // Answered once the batch's head is signed.
+                Some((index, leaf)) => Cast::Logged(PendingReceipt {
                     session: id,
-                    voter: counted.key,
-                    ballot_id,
-                    answer: answer.clone(),
-                })?;
+                    tally,
+                    seq,
+                    index,
+                    leaf,
+                    retry,
+                }),
+                // A session from before votehub kept logs: no receipt.
+                None => {
+                    let answer = json(&VoteReceipt {
+                        tally: &tally,
+                        seq,
+                        receipt: None,
+                    })?;
+                    if let Some((voter, ballot_id)) = retry {
+                        txn.write(&Write::Answer {
+                            session: id,
+                            voter,
+                            ballot_id,
+                            answer: answer.clone(),
+                        })?;
+                    }
+                    Cast::Now(answer)
+                }
             }
-            answer
         };
         // A ballot checks its voter in.
         if let Some(member) = counted.present
@@ -326,7 +375,7 @@ fn secret_answer(session: &CoreSession, tracker: &str) -> Result<String, HubErro
     serde_json::to_string(&VoteReceipt {
         tally: &session.state.tally.masked(),
         seq: session.state.seq,
-        receipt: Some(Receipt { tracker }),
+        receipt: Some(Receipt::Secret { tracker }),
     })
     .map_err(|e| HubError::Store(std::sync::Arc::new(StoreError::Inconsistent(e.to_string()))))
 }

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Batch, Core, CoreSession};
-use crate::core::hub::Published;
+use crate::core::hub::{LogView, Published};
 use crate::core::rules::Outcome;
 use crate::core::session::{Electorate, SessionState, Status};
 use crate::core::store::Loaded;
@@ -27,6 +27,17 @@ impl Core {
             let mut tally = Tally::new(meta.kind.shape());
             for b in &stored.ballots {
                 tally.add(&b.ballot, b.weight, &b.groups);
+            }
+            if let Some(stored_log) = &stored.log {
+                let (log, leaves) = super::log::SessionLog::restore(stored_log);
+                self.logs.insert(meta.id, log);
+                self.board.write().logs.insert(
+                    meta.id,
+                    LogView {
+                        leaves,
+                        head: stored_log.head,
+                    },
+                );
             }
             if meta.electorate == Electorate::Roll {
                 let voted = self.voted.entry(meta.id).or_default();
@@ -108,6 +119,12 @@ impl Core {
             if let Some(voted) = self.voted.get_mut(session) {
                 voted.remove(member);
             }
+        }
+        for (session, before) in batch.log_before.iter().rev() {
+            match before {
+                Some(log) => self.logs.insert(*session, log.clone()),
+                None => self.logs.remove(session),
+            };
         }
         for (member, before) in batch.checked.iter().rev() {
             match before {
@@ -231,6 +248,17 @@ impl Core {
                 .entry(*session)
                 .or_default()
                 .insert(member.clone());
+        }
+        for (session, leaf) in &batch.appended {
+            registry
+                .logs
+                .entry(*session)
+                .or_default()
+                .leaves
+                .push(*leaf);
+        }
+        for (session, head) in &batch.heads {
+            registry.logs.entry(*session).or_default().head = Some(*head);
         }
         if batch.meetings.is_some() {
             tracing::info!(meeting = %self.current_meeting(), "a new meeting began");

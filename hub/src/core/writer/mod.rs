@@ -13,6 +13,7 @@
 
 mod ballots;
 mod board;
+mod log;
 mod roll;
 mod sessions;
 
@@ -25,6 +26,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::core::audit::signing::{Key, SignedHead};
+use crate::core::audit::tree::Hash;
 use crate::core::clock::Time;
 use crate::core::error::HubError;
 use crate::core::hub::{Board, Reply};
@@ -145,6 +148,11 @@ pub(crate) struct Core {
     pub checked: HashMap<String, bool>,
     /// Roll sessions: the members who have voted (ids), for the register.
     pub voted: HashMap<Uuid, HashSet<String>>,
+    /// Each session's log (sessions made before votehub kept logs have
+    /// none).
+    pub logs: HashMap<Uuid, log::SessionLog>,
+    /// The hub's signing key.
+    pub key: Key,
     pub board: Board,
     pub limits: Limits,
 }
@@ -168,6 +176,15 @@ pub(crate) struct Batch {
     pub members_before: Vec<Member>,
     /// Members who voted for the first time in a roll session.
     pub voted: Vec<(Uuid, String)>,
+    /// Logs grown by the batch, as they were before it (`None`: begun by
+    /// it).
+    pub log_before: Vec<(Uuid, Option<log::SessionLog>)>,
+    /// Leaves appended by the batch, in order.
+    pub appended: Vec<(Uuid, Hash)>,
+    /// Heads signed at the end of the batch.
+    pub heads: Vec<(Uuid, SignedHead)>,
+    /// Ballots whose answers wait for their session's signed head.
+    pub pending: Vec<(Reply<String>, log::PendingReceipt)>,
     /// Presence changed by the batch: (member, now present).
     pub presence: Vec<(String, bool)>,
     /// Check-ins and check-outs recorded by the batch, with what the member
@@ -223,6 +240,7 @@ impl Writer {
         mut store: Box<dyn Store>,
         board: Board,
         limits: Limits,
+        key: Key,
     ) -> Result<Writer, HubError> {
         let loaded = store.load()?;
         let mut core = Core {
@@ -232,6 +250,8 @@ impl Writer {
             present: HashSet::new(),
             checked: HashMap::new(),
             voted: HashMap::new(),
+            logs: HashMap::new(),
+            key,
             board,
             limits,
         };
@@ -394,7 +414,9 @@ impl Writer {
             outcome = self
                 .core
                 .write_secret(&mut batch, &mut *txn)
-                .and_then(|()| self.core.write_states(&batch, &mut *txn));
+                .and_then(|()| self.core.write_states(&batch, &mut *txn))
+                .and_then(|()| self.core.sign_heads(&mut batch, &mut *txn))
+                .and_then(|()| self.core.finish_receipts(&mut batch, &mut *txn));
         }
         let outcome = outcome.and_then(|()| txn.commit());
         match outcome {
@@ -429,6 +451,7 @@ impl Writer {
 /// Answers every command of a batch that could not be recorded.
 fn fail_all(rest: Vec<Command>, batch: Batch, e: StoreError) {
     let e = Arc::new(e);
+    log::fail_pending(batch.pending, &HubError::Store(e.clone()));
     for reply in batch.replies {
         reply(Err(HubError::Store(e.clone())));
     }
@@ -488,16 +511,26 @@ impl Core {
                 settle(decided, reply, batch)
             }
             Command::Extend(id, seconds, reply) => {
-                settle(Ok(self.extend(id, seconds, batch)), reply, batch)
-            }
-            Command::Reorder(order, reply) => settle(Ok(self.reorder(order, batch)), reply, batch),
-            Command::Cast(session, request, reply) => {
-                let decided = self.cast(session, request, txn, batch);
+                let decided = self.extend(id, seconds, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Close(id, reply) => settle(Ok(self.close(id, batch)), reply, batch),
+            Command::Reorder(order, reply) => settle(Ok(self.reorder(order, batch)), reply, batch),
+            Command::Cast(session, request, reply) => match self.cast(session, request, txn, batch)
+            {
+                Ok(Ok(log::Cast::Logged(pending))) => {
+                    batch.pending.push((reply, pending));
+                    Ok(())
+                }
+                Ok(Ok(log::Cast::Now(answer))) => settle(Ok(Ok(answer)), reply, batch),
+                Ok(Err(refusal)) => settle(Ok(Err(refusal)), reply, batch),
+                Err(e) => settle(Err(e), reply, batch),
+            },
+            Command::Close(id, reply) => {
+                let decided = self.close(id, txn, batch);
+                settle(decided, reply, batch)
+            }
             Command::Register(voters, from_file, reply) => {
-                let decided = self.register(voters, from_file, txn);
+                let decided = self.register(voters, from_file, txn, batch);
                 settle(decided, reply, batch)
             }
             Command::EditMember(code, edit, reply) => {

@@ -65,11 +65,21 @@ impl Core {
         txn: &mut dyn Txn,
         batch: &mut Batch,
     ) -> Result<Member, StoreError> {
-        if let Some(before) = self.roll.by_id(&member.id) {
+        let before = self.roll.by_id(&member.id).cloned();
+        if let Some(before) = &before {
             batch.members_before.push(before.clone());
         }
         txn.write(&Write::Member(member.clone()))?;
         self.roll.put(member.clone());
+        // What an open vote on the roll checks ballots against (a new code
+        // is nothing it shows).
+        fn logged(m: &Member) -> (&str, u64, &[String], Option<&str>) {
+            (&m.name, m.weight, &m.groups, m.proxy_to.as_deref())
+        }
+        if before.as_ref().is_none_or(|b| logged(b) != logged(&member)) {
+            let was = before.as_ref().map(|b| b.name.as_str());
+            self.log_member(&member, was, txn, batch)?;
+        }
         Ok(member)
     }
 
@@ -84,6 +94,7 @@ impl Core {
         voters: Vec<NewVoter>,
         from_file: bool,
         txn: &mut dyn Txn,
+        batch: &mut Batch,
     ) -> Decided<Vec<Member>> {
         let at_once = if from_file {
             self.limits.max_roll_file
@@ -94,9 +105,13 @@ impl Core {
             Ok(done) => done,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let fresh = self.roll.added_since(self.roll.len() - added);
-        for member in fresh {
+        let fresh: Vec<Member> = self.roll.added_since(self.roll.len() - added).to_vec();
+        for member in &fresh {
             txn.write(&Write::Member(member.clone()))?;
+        }
+        // Open votes on the roll log who joined it.
+        for member in &fresh {
+            self.log_member(member, None, txn, batch)?;
         }
         Ok(Ok(members))
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{Batch, Core, CoreSession, Decided};
+use crate::core::audit::entry::Entry;
 use crate::core::clock::Time;
 use crate::core::error::HubError;
 use crate::core::limits::MAX_DURATION_S;
@@ -83,6 +84,9 @@ impl Core {
         }
         txn.write(&Write::Session(meta.clone()))?;
         let id = meta.id;
+        if status == Status::Open {
+            self.log_open(&meta, now, state.closes_at, txn, batch)?;
+        }
         batch.remember(id, None);
         batch.listed = true;
         self.sessions.insert(
@@ -285,28 +289,44 @@ impl Core {
             start(&session.meta, &mut session.state, now);
             session.state.seq += 1;
         }
+        if let Some(session) = self.sessions.get(&id) {
+            let (meta, closes_at) = (session.meta.clone(), session.state.closes_at);
+            self.log_open(&meta, now, closes_at, txn, batch)?;
+        }
         Ok(Ok(()))
     }
 
     /// Moves an open vote's deadline later (an untimed one gets one).
-    pub fn extend(&mut self, id: Uuid, seconds: u64, batch: &mut Batch) -> Result<(), HubError> {
+    pub fn extend(
+        &mut self,
+        id: Uuid,
+        seconds: u64,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<()> {
         if !(1..=MAX_DURATION_S).contains(&seconds) {
-            return Err(HubError::InvalidBody(format!(
+            return Ok(Err(HubError::InvalidBody(format!(
                 "\"seconds\" must be from 1 to {MAX_DURATION_S}"
-            )));
+            ))));
         }
         let now = batch.now();
-        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
         if session.state.status != Status::Open {
-            return Err(HubError::NotOpen);
+            return Ok(Err(HubError::NotOpen));
         }
+        let closes_at = session.state.closes_at.unwrap_or(now).plus_seconds(seconds);
         batch.remember(id, Some(session));
         if let Some(session) = self.sessions.get_mut(&id) {
-            let from = session.state.closes_at.unwrap_or(now);
-            session.state.closes_at = Some(from.plus_seconds(seconds));
+            session.state.closes_at = Some(closes_at);
             session.state.seq += 1;
         }
-        Ok(())
+        let extended = Entry::Extended {
+            closes_at: closes_at.to_rfc3339(),
+        };
+        self.append(id, &extended, txn, batch)?;
+        Ok(Ok(()))
     }
 
     /// Puts the current meeting's agenda in `order`, which names each of
@@ -335,28 +355,36 @@ impl Core {
     }
 
     /// Closes a session, or answers the stored result if it already is.
-    /// Closing writes nothing of its own: the session's new state is
-    /// written with the batch's others.
-    pub fn close(&mut self, id: Uuid, batch: &mut Batch) -> Result<CloseReceipt, HubError> {
-        let session = self.sessions.get(&id).ok_or(HubError::SessionNotFound)?;
+    /// The session's new state is written with the batch's others; its
+    /// log gets its close (and a secret vote's ballots) now.
+    pub fn close(
+        &mut self,
+        id: Uuid,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Decided<CloseReceipt> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
         match session.state.status {
-            Status::Draft => return Err(HubError::NotOpen),
+            Status::Draft => return Ok(Err(HubError::NotOpen)),
             // Closing again answers the stored result; nothing changes or
             // is broadcast, but the answer still waits for the batch so
             // that it never reports a close that is not yet durable.
-            Status::Closed => return Ok(receipt(session)),
+            Status::Closed => return Ok(Ok(receipt(session))),
             Status::Open => {}
         }
         let now = batch.now();
         let presence = self.presence_of(session);
         batch.remember(id, Some(session));
         batch.listed = true;
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or(HubError::SessionNotFound)?;
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
         decide(session, now, presence, batch);
-        Ok(receipt(session))
+        let closed = receipt(session);
+        self.log_close(id, presence, txn, batch)?;
+        Ok(Ok(closed))
     }
 
     /// The open timed votes whose deadline has passed, by what this
@@ -384,7 +412,7 @@ impl Core {
     pub fn close_due(
         &mut self,
         due: &[Uuid],
-        _txn: &mut dyn Txn,
+        txn: &mut dyn Txn,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
         let now = batch.now();
@@ -403,6 +431,7 @@ impl Core {
                 decide(session, at, presence, batch);
                 tracing::info!(session = %id, "the vote reached its deadline");
             }
+            self.log_close(*id, presence, txn, batch)?;
         }
         Ok(())
     }

@@ -12,13 +12,15 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
 
+use crate::core::audit::signing::SignedHead;
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
 use crate::core::rules::{Elected, Method};
 use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
 use crate::core::store::{
-    BallotRecord, Loaded, Locked, SecretBallot, Store, StoreError, StoredSession, Txn, Voted, Write,
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
+    StoredLog, StoredSession, Txn, Voted, Write,
 };
 use crate::core::tally::Scale;
 
@@ -198,6 +200,7 @@ fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
         ballots: Vec::new(),
         secret: Vec::new(),
         voted: Vec::new(),
+        log: None,
     })
 }
 
@@ -261,6 +264,53 @@ fn read_secret(
         .query_map(params![id], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     Ok((ballots, voted))
+}
+
+fn blob32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Inconsistent("a 32-byte value is not".into()))
+}
+
+fn head_from(size: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, StoreError> {
+    Ok(SignedHead {
+        size: u64::try_from(size).map_err(|_| StoreError::Inconsistent("head size".into()))?,
+        root: blob32(root)?,
+        signature: signature
+            .try_into()
+            .map_err(|_| StoreError::Inconsistent("a signature is 64 bytes".into()))?,
+    })
+}
+
+/// A session's log as the writer needs it at start: its key, its entries
+/// in order and its newest head.
+fn read_log(conn: &Connection, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
+    let id = session.to_string();
+    let key: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT log_key FROM logs WHERE session_id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let entries = conn
+        .prepare_cached("SELECT entry FROM log_entries WHERE session_id = ?1 ORDER BY idx")?
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let head = conn
+        .prepare_cached(
+            "SELECT size, root, signature FROM log_heads WHERE session_id = ?1
+             ORDER BY size DESC LIMIT 1",
+        )?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .map(|(size, root, sig)| head_from(size, root, sig))
+        .transpose()?;
+    Ok(Some(StoredLog {
+        key: blob32(key)?,
+        entries,
+        head,
+    }))
 }
 
 /// Member ids present, and the moderators' check-ins (true) and check-outs.
@@ -334,6 +384,7 @@ impl Store for SqliteStore {
         for session in &mut loaded.sessions {
             session.ballots = read_ballots(&self.conn, session.meta.id)?;
             (session.secret, session.voted) = read_secret(&self.conn, session.meta.id)?;
+            session.log = read_log(&self.conn, session.meta.id)?;
         }
         {
             let mut stmt = self.conn.prepare(
@@ -369,6 +420,34 @@ impl Store for SqliteStore {
 
     fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
         read_secret(&self.conn, session)
+    }
+
+    fn log(&mut self, session: Uuid) -> Result<LogRecord, StoreError> {
+        let id = session.to_string();
+        let roll: Option<String> = self
+            .conn
+            .prepare_cached("SELECT roll FROM logs WHERE session_id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let entries = self
+            .conn
+            .prepare_cached("SELECT entry FROM log_entries WHERE session_id = ?1 ORDER BY idx")?
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        let mut heads = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT size, root, signature FROM log_heads WHERE session_id = ?1 ORDER BY size",
+        )?;
+        let mut rows = stmt.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            heads.push(head_from(r.get(0)?, r.get(1)?, r.get(2)?)?);
+        }
+        Ok(LogRecord {
+            entries,
+            heads,
+            roll,
+        })
     }
 
     /// Copies the write-ahead log into the database and empties it: the
@@ -483,6 +562,26 @@ impl Txn for SqliteTxn<'_> {
             .optional()?)
     }
 
+    fn secret_all(
+        &mut self,
+        session: Uuid,
+    ) -> Result<(Vec<SecretBallot>, Vec<SecretVoter>), StoreError> {
+        let (ballots, _) = read_secret(&self.tx, session)?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT member_id, holder, weight FROM secret_voted WHERE session_id = ?1 ORDER BY member_id",
+        )?;
+        let mut rows = stmt.query(params![session.to_string()])?;
+        let mut voters = Vec::new();
+        while let Some(r) = rows.next()? {
+            voters.push(SecretVoter {
+                member: r.get(0)?,
+                holder: r.get(1)?,
+                weight: columns::weight_from(r.get(2)?)?,
+            });
+        }
+        Ok((ballots, voters))
+    }
+
     fn answer(
         &mut self,
         session: Uuid,
@@ -502,7 +601,15 @@ impl Txn for SqliteTxn<'_> {
             Write::Session(meta) => self.write_session(meta)?,
             Write::DeleteSession(id) => {
                 let id = id.to_string();
-                for table in ["answers", "ballots", "secret_voted", "secret_ballots"] {
+                for table in [
+                    "answers",
+                    "ballots",
+                    "secret_voted",
+                    "secret_ballots",
+                    "log_entries",
+                    "log_heads",
+                    "logs",
+                ] {
                     self.tx
                         .prepare_cached(&format!("DELETE FROM {table} WHERE session_id = ?1"))?
                         .execute(params![id])?;
@@ -602,18 +709,55 @@ impl Txn for SqliteTxn<'_> {
                 session,
                 member,
                 holder,
+                weight,
                 voted,
             } => {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO secret_voted (session_id, member_id, holder, ballot_id)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO secret_voted (session_id, member_id, holder, weight, ballot_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![
                         session.to_string(),
                         member,
                         holder,
+                        columns::weight(*weight)?,
                         voted.ballot_id
+                    ])?;
+            }
+            Write::Log { session, key, roll } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO logs (session_id, log_key, roll) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![session.to_string(), key.as_slice(), roll])?;
+            }
+            Write::Entry {
+                session,
+                index,
+                entry,
+            } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO log_entries (session_id, idx, entry) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        i64::try_from(*index)
+                            .map_err(|_| StoreError::Inconsistent("index".into()))?,
+                        entry
+                    ])?;
+            }
+            Write::Head { session, head } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO log_heads (session_id, size, root, signature) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        session.to_string(),
+                        i64::try_from(head.size).map_err(|_| StoreError::Inconsistent("size".into()))?,
+                        head.root.as_slice(),
+                        head.signature.as_slice()
                     ])?;
             }
             Write::ShuffleSecret(session) => {

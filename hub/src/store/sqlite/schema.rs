@@ -114,6 +114,7 @@ pub fn migrations() -> Migrations<'static> {
                 session_id  TEXT NOT NULL REFERENCES sessions(id),
                 member_id   TEXT NOT NULL,
                 holder      TEXT,
+                weight      INTEGER NOT NULL,
                 ballot_id   TEXT,
                 PRIMARY KEY (session_id, member_id)
             ) WITHOUT ROWID;
@@ -131,11 +132,33 @@ pub fn migrations() -> Migrations<'static> {
             );
             CREATE INDEX secret_ballots_session ON secret_ballots(session_id);",
         ),
+        // The audit log: each session's entries and signed heads, the key
+        // of its voters' pseudonyms, and the roll as the vote opened.
+        M::up(
+            "CREATE TABLE logs (
+                session_id  TEXT PRIMARY KEY REFERENCES sessions(id),
+                log_key     BLOB NOT NULL,
+                roll        TEXT
+            ) WITHOUT ROWID;
+            CREATE TABLE log_entries (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                idx         INTEGER NOT NULL,
+                entry       TEXT NOT NULL,
+                PRIMARY KEY (session_id, idx)
+            ) WITHOUT ROWID;
+            CREATE TABLE log_heads (
+                session_id  TEXT NOT NULL REFERENCES sessions(id),
+                size        INTEGER NOT NULL,
+                root        BLOB NOT NULL,
+                signature   BLOB NOT NULL,
+                PRIMARY KEY (session_id, size)
+            ) WITHOUT ROWID;",
+        ),
     ])
 }
 
 pub fn schema_version() -> usize {
-    3
+    4
 }
 
 /// Sessions kept from before meetings existed belong to one meeting, begun

@@ -415,6 +415,7 @@ fn a_secret_vote_keeps_who_voted_apart_from_what() {
                 session: id,
                 member: "m-a".into(),
                 holder: None,
+                weight: 1,
                 voted: Voted {
                     ballot_id: Some("b-1".into()),
                 },
