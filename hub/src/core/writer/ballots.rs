@@ -192,10 +192,10 @@ impl Core {
             }) {
                 // A copy within the batch of the ballot it just recorded:
                 // the same answer, once the head is signed (kept once).
-                return Ok(Ok(Cast::Logged(PendingReceipt {
+                return Ok(Ok(Cast::Logged(Box::new(PendingReceipt {
                     retry: None,
                     ..first.clone()
-                })));
+                }))));
             } else if let Some(answer) = txn.answer(id, &key, bid)? {
                 return Ok(Ok(Cast::Now(answer)));
             }
@@ -312,14 +312,14 @@ impl Core {
             let retry = req.ballot_id.map(|bid| (counted.key.clone(), bid));
             match logged {
                 // Answered once the batch's head is signed.
-                Some((index, leaf)) => Cast::Logged(PendingReceipt {
+                Some((index, leaf)) => Cast::Logged(Box::new(PendingReceipt {
                     session: id,
                     tally,
                     seq,
                     index,
                     leaf,
                     retry,
-                }),
+                })),
                 // A session from before votehub kept logs: no receipt.
                 None => {
                     let answer = json(&VoteReceipt {

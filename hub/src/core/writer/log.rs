@@ -63,7 +63,7 @@ pub(crate) struct PendingReceipt {
 /// A ballot decided: answered now, or once its batch's head is signed.
 pub(crate) enum Cast {
     Now(String),
-    Logged(PendingReceipt),
+    Logged(Box<PendingReceipt>),
 }
 
 fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {

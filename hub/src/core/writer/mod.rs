@@ -518,7 +518,7 @@ impl Core {
             Command::Cast(session, request, reply) => match self.cast(session, request, txn, batch)
             {
                 Ok(Ok(log::Cast::Logged(pending))) => {
-                    batch.pending.push((reply, pending));
+                    batch.pending.push((reply, *pending));
                     Ok(())
                 }
                 Ok(Ok(log::Cast::Now(answer))) => settle(Ok(Ok(answer)), reply, batch),
