@@ -1,10 +1,12 @@
-//! The data directory: where it is by default, and the admin token kept in
-//! it. Shared by `votehub serve` and the desktop app.
+//! The data directory: where it is by default, and the admin token and the
+//! signing key kept in it. Shared by `votehub serve` and the desktop app.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+
+use crate::core::audit::signing::Key;
 
 pub const TOKEN_FILE: &str = "admin-token";
 
@@ -18,17 +20,64 @@ pub fn default_dir() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot read or write the admin token in {path}: {source}")]
+    #[error("cannot read or write {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("the admin token in {0} is empty or has spaces; delete the file to get a new one")]
     Malformed(PathBuf),
+    #[error(
+        "the signing key in {0} is damaged; restore it from a backup (the logs' heads were signed with it)"
+    )]
+    BadKey(PathBuf),
 }
 
 /// The admin token kept in `dir`, made on first use. Returns the token and
 /// whether it was just made (so that it is printed once, not at every start).
+/// Where the key that signs the logs' heads is kept.
+pub const KEY_FILE: &str = "signing-key";
+
+/// Writes `text` to a new file only the organiser's account may read, and
+/// syncs it.
+fn create_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// The hub's signing key, made at first start (64 hex digits, mode 0600).
+/// A damaged key file is refused, never replaced: the heads signed with it
+/// must stay checkable.
+pub fn load_or_create_key(dir: &Path) -> Result<Key, TokenError> {
+    let path = dir.join(KEY_FILE);
+    let io = |source| TokenError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut seed = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut seed)
+                .map_err(|_| TokenError::BadKey(path.clone()))?;
+            Ok(Key::from_seed(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Key::generate();
+            create_private(&path, &format!("{}\n", hex::encode(key.seed()))).map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 pub fn load_or_create_token(dir: &Path) -> Result<(String, bool), TokenError> {
     let path = dir.join(TOKEN_FILE);
     let io = |source| TokenError::Io {
@@ -45,18 +94,8 @@ pub fn load_or_create_token(dir: &Path) -> Result<(String, bool), TokenError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = new_token();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                // Only the organiser's account may read it.
-                options.mode(0o600);
-            }
-            let mut file = options.open(&path).map_err(io)?;
-            file.write_all(format!("{token}\n").as_bytes())
-                .map_err(io)?;
-            file.sync_all().map_err(io)?;
+            // Only the organiser's account may read it.
+            create_private(&path, &format!("{token}\n")).map_err(io)?;
             Ok((token, true))
         }
         Err(e) => Err(io(e)),

@@ -124,7 +124,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         max_proxies: settings.max_proxies,
         ..Limits::default()
     };
-    let hub = Hub::open(store, limits)?;
+    let key = data_dir::load_or_create_key(&settings.data)?;
+    let hub = Hub::open_signed(store, limits, key)?;
     let mut config = ServerConfig::new(admin_token.clone());
     config.tls = tls.clone();
     config.live.allow_origins = settings.allow_origins;

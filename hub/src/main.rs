@@ -25,6 +25,26 @@ struct Cli {
 enum Command {
     /// Run the hub without a window (servers, CI, benchmarks).
     Serve(HubArgs),
+    /// Check an audit bundle offline (exit 0: all holds; 1: a finding per
+    /// line; 2: unreadable input).
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The audit bundle (GET /api/sessions/{id}/audit).
+    file: Option<std::path::PathBuf>,
+    /// The public key the organiser published (hex): the bundle must be
+    /// signed by it.
+    #[arg(long)]
+    key: Option<String>,
+    /// A voter's receipt (a file, or the JSON itself), checked against
+    /// --bundle.
+    #[arg(long, requires = "bundle")]
+    receipt: Option<String>,
+    /// The bundle a receipt is checked against.
+    #[arg(long)]
+    bundle: Option<std::path::PathBuf>,
 }
 
 /// Exit code for anything the organiser must fix before the hub can start.
@@ -48,6 +68,9 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    if let Command::Verify(args) = cli.command {
+        return verify(args);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -74,6 +97,80 @@ fn main() -> ExitCode {
                 ExitCode::from(USAGE)
             }
         },
+        Command::Verify(_) => ExitCode::from(USAGE),
+    }
+}
+
+/// `votehub verify`: reads the files and prints what the library finds.
+fn verify(args: VerifyArgs) -> ExitCode {
+    use votehub::core::audit::verify;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let unreadable = |message: String| {
+        eprintln!("votehub verify: {message}");
+        ExitCode::from(USAGE)
+    };
+    if let Some(receipt) = &args.receipt {
+        let Some(path) = &args.bundle else {
+            return unreadable("--receipt needs --bundle".into());
+        };
+        let bundle = match read(path).and_then(|b| verify::parse(&b)) {
+            Ok(b) => b,
+            Err(e) => return unreadable(e),
+        };
+        let text = if receipt.trim_start().starts_with('{') {
+            receipt.clone()
+        } else {
+            match std::fs::read_to_string(receipt) {
+                Ok(t) => t,
+                Err(e) => return unreadable(format!("cannot read {receipt}: {e}")),
+            }
+        };
+        let receipt: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => return unreadable(format!("the receipt is not JSON: {e}")),
+        };
+        let (lines, ok) = verify::check_receipt(&bundle, &receipt);
+        for line in lines {
+            println!("{line}");
+        }
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let Some(path) = &args.file else {
+        return unreadable("give the bundle to check (votehub verify FILE)".into());
+    };
+    let key = match args.key.as_deref().map(|k| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(k.trim(), &mut out).map(|()| out)
+    }) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(_)) => return unreadable("--key is 64 hex digits".into()),
+    };
+    let bundle = match read(path).and_then(|b| verify::parse(&b)) {
+        Ok(b) => b,
+        Err(e) => return unreadable(e),
+    };
+    let (findings, summary) = verify::verify(&bundle, key.as_ref());
+    if findings.is_empty() {
+        println!(
+            "ok: {} entries, {} ballots, result {}, signed by {}",
+            summary.entries,
+            summary.ballots,
+            summary.result.map(|r| r.as_str()).unwrap_or("—"),
+            bundle.head.public_key
+        );
+        ExitCode::SUCCESS
+    } else {
+        for finding in findings {
+            println!("{finding}");
+        }
+        ExitCode::FAILURE
     }
 }
 

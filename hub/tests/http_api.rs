@@ -167,7 +167,10 @@ async fn ballots_one_per_voter_and_every_refusal() {
     // Its leaf in the log (after the session's creation and opening), and
     // the head signed in the commit that recorded it (§7).
     assert_eq!(
-        (&receipt["receipt"]["index"], &receipt["receipt"]["head"]["size"]),
+        (
+            &receipt["receipt"]["index"],
+            &receipt["receipt"]["head"]["size"]
+        ),
         (&json!(2), &json!(3))
     );
     let (_, receipt) = api.vote(&id, "bob", "abstain").await;

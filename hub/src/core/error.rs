@@ -197,6 +197,12 @@ pub enum HubError {
     /// An export could not be written (the cause is for the log).
     #[error("the export could not be written: {0}")]
     Export(String),
+    /// Something asked of a session's log that it does not hold.
+    #[error("{0}")]
+    NotInLog(&'static str),
+    /// An admin-only read of something not public yet.
+    #[error("{0}")]
+    AdminOnly(&'static str),
 }
 
 impl From<StoreError> for HubError {
@@ -228,6 +234,8 @@ impl HubError {
             HubError::ShuttingDown | HubError::Writer(_) => Code::ShuttingDown,
             HubError::Store(_) => Code::StorageUnavailable,
             HubError::Export(_) => Code::ExportFailed,
+            HubError::NotInLog(_) => Code::NotFound,
+            HubError::AdminOnly(_) => Code::AdminTokenRequired,
         }
     }
 

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use crate::core::audit::signing::Key;
+use crate::core::audit::bundle::{Bundle, FORMAT, FinalHead, Proof, ProofError, prove};
+use crate::core::audit::signing::{HeadWire, Key};
 use crate::core::error::HubError;
 use crate::core::export;
 use crate::core::limits::Limits;
@@ -19,7 +20,7 @@ use crate::core::roll::{MemberEdit, Roll, RollPage, SelfView, Voter};
 use crate::core::roll::{NewVoter, normalise_code};
 use crate::core::rules::{Presence, Standing};
 use crate::core::session::{
-    CloseReceipt, Created, Electorate, Secrecy, SessionKind, SessionMeta, SessionSpec,
+    AuditHead, CloseReceipt, Created, Electorate, Secrecy, SessionKind, SessionMeta, SessionSpec,
     SessionState, SessionView, Status,
 };
 use crate::core::store::{BallotRecord, SecretBallot, Store};
@@ -244,6 +245,78 @@ impl Hub {
                 attendance: std::sync::Mutex::new(None),
                 key: public,
             }),
+        })
+    }
+
+    /// The inclusion proof of leaf `index` of a session's log in its newest
+    /// signed head, and the consistency proof from its tree of `from`
+    /// leaves (read from what the writer published).
+    pub fn proof(&self, session: Uuid, index: u64, from: Option<u64>) -> Result<Proof, HubError> {
+        let registry = self.inner.board.read();
+        if !registry.sessions.contains_key(&session) {
+            return Err(HubError::SessionNotFound);
+        }
+        let log = registry.logs.get(&session);
+        let (Some(log), Some(head)) = (log, log.and_then(|l| l.head)) else {
+            return Err(HubError::NotInLog("this session has no log"));
+        };
+        prove(&log.leaves, &HeadWire::from(&head), index, from).map_err(|e| match e {
+            ProofError::NoLeaf => HubError::NotInLog("the log has no leaf with this index"),
+            ProofError::NoSize => HubError::NotInLog("the log never had this size"),
+        })
+    }
+
+    /// A session's newest signed head, as screens show it.
+    pub fn audit_head(&self, session: Uuid) -> Option<AuditHead> {
+        let registry = self.inner.board.read();
+        registry
+            .logs
+            .get(&session)
+            .and_then(|l| l.head)
+            .map(|h| AuditHead::of(&h))
+    }
+
+    /// A session's audit bundle: its log, every signed head, the roll as
+    /// the vote opened and the result. Before the close, for moderators
+    /// only (`admin`).
+    pub async fn audit(&self, session: Uuid, admin: bool) -> Result<Bundle, HubError> {
+        let view = self.session(session).ok_or(HubError::SessionNotFound)?;
+        if view.status != Status::Closed && !admin {
+            return Err(HubError::AdminOnly(
+                "the audit file is public once the vote is closed",
+            ));
+        }
+        let record = self.call(|r| Command::Log(session, r)).await?;
+        let entries = record
+            .entries
+            .iter()
+            .map(|e| serde_json::from_str(e))
+            .collect::<Result<Vec<serde_json::Value>, _>>()
+            .map_err(|e| HubError::Export(format!("a log entry is not JSON: {e}")))?;
+        let roll = match &record.roll {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| HubError::Export(format!("the log's roll is not JSON: {e}")))?,
+            None => Vec::new(),
+        };
+        let last = record
+            .heads
+            .last()
+            .ok_or(HubError::NotInLog("this session's log has no signed head"))?;
+        let key = self.key();
+        Ok(Bundle {
+            format: FORMAT.into(),
+            session,
+            roll,
+            entries,
+            heads: record.heads.iter().map(HeadWire::from).collect(),
+            head: FinalHead {
+                size: last.size,
+                root: hex::encode(last.root),
+                signature: hex::encode(last.signature),
+                public_key: key.public_key,
+            },
+            result: view.result,
+            tally: serde_json::to_value(&view.tally).unwrap_or_default(),
         })
     }
 
@@ -512,7 +585,8 @@ impl Hub {
     }
 
     pub fn session(&self, id: Uuid) -> Option<SessionView> {
-        self.inner.board.read().sessions.get(&id).map(view)
+        let registry = self.inner.board.read();
+        registry.sessions.get(&id).map(|live| view(&registry, live))
     }
 
     /// A meeting's sessions (the current one's by default), newest first.
@@ -525,7 +599,7 @@ impl Hub {
             .rev()
             .filter_map(|id| registry.sessions.get(id))
             .filter(|live| live.borrow().meta.meeting == meeting)
-            .map(view)
+            .map(|live| view(&registry, live))
             .collect()
     }
 
@@ -665,12 +739,18 @@ fn current(registry: &Registry) -> Uuid {
     registry.meetings.last().map(|m| m.id).unwrap_or_default()
 }
 
-fn view(live: &watch::Sender<Arc<Published>>) -> SessionView {
+fn view(registry: &Registry, live: &watch::Sender<Arc<Published>>) -> SessionView {
     let published = live.borrow().clone();
-    SessionView::new(
+    let mut view = SessionView::new(
         &published.meta,
         &published.state,
         published.standing.clone(),
         live.receiver_count(),
-    )
+    );
+    view.audit = registry
+        .logs
+        .get(&published.meta.id)
+        .and_then(|l| l.head)
+        .map(|h| AuditHead::of(&h));
+    view
 }

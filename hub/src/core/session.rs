@@ -703,6 +703,28 @@ pub struct SessionView {
     pub tied: Option<Vec<u16>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub standing: Option<Standing>,
+    /// The newest signed head of its log (sessions that keep one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditHead>,
+}
+
+/// A log's head as screens show it: its size, its root and the root's
+/// short fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditHead {
+    pub size: u64,
+    pub root: String,
+    pub fingerprint: String,
+}
+
+impl AuditHead {
+    pub fn of(head: &crate::core::audit::signing::SignedHead) -> AuditHead {
+        AuditHead {
+            size: head.size,
+            root: hex::encode(head.root),
+            fingerprint: crate::core::audit::signing::head_fingerprint(&head.root),
+        }
+    }
 }
 
 impl SessionView {
@@ -768,6 +790,7 @@ impl SessionView {
             elected: (election.is_some() && closed).then(|| state.elected.elected.clone()),
             tied: (election.is_some() && closed).then(|| state.elected.tied.clone()),
             standing,
+            audit: None,
         }
     }
 }

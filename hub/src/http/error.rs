@@ -70,7 +70,10 @@ impl From<HubError> for WireError {
     fn from(e: HubError) -> WireError {
         use StatusCode as S;
         let status = match &e {
-            HubError::SessionNotFound | HubError::UnknownCode => S::NOT_FOUND,
+            HubError::SessionNotFound | HubError::UnknownCode | HubError::NotInLog(_) => {
+                S::NOT_FOUND
+            }
+            HubError::AdminOnly(_) => S::UNAUTHORIZED,
             HubError::SessionClosed
             | HubError::NotDraft
             | HubError::NotOpen

@@ -37,6 +37,27 @@ impl FromRequestParts<HttpDoor> for Admin {
     }
 }
 
+/// Whether the caller is a moderator: `true` with the admin token, `false`
+/// without an `Authorization` header (a wrong token is refused as for
+/// [`Admin`]).
+pub struct MaybeAdmin(pub bool);
+
+impl FromRequestParts<HttpDoor> for MaybeAdmin {
+    type Rejection = WireError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        door: &HttpDoor,
+    ) -> Result<MaybeAdmin, WireError> {
+        if parts.headers.get(header::AUTHORIZATION).is_none() {
+            return Ok(MaybeAdmin(false));
+        }
+        Admin::from_request_parts(parts, door)
+            .await
+            .map(|Admin| MaybeAdmin(true))
+    }
+}
+
 /// A JSON body whose every failure is a JSON error with a code (axum's own
 /// `Json` answers in plain text). The content type is not checked, so
 /// `curl -d` works as is.

@@ -3,6 +3,7 @@
 //! and every other limit are the core's.
 
 mod agenda;
+mod audit;
 pub mod error;
 mod extract;
 pub mod pages;
@@ -55,6 +56,9 @@ pub fn routes(door: HttpDoor) -> Router {
         .route("/api/sessions/{id}/broadcast", post(sessions::broadcast))
         .route("/api/sessions/{id}/export.csv", get(sessions::export_csv))
         .route("/api/sessions/{id}/voted", get(sessions::voted))
+        .route("/api/sessions/{id}/proof", get(audit::proof))
+        .route("/api/sessions/{id}/audit", get(audit::bundle))
+        .route("/api/key", get(audit::key))
         .route(
             "/api/voters",
             get(voters::roll)

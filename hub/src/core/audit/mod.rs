@@ -4,6 +4,8 @@
 //! (`bundle`) and the offline verifier (`verify`). docs/AUDIT.md gives the
 //! exact bytes.
 
+pub mod bundle;
 pub mod entry;
 pub mod signing;
 pub mod tree;
+pub mod verify;

@@ -35,7 +35,9 @@ use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
 use crate::core::roll::{Member, MemberEdit, NewVoter, Roll};
 use crate::core::session::{CloseReceipt, SessionMeta, SessionSpec, SessionState};
-use crate::core::store::{BallotRecord, Locked, SecretBallot, Store, StoreError, Txn, Write};
+use crate::core::store::{
+    BallotRecord, Locked, LogRecord, SecretBallot, Store, StoreError, Txn, Write,
+};
 use crate::core::tally::BallotInput;
 
 /// How long the writer waits at most before looking at the wall clock
@@ -64,6 +66,8 @@ pub(crate) enum Command {
     Ballots(Uuid, Reply<Vec<BallotRecord>>),
     /// A secret session's ballots and who voted, apart.
     Secret(Uuid, Reply<(Vec<SecretBallot>, Vec<String>)>),
+    /// A session's log, for its audit bundle.
+    Log(Uuid, Reply<LogRecord>),
     Stop,
 }
 
@@ -116,6 +120,7 @@ impl Command {
             Command::StartMeeting(_, r) => drop(r.send(Err(e))),
             Command::Ballots(_, r) => drop(r.send(Err(e))),
             Command::Secret(_, r) => drop(r.send(Err(e))),
+            Command::Log(_, r) => drop(r.send(Err(e))),
             Command::Stop => {}
         }
     }
@@ -339,6 +344,10 @@ impl Writer {
                         self.batch(std::mem::take(&mut batch));
                         let _ = reply.send(self.secret(id));
                     }
+                    Command::Log(id, reply) => {
+                        self.batch(std::mem::take(&mut batch));
+                        let _ = reply.send(self.log(id));
+                    }
                     cmd => batch.push(cmd),
                 }
             }
@@ -356,6 +365,15 @@ impl Writer {
             return Err(HubError::SessionNotFound);
         }
         Ok(self.store.ballots(id)?)
+    }
+
+    fn log(&mut self, id: Uuid) -> Result<LogRecord, HubError> {
+        if !self.core.logs.contains_key(&id) {
+            return Err(HubError::NotInLog(
+                "this session has no log (made before votehub kept logs, or not opened yet)",
+            ));
+        }
+        Ok(self.store.log(id)?)
     }
 
     fn secret(&mut self, id: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), HubError> {
@@ -557,7 +575,7 @@ impl Core {
                 let decided = self.start_meeting(title, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Ballots(..) | Command::Secret(..) | Command::Stop => Ok(()),
+            Command::Ballots(..) | Command::Secret(..) | Command::Log(..) | Command::Stop => Ok(()),
         }
     }
 }
