@@ -184,6 +184,9 @@ struct Session {
     created: Created,
 }
 
+/// A ballot as it counts: with its weight and its voter's groups.
+type Counted = (Ballot, u64, Vec<String>);
+
 fn session_of(c: &Created) -> Result<SessionKind, String> {
     Ok(match c.kind {
         KindName::Motion => SessionKind::Motion {
@@ -269,8 +272,9 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
         .collect();
     // Named and open: each voter's latest ballot (and all of them, to tell
     // a tally that counted an earlier one).
-    let mut latest: BTreeMap<String, (Ballot, u64, Vec<String>)> = BTreeMap::new();
-    let mut every: Vec<(Ballot, u64, Vec<String>)> = Vec::new();
+    let mut latest: BTreeMap<String, Counted> = BTreeMap::new();
+    // Ballots a later one of the same voter replaced.
+    let mut replaced: Vec<(String, Counted)> = Vec::new();
     let mut secret_ballots: Vec<(Ballot, u64)> = Vec::new();
     let mut voted: Option<Vec<crate::core::audit::entry::VotedMember>> = None;
     let mut closed: Option<(usize, ClosedEntry)> = None;
@@ -334,8 +338,9 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
                     }
                     Vec::new()
                 };
-                every.push((ballot.clone(), b.weight, groups.clone()));
-                latest.insert(voter, (ballot, b.weight, groups));
+                if let Some(old) = latest.insert(voter.clone(), (ballot, b.weight, groups)) {
+                    replaced.push((voter, old));
+                }
             }
             Entry::Voted { members } => {
                 if !secret {
@@ -409,27 +414,29 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
     summary.result = Some(result);
     let recomputed = serde_json::to_value(&tally).unwrap_or_default();
     if close.tally != recomputed {
-        let mut all = Tally::new(session.kind.shape());
-        for (ballot, weight, groups) in &every {
-            all.add(ballot, *weight, groups);
-        }
-        if !secret && serde_json::to_value(&all).unwrap_or_default() == close.tally {
-            let twice: Vec<&String> = {
-                let mut seen: HashMap<&str, usize> = HashMap::new();
-                for (_, e) in &entries {
-                    if let Entry::Ballot(BallotEntry { voter: Some(v), .. }) = e {
-                        *seen.entry(v.as_str()).or_default() += 1;
-                    }
-                }
-                latest
-                    .keys()
-                    .filter(|v| seen.get(v.as_str()) > Some(&1))
-                    .collect()
-            };
-            out.push(format!(
-                "two counted ballots for one voter ({}): the tally counts a ballot that a later one replaced",
-                twice.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            ));
+        // A tally that counts one ballot a later one replaced: name whose.
+        if !secret {
+            let mut twice: Vec<&str> = replaced
+                .iter()
+                .filter(|(_, (ballot, weight, groups))| {
+                    let mut more = tally.clone();
+                    more.add(ballot, *weight, groups);
+                    serde_json::to_value(&more).unwrap_or_default() == close.tally
+                })
+                .map(|(voter, _)| voter.as_str())
+                .collect();
+            twice.sort_unstable();
+            twice.dedup();
+            match twice.as_slice() {
+                [] => {}
+                [one] => out.push(format!(
+                    "two counted ballots for one voter ({one}): the tally counts a ballot that a later one replaced"
+                )),
+                many => out.push(format!(
+                    "two counted ballots for one voter (one of {}): the tally counts a ballot that a later one replaced",
+                    many.join(", ")
+                )),
+            }
         }
         out.push(format!(
             "tally differs: the log's close says {}, its ballots give {}",
