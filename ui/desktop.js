@@ -65,7 +65,7 @@ $('port-form').addEventListener('submit', async (e) => {
 const ACTIONS = {
   draft: ['open', 'edit', 'delete'],
   open: ['close', 'extend1', 'extend5'],
-  closed: ['broadcast', 'export'],
+  closed: ['broadcast', 'export', 'audit'],
 };
 
 function buildCard(s) {
@@ -78,6 +78,7 @@ function buildCard(s) {
     turnout: el('p', { class: 'turnout' }),
     standing: el('p', { class: 'standing' }),
     result: el('p', { class: 'result' }),
+    head: el('p', { class: 'small head' }),
     message: el('p', { class: 'note', role: 'status' }),
     register: el('details', { class: 'register', ontoggle: (e) => { registers.delete(s.id); renderRegister(currentOf(s.id), e.target); } },
       el('summary', { text: t('whoVotedOpen') }), el('ol', { class: 'register-list' })),
@@ -94,6 +95,7 @@ function buildCard(s) {
     extend5: el('button', { type: 'button', 'data-action': 'extend5', text: t('extend5'), onclick: () => act(s.id, 'extend_session', { seconds: 300 }) }),
     broadcast: el('button', { type: 'button', 'data-action': 'broadcast', text: t('broadcastAgain'), onclick: () => act(s.id, 'broadcast') }),
     export: el('button', { type: 'button', 'data-action': 'export', text: t('exportCsv'), onclick: () => act(s.id, 'export_session') }),
+    audit: el('button', { type: 'button', 'data-action': 'audit', text: t('auditFile'), onclick: () => act(s.id, 'export_audit') }),
     up: el('button', { type: 'button', 'data-action': 'up', text: t('moveUp'), onclick: () => move(s.id, -1) }),
     down: el('button', { type: 'button', 'data-action': 'down', text: t('moveDown'), onclick: () => move(s.id, 1) }),
   };
@@ -102,7 +104,7 @@ function buildCard(s) {
     el('header', { class: 'session-head' },
       el('span', { class: 'drag', 'aria-hidden': 'true', text: '⠿' }), parts.position, parts.title, parts.status, parts.subscribers),
     parts.description, parts.countdown,
-    el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, parts.standing, parts.result),
+    el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, parts.standing, parts.result, parts.head),
     parts.register,
     parts.actions,
     parts.message);
@@ -174,6 +176,7 @@ function renderSessions(sessions) {
     parts.turnout.dataset.total = String(s.tally.total);
     parts.standing.textContent = s.status === 'open' && !secretOpen ? standing(state) : '';
     parts.register.hidden = s.electorate !== 'roll' || s.status === 'draft';
+    parts.head.textContent = s.status === 'closed' && s.audit ? t('auditHeadShort', { fingerprint: s.audit.fingerprint, n: s.audit.size }) : '';
     renderRegister(s, parts.register);
     parts.result.textContent = s.status !== 'closed' ? ''
       : s.kind === 'election' ? electionResult(state, s) : t(s.result);
@@ -260,7 +263,7 @@ function deleteDraft(id) {
 async function act(id, command, extra = {}) {
   try {
     const out = await call(command, { id, ...extra });
-    messages[id] = command === 'export_session' ? t('savedTo', { path: out }) : '';
+    messages[id] = command === 'export_session' || command === 'export_audit' ? t('savedTo', { path: out }) : '';
   } catch (e) {
     messages[id] = errorText(e);
   }
@@ -705,6 +708,7 @@ function apply(next) {
   renderStatus(next.status, next.connections);
   renderSessions(next.sessions);
   renderAttendance(next.attendance);
+  $('key-fingerprint').textContent = next.key ? t('auditKey', { fingerprint: next.key.fingerprint }) : '';
   // The roll may be long: read again at most once a second while it moves.
   if (next.roll_version !== lastRoll && !rollTimer) {
     lastRoll = next.roll_version;

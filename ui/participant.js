@@ -11,6 +11,7 @@
 // buttons that casts the same choice for all of them at once. A secret
 // ballot, once recorded, is kept on this device without its choice: the
 // page shows that it was cast, never what.
+import { checkReceipt, verifyHead } from './audit.js';
 import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
@@ -37,6 +38,14 @@ const recorded = store.get('recorded') ?? {};   // slot → ballot the hub ackno
 const pending = store.get('pending') ?? {};     // slot → { ballot, ballot_id, on_behalf_of?, tracker? }
 const drafts = {};              // slot → election marks being chosen, not yet sent
 let roll = store.get('code');   // { code, name, mandates, represented_by } once accepted
+// Receipts, to check each ballot against the published log after the
+// close: slot → { session, receipt, public_key } (or { session, tracker }).
+const receipts = store.get('receipts') ?? {};
+const audits = store.get('audits') ?? {};   // session id → 'ok' or what is wrong
+// The hub's signing key, as this phone first saw it: a later change is an
+// alarm, not something to trust quietly.
+let hubKey = store.get('key');
+let keyAlarm = null;
 const notes = {};               // slot → message shown under the ballot
 
 const $ = (id) => document.getElementById(id);
@@ -250,6 +259,7 @@ function build(id) {
   const parts = {
     slots: new Map(),
     result: el('p', { class: 'result', role: 'status' }),
+    audit: el('p', { class: 'audit', role: 'status', 'aria-live': 'polite' }),
     bars: el('div', { class: 'bars', role: 'group', 'aria-label': t('live') }),
     turnout: el('p', { class: 'turnout' }),
     standing: el('p', { class: 'standing' }),
@@ -303,7 +313,7 @@ function build(id) {
     open && isSecret(meta) ? el('p', { class: 'secret-badge', text: t('secretBallot') }) : null,
     open ? parts.countdown : null,
     open ? parts.represented : null,
-    ...(open ? blocks : [parts.result]),
+    ...(open ? blocks : [parts.result, parts.audit]),
     el('div', { class: 'live', 'aria-live': 'polite' }, parts.bars, parts.turnout, open ? parts.standing : null, parts.groups),
   );
   if (s.node) s.node.replaceWith(node);
@@ -351,6 +361,7 @@ function render(id) {
   }
   parts.represented.textContent = meta.electorate === 'roll' && roll?.represented_by
     ? t('representedBy', { name: roll.represented_by }) : '';
+  renderAudit(id, parts.audit);
   parts.result.className = `result result-${state.result}`;
   parts.result.dataset.result = state.result ?? '';
   parts.result.textContent = meta.kind === 'election'
@@ -391,6 +402,8 @@ function note(key) {
 function save() {
   store.set('recorded', recorded);
   store.set('pending', pending);
+  store.set('receipts', receipts);
+  store.set('audits', audits);
 }
 
 // ── Sending ballots ───────────────────────────────────────────────────────
@@ -485,6 +498,7 @@ async function post(key, s, waiting) {
     const receipt = await r.json();
     // A secret ballot leaves only that it was cast (and its tracker).
     recorded[key] = isSecret(s.meta) ? { secret: true, tracker: receipt.receipt?.tracker ?? waiting.tracker } : waiting.ballot;
+    keepReceipt(key, id, receipt.receipt);
     delete drafts[key];
     live.offer({ ...s.state, ...stateOfTally(receipt.tally, s.meta), id, seq: receipt.seq, status: 'open' });
   } else {
@@ -509,6 +523,103 @@ function stateOfTally(tally, meta) {
 
 function flushPending() {
   for (const key of Object.keys(pending)) send(key);
+}
+
+// ── Receipts, checked after the close ──────────────────────────────────────
+
+async function loadKey() {
+  let info;
+  try { info = await (await fetch('/api/key', { cache: 'no-store' })).json(); } catch { return; }
+  if (!hubKey) {
+    hubKey = info;
+    store.set('key', hubKey);
+  } else if (hubKey.public_key !== info.public_key) {
+    keyAlarm = t('keyChanged', { was: hubKey.fingerprint, now: info.fingerprint });
+    for (const id of sessions.keys()) render(id);
+  }
+}
+
+/** Keeps a ballot's receipt; a head not signed by the hub's key is an
+ *  alarm at once. */
+function keepReceipt(key, session, receipt) {
+  if (!receipt) return;
+  // A new ballot: the session is checked again after the close.
+  delete audits[session];
+  if (receipt.tracker) {
+    receipts[key] = { session, tracker: receipt.tracker };
+  } else {
+    receipts[key] = { session, receipt, public_key: hubKey?.public_key ?? null };
+    if (hubKey && !verifyHead(hubKey.public_key, session, receipt.head)) {
+      audits[session] = `alarm:${t('auditBadHead')}`;
+    }
+  }
+  save();
+}
+
+const auditing = new Set();
+
+/** After the close: every receipt of this session against the proofs (or,
+ *  for a secret ballot, its tracker in the bundle). */
+async function audit(session) {
+  if (auditing.has(session) || audits[session]) return;
+  const mine = Object.values(receipts).filter((r) => r.session === session);
+  if (!mine.length) return;
+  auditing.add(session);
+  let problem = null;
+  try {
+    for (const kept of mine) {
+      if (kept.tracker) {
+        const r = await fetch(`/api/sessions/${session}/audit`, { cache: 'no-store' });
+        if (!r.ok) throw new Error(`${r.status}`);
+        const bundle = await r.json();
+        if (!bundle.entries.some((e) => e.tracker === kept.tracker)) problem = t('auditNoTracker');
+        continue;
+      }
+      const key = kept.public_key ?? hubKey?.public_key;
+      const q = `index=${kept.receipt.index}&from=${kept.receipt.head.size}`;
+      const r = await fetch(`/api/sessions/${session}/proof?${q}`, { cache: 'no-store' });
+      if (!r.ok) throw new Error(`${r.status}`);
+      problem = checkReceipt(kept, await r.json(), key) ?? problem;
+    }
+  } catch {
+    // Offline, or the hub did not answer: try again at the next render.
+    auditing.delete(session);
+    return;
+  }
+  audits[session] = problem ? `alarm:${problem}` : `ok:${mine.length}`;
+  auditing.delete(session);
+  save();
+  render(session);
+}
+
+function renderAudit(session, node) {
+  const mine = Object.values(receipts).some((r) => r.session === session);
+  const state = sessions.get(session)?.state;
+  if (keyAlarm) {
+    node.className = 'audit audit-alarm';
+    node.setAttribute('role', 'alert');
+    node.textContent = keyAlarm;
+    return;
+  }
+  if (!mine || state?.status !== 'closed') { node.textContent = ''; return; }
+  const result = audits[session];
+  if (!result) {
+    node.className = 'audit';
+    node.textContent = t('auditChecking');
+    audit(session);
+    return;
+  }
+  const [kind, rest] = [result.slice(0, result.indexOf(':')), result.slice(result.indexOf(':') + 1)];
+  node.dataset.audit = kind;
+  if (kind === 'ok') {
+    node.className = 'audit audit-ok';
+    node.removeAttribute('role');
+    node.textContent = t('auditOk', { n: Number(rest) });
+  } else {
+    node.className = 'audit audit-alarm';
+    node.setAttribute('role', 'alert');
+    node.textContent = t('auditAlarm', { why: rest });
+  }
 }
 
 // ── The voting code ────────────────────────────────────────────────────────
@@ -593,4 +704,5 @@ addEventListener('online', flushPending);
 setInterval(() => { if (live.online) flushPending(); }, 3000);
 live.start();
 clock();
+loadKey();
 refresh();

@@ -15,6 +15,8 @@ const pinned = params.get('session');
 const showAttendance = params.get('attendance') !== '0';
 let current = null;   // { meta, state }
 let rollSize = 0;
+let joinUrl = '';
+let keyFingerprint = '';
 
 const live = new Live({
   onStatus(status) {
@@ -56,6 +58,7 @@ async function refresh() {
   } catch { return; }
   rollSize = info.roll_size;
   const url = info.join_urls[0];
+  joinUrl = url;
   if ($('join-url').textContent !== url) {
     $('join-url').textContent = url;
     $('qr').src = `/qr.svg?data=${encodeURIComponent(url)}`;
@@ -110,6 +113,18 @@ function render() {
   $('result').dataset.result = closed ? state.result : '';
   $('result').textContent = !closed ? '' : meta.kind === 'election' ? electionResult(state, meta) : t(state.result);
   $('standing').textContent = closed || meta.secrecy === 'secret' ? '' : standing(state);
+  // At the close: the published count's fingerprint, and where anyone can
+  // take its audit file to check it.
+  const audited = closed && meta.audit && joinUrl;
+  $('audit').hidden = !audited;
+  if (audited) {
+    const bundle = `${joinUrl}api/sessions/${meta.id}/audit`;
+    $('audit-head').textContent = t('auditHead', { fingerprint: meta.audit.fingerprint });
+    $('audit-url').textContent = bundle;
+    $('audit-key').textContent = keyFingerprint ? t('auditKey', { fingerprint: keyFingerprint }) : '';
+    const qr = `/qr.svg?data=${encodeURIComponent(bundle)}`;
+    if ($('audit-qr').getAttribute('src') !== qr) $('audit-qr').src = qr;
+  }
   $('groups').replaceChildren(...(state.groups ?? []).map((g) =>
     el('p', { class: 'group', text: t('groupNeed', { group: g.group, have: g.approvals, need: g.needed }) })));
   const closesAt = closed ? null : state.closes_at ?? meta.closes_at;
@@ -136,6 +151,8 @@ async function attendance() {
 
 translate();
 document.title = t('screenTitle');
+fetch('/api/key', { cache: 'no-store' }).then((r) => r.json())
+  .then((k) => { keyFingerprint = k.fingerprint; render(); }).catch(() => {});
 attendance();
 setInterval(attendance, 5000);
 live.start();

@@ -133,7 +133,7 @@ pub fn meetings(host: State<'_, Host>) -> Result<Vec<Meeting>> {
 
 /// The minutes of a meeting (the current one by default), as a page.
 #[tauri::command]
-pub fn minutes_html(
+pub async fn minutes_html(
     host: State<'_, Host>,
     meeting: Option<String>,
     lang: String,
@@ -150,12 +150,25 @@ pub fn minutes_html(
     }
     .ok_or_else(|| CommandError::new(Code::NotFound, "no such meeting"))?;
     let sessions = hub.agenda(Some(meeting.id));
+    let audits = minutes::Audits {
+        key_fingerprint: hub.key().fingerprint,
+        digests: hub.audit_digests(&sessions).await,
+    };
     Ok(minutes::render(
         meeting,
         &sessions,
+        &audits,
         Lang::from_accept(&lang),
         votehub::core::clock::Time::now(),
     ))
+}
+
+/// Writes a session's audit file into the data directory; returns its path.
+#[tauri::command]
+pub async fn export_audit(host: State<'_, Host>, id: String) -> Result<String> {
+    let id = session_id(&id)?;
+    let file = hub(&host)?.audit_file(id, true).await?;
+    write_export(&host, &format!("audit-{id}.json"), &file)
 }
 
 #[tauri::command]

@@ -11,6 +11,7 @@ use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 use votehub::Hub;
 use votehub::core::Attendance;
+use votehub::core::hub::KeyInfo;
 use votehub::core::meeting::Meeting;
 use votehub::core::session::SessionView;
 use votehub::launch::{self, Running};
@@ -46,6 +47,8 @@ pub struct Snapshot {
     /// the roll again (it may be long; the snapshot stays small).
     pub roll_version: u64,
     pub attendance: Attendance,
+    /// The key that signs the logs' heads.
+    pub key: Option<KeyInfo>,
 }
 
 pub const EVENT: &str = "hub-changed";
@@ -91,6 +94,7 @@ impl Host {
             roll_size: hub.as_ref().map(Hub::roll_size).unwrap_or(0),
             roll_version: hub.as_ref().map(Hub::roll_version).unwrap_or(0),
             attendance: hub.as_ref().map(Hub::attendance).unwrap_or_default(),
+            key: hub.as_ref().map(Hub::key),
         }
     }
 

@@ -43,6 +43,7 @@ pub fn run() {
             commands::voted,
             commands::cards_html,
             commands::export_session,
+            commands::export_audit,
             commands::export_roll,
             commands::qr_svg,
             commands::get_settings,

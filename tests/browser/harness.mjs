@@ -109,3 +109,61 @@ export async function shownTally(page, id) {
     return { for: n('for'), against: n('against'), abstain: n('abstain') };
   }, id);
 }
+
+/** Runs `cmd args…`; rejects with its output when it fails. */
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c) => { err += c; });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`))));
+  });
+}
+
+/** A network namespace joined to this one by a veth pair: a host at
+ *  10.213.N.2 that this machine reaches at a non-loopback address (where
+ *  browsers give pages no WebCrypto). Needs root; `remove()` undoes it. */
+export async function netns() {
+  const n = 1 + Math.floor(Math.random() * 250);
+  const name = `vhtest${process.pid % 10000}${n}`;
+  const host = `vh${process.pid % 10000}h${n}`.slice(0, 15);
+  const peer = `vh${process.pid % 10000}n${n}`.slice(0, 15);
+  await run('ip', ['netns', 'add', name]);
+  const remove = () => run('ip', ['netns', 'del', name]).catch(() => {});
+  try {
+    await run('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
+    await run('ip', ['link', 'set', peer, 'netns', name]);
+    await run('ip', ['addr', 'add', `10.213.${n}.1/24`, 'dev', host]);
+    await run('ip', ['link', 'set', host, 'up']);
+    await run('ip', ['netns', 'exec', name, 'ip', 'addr', 'add', `10.213.${n}.2/24`, 'dev', peer]);
+    await run('ip', ['netns', 'exec', name, 'ip', 'link', 'set', peer, 'up']);
+    await run('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+  return { name, address: `10.213.${n}.2`, remove };
+}
+
+/** `votehub serve` inside network namespace `ns`, on its address. */
+export async function startHubIn(ns, { data = mkdtempSync(join(tmpdir(), 'votehub-')) } = {}) {
+  const proc = spawn('ip', ['netns', 'exec', ns.name, BIN, 'serve', '--bind', `${ns.address}:8765`, '--data', data,
+    '--admin-token', TOKEN], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`votehub did not start:\n${log}`)), 20000);
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    proc.once('exit', (code) => reject(new Error(`votehub exited with ${code}:\n${log}`)));
+  });
+  const stop = () => new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGTERM');
+  });
+  return { proc, url, data, stop };
+}

@@ -320,6 +320,31 @@ impl Hub {
         })
     }
 
+    /// A session's audit file: its bundle as JSON bytes, exactly as served
+    /// (the minutes print their SHA-256).
+    pub async fn audit_file(&self, session: Uuid, admin: bool) -> Result<Vec<u8>, HubError> {
+        let bundle = self.audit(session, admin).await?;
+        serde_json::to_vec(&bundle).map_err(|e| {
+            tracing::error!(error = %e, "an audit bundle could not be written");
+            HubError::Export(e.to_string())
+        })
+    }
+
+    /// For the minutes: each closed session of `sessions` that keeps a log,
+    /// with its final head's fingerprint and its audit file's SHA-256.
+    pub async fn audit_digests(&self, sessions: &[SessionView]) -> HashMap<Uuid, (String, String)> {
+        use sha2::Digest;
+        let mut out = HashMap::new();
+        for s in sessions.iter().filter(|s| s.status == Status::Closed) {
+            let (Some(head), Ok(file)) = (&s.audit, self.audit_file(s.id, true).await) else {
+                continue;
+            };
+            let digest = hex::encode(sha2::Sha256::digest(&file));
+            out.insert(s.id, (head.fingerprint.clone(), digest));
+        }
+        out
+    }
+
     /// The key that signs the logs' heads (`GET /api/key`).
     pub fn key(&self) -> KeyInfo {
         self.inner.key.clone()

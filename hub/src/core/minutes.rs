@@ -58,6 +58,17 @@ struct Words {
     quorum: &'static str,
     tied: &'static str,
     printed: &'static str,
+    head: &'static str,
+    file: &'static str,
+    key: &'static str,
+}
+
+/// What the minutes say of the logs: the key that signed them, and each
+/// closed vote's final head fingerprint and audit file's SHA-256.
+#[derive(Debug, Clone, Default)]
+pub struct Audits {
+    pub key_fingerprint: String,
+    pub digests: std::collections::HashMap<uuid::Uuid, (String, String)>,
 }
 
 const EN: Words = Words {
@@ -91,6 +102,9 @@ const EN: Words = Words {
     quorum: "quorum",
     tied: "tied",
     printed: "Printed",
+    head: "Published count",
+    file: "Audit file (SHA-256)",
+    key: "Logs signed with the key",
 };
 
 const FR: Words = Words {
@@ -124,6 +138,9 @@ const FR: Words = Words {
     quorum: "quorum",
     tied: "à égalité",
     printed: "Imprimé le",
+    head: "Décompte publié",
+    file: "Fichier d’audit (SHA-256)",
+    key: "Journaux signés avec la clé",
 };
 
 /// Escapes text for HTML: every title and name comes from people.
@@ -263,7 +280,13 @@ fn result(s: &SessionView, w: &Words) -> String {
 }
 
 /// The minutes of `meeting`, whose sessions are given in agenda order.
-pub fn render(meeting: &Meeting, sessions: &[SessionView], lang: Lang, printed: Time) -> String {
+pub fn render(
+    meeting: &Meeting,
+    sessions: &[SessionView],
+    audits: &Audits,
+    lang: Lang,
+    printed: Time,
+) -> String {
     let w = match lang {
         Lang::En => &EN,
         Lang::Fr => &FR,
@@ -317,6 +340,28 @@ pub fn render(meeting: &Meeting, sessions: &[SessionView], lang: Lang, printed: 
             when(s.opened_at),
             w.closed,
             when(s.closed_at),
+        );
+        if let Some((head, file)) = audits.digests.get(&s.id) {
+            // Inside the section, after its table.
+            let at = html.len() - "</section>".len();
+            html.insert_str(
+                at,
+                &format!(
+                    "<p class=\"audit\">{}: <code>{}</code> · {}: <code class=\"digest\">{}</code></p>",
+                    w.head,
+                    esc(head),
+                    w.file,
+                    esc(file)
+                ),
+            );
+        }
+    }
+    if !audits.key_fingerprint.is_empty() {
+        let _ = write!(
+            html,
+            "<p class=\"audit\">{}: <code>{}</code></p>",
+            w.key,
+            esc(&audits.key_fingerprint)
         );
     }
     let _ = write!(

@@ -109,5 +109,15 @@ pub async fn minutes(
         ),
     };
     let sessions = door.hub.agenda(Some(meeting.id));
-    Ok(Html(minutes::render(meeting, &sessions, lang, Time::now())))
+    let audits = minutes::Audits {
+        key_fingerprint: door.hub.key().fingerprint,
+        digests: door.hub.audit_digests(&sessions).await,
+    };
+    Ok(Html(minutes::render(
+        meeting,
+        &sessions,
+        &audits,
+        lang,
+        Time::now(),
+    )))
 }

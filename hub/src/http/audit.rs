@@ -57,11 +57,7 @@ pub async fn bundle(
     Path(id): Path<String>,
 ) -> Result<Response, WireError> {
     let id = session_id(&id)?;
-    let bundle = door.hub.audit(id, admin).await?;
-    let body = serde_json::to_vec(&bundle).map_err(|e| {
-        tracing::error!(error = %e, "an audit bundle could not be written");
-        WireError::from(HubError::Export(e.to_string()))
-    })?;
+    let body = door.hub.audit_file(id, admin).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),

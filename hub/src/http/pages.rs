@@ -41,6 +41,8 @@ const ASSETS: &[Asset] = &[
     asset!("i18n.js", "text/javascript; charset=utf-8"),
     asset!("tally.js", "text/javascript; charset=utf-8"),
     asset!("clock.js", "text/javascript; charset=utf-8"),
+    asset!("audit.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/noble.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
@@ -61,6 +63,12 @@ pub fn routes() -> Router<HttpDoor> {
         .route(
             "/assets/{name}",
             get(|Path(name): Path<String>, h: HeaderMap| async move { serve(&name, &h) }),
+        )
+        .route(
+            "/assets/vendor/{name}",
+            get(|Path(name): Path<String>, h: HeaderMap| async move {
+                serve(&format!("vendor/{name}"), &h)
+            }),
         )
         .route("/api/info", get(info))
         .route("/qr.svg", get(qr))
