@@ -172,6 +172,47 @@ mod tests {
         );
     }
 
+    /// Every value of docs/AUDIT.md's examples, computed again: a reader
+    /// who writes a verifier from that page alone gets these bytes.
+    #[test]
+    fn the_examples_of_audit_md_hold() {
+        use crate::core::audit::entry::{BallotEntry, BallotWire, Entry};
+        use crate::core::audit::tree::{Frontier, leaf_hash};
+        use crate::core::tally::Choice;
+        let page = include_str!("../../../../docs/AUDIT.md");
+        let entry = Entry::Ballot(BallotEntry {
+            voter: Some("Zoé Martin".into()),
+            tracker: None,
+            ballot: BallotWire::Choice {
+                choice: Choice::For,
+            },
+            weight: 3,
+            by: Some("Ann".into()),
+            at: Some("2026-11-29T10:00:00.000Z".into()),
+        });
+        let (json, leaf) = entry.leaf();
+        let key = Key::from_seed(&[1; 32]);
+        let session = Uuid::parse_str("6f1c1f5e-8a43-4c4e-9a51-3d0f5f9f2a10").expect("uuid");
+        let mut tree = Frontier::default();
+        tree.push(leaf);
+        tree.push(leaf_hash(br#"{"type":"opened","at":"x"}"#));
+        let root = tree.root();
+        let signed = String::from_utf8(head_bytes(session, 2, &root)).expect("utf-8");
+        let head = key.sign_head(session, 2, root);
+        for value in [
+            json.clone(),
+            hex::encode(json.as_bytes()),
+            hex::encode(leaf),
+            hex::encode(root),
+            signed,
+            hex::encode(head.signature),
+            key.public_hex(),
+            key.fingerprint(),
+        ] {
+            assert!(page.contains(&value), "docs/AUDIT.md lacks {value}");
+        }
+    }
+
     #[test]
     fn a_head_verifies_with_its_key_only() {
         let key = Key::from_seed(&[7; 32]);
