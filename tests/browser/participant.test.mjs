@@ -41,7 +41,10 @@ test('20 participant pages vote at once and all converge on the exact tally', as
       const mine = i === 0 ? 'against' : choices[i % 3];
       const pressed = await page.getAttribute(`[data-session="${session.id}"] button[data-ballot="${mine}"]`, 'aria-pressed');
       assert.equal(pressed, 'true', `page ${i} shows its own ballot`);
-      assert.match(await page.textContent(`[data-session="${session.id}"] .note`), /recorded/);
+      // Every screen can show the tally before the voter's own answer
+      // arrives: wait for that answer.
+      await until(`page ${i} to show its ballot recorded`, async () =>
+        /recorded/.test(await page.textContent(`[data-session="${session.id}"] .note`)));
     }
     const s = await h.session(session.id);
     assert.deepEqual({ for: s.tally.for, against: s.tally.against, abstain: s.tally.abstain }, expected);
@@ -78,7 +81,8 @@ test('a page rides out a hub restart: it says so, keeps a ballot cast meanwhile,
     await page.waitForSelector('#status[data-state="online"]', { timeout: 20000 });
     await until('the tally after the restart', async () =>
       JSON.stringify(await shownTally(page, session.id)) === JSON.stringify({ for: 1, against: 1, abstain: 4 }), 20000);
-    assert.match(await page.textContent(`[data-session="${session.id}"] .note`), /recorded/);
+    await until('the page to show its ballot recorded', async () =>
+      /recorded/.test(await page.textContent(`[data-session="${session.id}"] .note`)));
     const s = await h.session(session.id);
     assert.equal(s.tally.against, 1, 'the ballot cast offline reached the hub');
     assert.equal(s.tally.total, 6);

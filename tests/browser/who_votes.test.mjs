@@ -60,13 +60,15 @@ test('a proxy holder votes for herself and two others, at once and apart', async
     await until('Cy against', async () => (await h.session(budget.id)).tally.against === 5);
     s = await h.session(budget.id);
     assert.deepEqual([s.tally.for, s.tally.against, s.tally.ballots], [5, 5, 3]);
-    assert.match(await p.textContent(`${card} [data-slot="Cy"] .note`), /Against — recorded/);
+    // The hub counts the ballot before its answer reaches the page: wait
+    // for the page to read that answer.
+    await until('Cy\'s ballot acknowledged on the page', async () => /Against — recorded/.test(await p.textContent(`${card} [data-slot="Cy"] .note`)));
     // Every ballot is padded to one size: over HTTPS its length says
     // nothing of its choice.
     const forCy = sent.filter((b) => JSON.parse(b).on_behalf_of === 'Cy');
     assert.deepEqual(forCy.map((b) => JSON.parse(b).choice), ['for', 'against']);
     assert.equal(forCy[0].length, forCy[1].length, 'for and against have one size');
-    assert.match(await p.textContent(`${card} .turnout`), /3 ballots \(weight 10\)/);
+    await until('the turnout', async () => /3 ballots \(weight 10\)/.test(await p.textContent(`${card} .turnout`)));
     // Bob's own page: his proxy is held; he cannot vote himself.
     const bob = await page(`${hub.url}/?code=${c.Bob}`);
     await until('Bob is told', async () => /Your proxy is held by Ann/.test(await bob.page.textContent(`${card}`)));
