@@ -636,6 +636,18 @@ $('roll-cards').addEventListener('click', async () => {
 $('cards-url').addEventListener('change', () => showCards().catch((err) => { $('roll-message').textContent = errorText(err); }));
 $('cards-print').addEventListener('click', () => $('cards-frame').contentWindow?.print());
 $('cards-close').addEventListener('click', () => $('cards-dialog').close());
+$('backup-button').addEventListener('click', async () => {
+  const button = $('backup-button');
+  button.disabled = true;
+  $('backup-message').textContent = t('backingUp');
+  try {
+    $('backup-message').textContent = t('backedUp', { path: await call('backup') });
+  } catch (err) {
+    $('backup-message').textContent = errorText(err);
+  } finally {
+    button.disabled = false;
+  }
+});
 $('roll-export').addEventListener('click', async () => {
   try { $('roll-message').textContent = t('savedTo', { path: await call('export_roll') }); } catch (err) { $('roll-message').textContent = errorText(err); }
 });

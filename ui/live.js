@@ -4,6 +4,13 @@
 // only the state with the highest seq.
 
 const LOBBY = '00000000-0000-0000-0000-000000000000';
+// A venue's Wi-Fi drops phones silently: no close, no error, just nothing.
+// A connection that heard nothing for QUIET asks the hub (`ping`); one that
+// stays unanswered DEAD longer, or that takes CONNECT to open, is given up
+// and replaced.
+const QUIET = 2000;
+const DEAD = 3000;
+const CONNECT = 5000;
 
 export class Live {
   /**
@@ -19,26 +26,56 @@ export class Live {
   }
 
   start() {
-    this.handlers.onStatus('connecting');
+    this.handlers.onStatus(this.attempt === 0 ? 'connecting' : 'offline');
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/live`;
     const ws = new WebSocket(url);
     this.ws = ws;
+    this.heard = Date.now();
+    this.asked = null;
     ws.onopen = () => {
       this.attempt = 0;
+      this.heard = Date.now();
       this.handlers.onStatus('online');
       this.send(LOBBY, 'subscribe');
       for (const id of this.followed) this.send(id, 'subscribe');
     };
-    ws.onmessage = (e) => this.receive(e.data);
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.handlers.onStatus('offline');
-      // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted hub is
-      // not hit by every phone in the same millisecond.
-      const delay = Math.min(10000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() / 2);
-      setTimeout(() => this.start(), delay);
+    ws.onmessage = (e) => {
+      this.heard = Date.now();
+      this.asked = null;
+      this.receive(e.data);
     };
+    ws.onclose = () => this.lost(ws);
+    clearInterval(this.watch);
+    this.watch = setInterval(() => this.check(ws), 500);
+  }
+
+  /** Gives up a connection that stopped hearing the hub. */
+  check(ws) {
+    if (this.ws !== ws) return;
+    const now = Date.now();
+    if (ws.readyState === WebSocket.CONNECTING) {
+      if (now - this.heard > CONNECT) this.lost(ws);
+    } else if (this.asked !== null) {
+      if (now - this.asked > DEAD) this.lost(ws);
+    } else if (now - this.heard > QUIET && this.online) {
+      this.asked = now;
+      ws.send(JSON.stringify({ action: 'ping' }));
+    }
+  }
+
+  /** The connection is gone (closed, or given up): try again with backoff. */
+  lost(ws) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    clearInterval(this.watch);
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // On a dead network this only starts the close; nothing waits for it.
+    try { ws.close(); } catch { /* already closing */ }
+    this.handlers.onStatus('offline');
+    // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted hub is
+    // not hit by every phone in the same millisecond.
+    const delay = Math.min(10000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() / 2);
+    setTimeout(() => this.start(), delay);
   }
 
   get online() {

@@ -479,6 +479,9 @@ async function post(key, s, waiting) {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: padded(fields, waiting.ballot, s.meta),
+      // On a Wi-Fi that went silent a request hangs for minutes: give it
+      // up and send it again (same ballot id) once the hub is back.
+      signal: AbortSignal.timeout(8000),
     });
   } catch {
     notes[key] = t('pending');
@@ -491,25 +494,32 @@ async function post(key, s, waiting) {
     render(id);
     return;
   }
+  let answer = null;
+  try { answer = await r.json(); } catch { /* cut off on the way */ }
+  if (r.ok && answer === null) {
+    // Recorded, but the answer was lost: the same id again gets it.
+    notes[key] = t('pending');
+    render(id);
+    return;
+  }
   if (pending[key]?.ballot_id !== waiting.ballot_id) return; // a newer tap is on its way
   delete pending[key];
   delete notes[key];
   if (r.ok) {
-    const receipt = await r.json();
+    const receipt = answer;
     // A secret ballot leaves only that it was cast (and its tracker).
     recorded[key] = isSecret(s.meta) ? { secret: true, tracker: receipt.receipt?.tracker ?? waiting.tracker } : waiting.ballot;
     keepReceipt(key, id, receipt.receipt);
     delete drafts[key];
     live.offer({ ...s.state, ...stateOfTally(receipt.tally, s.meta), id, seq: receipt.seq, status: 'open' });
   } else {
-    const answer = await r.json().catch(() => ({}));
-    switch (answer.code) {
+    switch (answer?.code) {
       case 'already_voted': recorded[key] = { secret: true }; notes[key] = t('alreadyVoted'); break;
       case 'voter_represented': notes[key] = t('representedRefused'); checkCode(roll?.code, true); break;
       case 'not_a_proxy': notes[key] = t('notAProxy'); checkCode(roll?.code, true); break;
       case 'voter_not_on_roll': notes[key] = t('notOnRoll'); forgetCode(); break;
       case 'session_closed': case 'session_not_open': notes[key] = t('closedRefused'); break;
-      default: notes[key] = t('failed', { error: answer.error ?? r.status });
+      default: notes[key] = t('failed', { error: answer?.error ?? r.status });
     }
   }
   save();

@@ -5,9 +5,13 @@
 //! - `fanout`: N subscribers, ballots at a fixed rate: latency to every
 //!   screen, and every subscriber must end on the exact tally;
 //! - `idle`: N subscribers held: the hub's memory per connection;
-//! - `ingest`: C clients send ballots as fast as they are acknowledged.
+//! - `ingest`: C clients send ballots as fast as they are acknowledged;
+//! - `phones`: a room of phones on a real (or rehearsed) venue network,
+//!   each following the tally and voting with retries: every answered
+//!   ballot counted once, every screen exact, latency and reconnections.
 
 mod api;
+mod phones;
 mod report;
 mod scenarios;
 mod server;
@@ -97,6 +101,22 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         hold: u64,
     },
+    /// A room of phones, each following the tally on /live and voting
+    /// (with retries, same ballot_id) over its own connections: for a
+    /// lossy network (votehub-room, scripts/rehearse, or the venue's own).
+    Phones {
+        #[arg(long, default_value_t = 500)]
+        phones: usize,
+        /// The first ballots are spread over this many seconds.
+        #[arg(long, default_value_t = 20)]
+        window: u64,
+        /// Each phone changes its mind once, after its first answer.
+        #[arg(long)]
+        revote: bool,
+        /// A ballot unanswered this long (seconds) is reported failed.
+        #[arg(long, default_value_t = 60)]
+        patience: u64,
+    },
     /// C clients sending ballots as fast as they are acknowledged.
     Ingest {
         #[arg(long, default_value_t = 32)]
@@ -140,7 +160,29 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<report::Report, String> {
+/// What a run found: capacity figures, or a room of phones.
+enum Outcome {
+    Capacity(report::Report),
+    Phones(phones::PhonesReport),
+}
+
+impl Outcome {
+    fn print(&self, json: bool) {
+        match self {
+            Outcome::Capacity(r) => r.print(json),
+            Outcome::Phones(r) => r.print(json),
+        }
+    }
+
+    fn passed(&self) -> bool {
+        match self {
+            Outcome::Capacity(r) => r.passed(),
+            Outcome::Phones(r) => r.passed(),
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<Outcome, String> {
     let limit = Duration::from_secs(args.timeout);
     let target = Arc::new(Target::parse(&args.target).await?);
     let http = reqwest::Client::builder()
@@ -158,7 +200,7 @@ async fn run(args: Args) -> Result<report::Report, String> {
     if args.roll || args.secret {
         let members = match args.scenario {
             Scenario::Fanout { ballots, .. } | Scenario::Ingest { ballots, .. } => ballots,
-            Scenario::Idle { .. } => {
+            Scenario::Idle { .. } | Scenario::Phones { .. } => {
                 return Err("--roll and --secret are for fanout and ingest".into());
             }
         };
@@ -184,13 +226,35 @@ async fn run(args: Args) -> Result<report::Report, String> {
                 subscribers,
                 rate,
                 ballots,
-            } => scenarios::fanout(&run, subscribers, rate, ballots).await,
-            Scenario::Idle { subscribers, hold } => scenarios::idle(&run, subscribers, hold).await,
+            } => scenarios::fanout(&run, subscribers, rate, ballots)
+                .await
+                .map(Outcome::Capacity),
+            Scenario::Idle { subscribers, hold } => scenarios::idle(&run, subscribers, hold)
+                .await
+                .map(Outcome::Capacity),
             Scenario::Ingest {
                 clients,
                 ballots,
                 subscribers,
-            } => scenarios::ingest(&run, clients, ballots, subscribers).await,
+            } => scenarios::ingest(&run, clients, ballots, subscribers)
+                .await
+                .map(Outcome::Capacity),
+            Scenario::Phones {
+                phones,
+                window,
+                revote,
+                patience,
+            } => {
+                let plan = phones::Plan {
+                    phones,
+                    window: Duration::from_secs(window.min(3600)),
+                    revote,
+                    patience: Duration::from_secs(patience.min(3600)),
+                };
+                phones::run(&run.api, plan, run.deadline)
+                    .await
+                    .map(Outcome::Phones)
+            }
         }
     };
     tokio::time::timeout(limit, scenario)

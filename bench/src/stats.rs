@@ -19,7 +19,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+    pub fn of(h: &Histogram<u64>) -> Option<Percentiles> {
         if h.is_empty() {
             return None;
         }
@@ -33,7 +33,7 @@ impl Percentiles {
     }
 }
 
-fn histogram() -> Result<Histogram<u64>, String> {
+pub fn histogram() -> Result<Histogram<u64>, String> {
     Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())
 }
 

@@ -33,8 +33,6 @@ pub enum TokenError {
     BadKey(PathBuf),
 }
 
-/// The admin token kept in `dir`, made on first use. Returns the token and
-/// whether it was just made (so that it is printed once, not at every start).
 /// Where the key that signs the logs' heads is kept.
 pub const KEY_FILE: &str = "signing-key";
 
@@ -78,6 +76,8 @@ pub fn load_or_create_key(dir: &Path) -> Result<Key, TokenError> {
     }
 }
 
+/// The admin token kept in `dir`, made on first use. Returns the token and
+/// whether it was just made (so that it is printed once, not at every start).
 pub fn load_or_create_token(dir: &Path) -> Result<(String, bool), TokenError> {
     let path = dir.join(TOKEN_FILE);
     let io = |source| TokenError::Io {
@@ -100,6 +100,111 @@ pub fn load_or_create_token(dir: &Path) -> Result<(String, bool), TokenError> {
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// What `backup` made.
+#[derive(Debug)]
+pub struct Backup {
+    pub dest: PathBuf,
+    pub copied: crate::store::Copied,
+    /// The files copied beside the database (the key, the token).
+    pub files: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0} exists and is not empty: back up into a new directory")]
+    NotEmpty(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::core::store::StoreError),
+}
+
+/// Copies the live data in `dir` — the database (ballots, roll, logs), the
+/// signing key and the admin token — into `dest`, a new or empty directory,
+/// while a hub may be running on `dir`. `votehub serve --data DEST` starts
+/// where the copy was taken. Nothing is left half-written: a failure
+/// removes what it made.
+pub fn backup(dir: &Path, dest: &Path) -> Result<Backup, BackupError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BackupError::Io { path, source }
+    };
+    let fresh = match std::fs::read_dir(dest) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BackupError::NotEmpty(dest.to_owned()));
+            }
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(dest).map_err(io(dest))?;
+            true
+        }
+        Err(e) => return Err(io(dest)(e)),
+    };
+    let made = (|| {
+        // The key and the token first: a database without its key could
+        // not extend its signed logs.
+        let mut files = Vec::new();
+        for name in [KEY_FILE, TOKEN_FILE] {
+            match std::fs::read_to_string(dir.join(name)) {
+                Ok(text) => {
+                    create_private(&dest.join(name), &text).map_err(io(&dest.join(name)))?;
+                    files.push(name);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&dir.join(name))(e)),
+            }
+        }
+        let copied = crate::store::backup(dir, &dest.join(crate::store::DB_FILE))?;
+        // The new names themselves survive a power cut.
+        #[cfg(unix)]
+        std::fs::File::open(dest)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dest))?;
+        Ok(Backup {
+            dest: dest.to_owned(),
+            copied,
+            files,
+        })
+    })();
+    if made.is_err() {
+        if fresh {
+            let _ = std::fs::remove_dir_all(dest);
+        } else if let Ok(entries) = std::fs::read_dir(dest) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    made
+}
+
+/// Where the window's backups go: `DIR/backups/<UTC time>/` (the organiser
+/// copies it to a stick; a second disk is what survives the laptop).
+pub fn backup_dir(dir: &Path) -> PathBuf {
+    let now = time::OffsetDateTime::now_utc();
+    dir.join("backups").join(format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    ))
 }
 
 fn new_token() -> String {

@@ -28,6 +28,19 @@ enum Command {
     /// Check an audit bundle offline (exit 0: all holds; 1: a finding per
     /// line; 2: unreadable input).
     Verify(VerifyArgs),
+    /// Copy the live data (ballots, roll, logs, signing key, admin token)
+    /// into a new directory, while the hub runs; `serve --data DIR` on the
+    /// copy starts where it was taken.
+    Backup(BackupArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// Where the copy goes: a new or empty directory.
+    dir: std::path::PathBuf,
+    /// The hub's data directory. Default: the platform data dir.
+    #[arg(long, env = "VOTEHUB_DATA")]
+    data: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -68,9 +81,11 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    if let Command::Verify(args) = cli.command {
-        return verify(args);
-    }
+    let cli = match cli.command {
+        Command::Verify(args) => return verify(args),
+        Command::Backup(args) => return backup(args),
+        serve => serve,
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -89,7 +104,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    match cli {
         Command::Serve(args) => match runtime.block_on(serve(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -97,7 +112,38 @@ fn main() -> ExitCode {
                 ExitCode::from(USAGE)
             }
         },
-        Command::Verify(_) => ExitCode::from(USAGE),
+        Command::Verify(_) | Command::Backup(_) => ExitCode::from(USAGE),
+    }
+}
+
+/// `votehub backup DIR`: a consistent copy of the live data.
+fn backup(args: BackupArgs) -> ExitCode {
+    let data = args.data.unwrap_or_else(data_dir::default_dir);
+    match data_dir::backup(&data, &args.dir) {
+        Ok(b) => {
+            println!(
+                "votehub: backed up {} sessions and {} ballots ({} bytes, with {}) from {} to {}",
+                b.copied.sessions,
+                b.copied.ballots,
+                b.copied.bytes,
+                if b.files.is_empty() {
+                    "no key or token".to_owned()
+                } else {
+                    b.files.join(" and ")
+                },
+                data.display(),
+                b.dest.display()
+            );
+            println!(
+                "votehub: to carry on from it: votehub serve --data {}",
+                b.dest.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("votehub: backup failed, nothing kept: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

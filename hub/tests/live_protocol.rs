@@ -643,3 +643,20 @@ async fn a_client_that_never_reads_its_answers_is_dropped() {
     let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut sink)).await;
     assert!(read.is_ok(), "the hub did not close the socket");
 }
+
+/// votehub's addition for pages on a silent Wi-Fi: a `ping` is answered
+/// `pong` at once, on a quiet session as on a busy one, and changes nothing.
+#[tokio::test]
+async fn a_ping_is_answered_pong_and_the_connection_carries_on() {
+    let hub = HubProcess::start();
+    let id = hub.api().create_titled("Quiet").await;
+    let mut live = Live::connect(&hub.live_url()).await;
+    live.subscribe(&id).await;
+    live.until_total(0).await;
+    live.send(r#"{"action":"ping"}"#).await;
+    assert_eq!(live.next_json().await, json!({"event": "pong"}));
+    // Still subscribed: the next ballot arrives.
+    assert_eq!(hub.api().vote(&id, "ann", "for").await.0, 200);
+    let update = live.until_total(1).await;
+    assert_eq!(update["votes_for"], 1);
+}

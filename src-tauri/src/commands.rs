@@ -310,6 +310,36 @@ fn write_export(host: &Host, name: &str, bytes: &[u8]) -> Result<String> {
     Ok(path.display().to_string())
 }
 
+/// Copies the live data (ballots, roll, logs, key, token) into a new
+/// folder under the data directory while votes go on; returns the folder.
+#[tauri::command]
+pub async fn backup(host: State<'_, Host>) -> Result<String> {
+    let data = match host.status() {
+        HubStatus::Running { data_dir, .. } => data_dir,
+        _ => {
+            return Err(CommandError::new(
+                Code::HubNotRunning,
+                "the hub is not running",
+            ));
+        }
+    };
+    let dest = votehub::data_dir::backup_dir(&data);
+    let made =
+        tauri::async_runtime::spawn_blocking(move || votehub::data_dir::backup(&data, &dest))
+            .await
+            .map_err(|e| CommandError::new(Code::ExportFailed, e.to_string()))?;
+    match made {
+        Ok(b) => Ok(b.dest.display().to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "backup failed");
+            Err(CommandError::new(
+                Code::ExportFailed,
+                format!("backup failed: {e}"),
+            ))
+        }
+    }
+}
+
 /// Writes a session's CSV into the data directory; returns its path.
 #[tauri::command]
 pub async fn export_session(host: State<'_, Host>, id: String) -> Result<String> {

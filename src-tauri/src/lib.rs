@@ -44,6 +44,7 @@ pub fn run() {
             commands::cards_html,
             commands::export_session,
             commands::export_audit,
+            commands::backup,
             commands::export_roll,
             commands::qr_svg,
             commands::get_settings,

@@ -260,6 +260,10 @@ impl Connection {
                     follow,
                 })
             }
+            Action::Ping => Ok(Answer {
+                reply: to_json(&LiveEvent::Pong),
+                follow: None,
+            }),
             Action::Unsubscribe => {
                 if session_id.is_nil() {
                     self.lobby = None;

@@ -22,6 +22,10 @@ use crate::core::tally::{Halves, OptionCounts};
 pub enum Action {
     Subscribe,
     Unsubscribe,
+    /// votehub's addition: `{"action": "ping"}` is answered `{"event":
+    /// "pong"}`, so that a page can tell a silent network from a quiet
+    /// session (browsers answer the server's pings without telling it).
+    Ping,
 }
 
 /// A well-formed request from a live client.
@@ -207,6 +211,14 @@ pub fn parse_live_request(text: &str) -> Result<LiveRequest, LiveError> {
     if !incoming.object {
         return Err(LiveError::MissingFields);
     }
+    // A ping needs no session (the seed knows no ping: its clients never
+    // send one).
+    if incoming.action.as_ref().and_then(Value::as_str) == Some("ping") {
+        return Ok(LiveRequest {
+            action: Action::Ping,
+            session_id: Uuid::nil(),
+        });
+    }
     let (Some(action), Some(session_id)) = (incoming.action, incoming.session_id) else {
         return Err(LiveError::MissingFields);
     };
@@ -263,6 +275,8 @@ pub enum LiveEvent<'a> {
     },
     /// To subscribers of the nil UUID: the list or the agenda changed.
     SessionsChanged,
+    /// The answer to a client's `ping`.
+    Pong,
 }
 
 /// The tally fields of `vote_update` and `session_closed`: the seed's names
@@ -438,6 +452,22 @@ mod tests {
             r#"{{"action":"x","action":"unsubscribe","session_id":"{ID}"}}"#
         ));
         assert_eq!(r.action, Action::Unsubscribe);
+    }
+
+    #[test]
+    fn a_ping_needs_no_session_and_is_answered_pong() {
+        for text in [
+            r#"{"action":"ping"}"#.to_owned(),
+            format!(r#"{{"action":"ping","session_id":"{ID}"}}"#),
+        ] {
+            assert_eq!(
+                parse_live_request(&text).expect("ping").action,
+                Action::Ping
+            );
+        }
+        assert_eq!(to_json(&LiveEvent::Pong), r#"{"event":"pong"}"#);
+        // Still the seed's answer for anything else without a session.
+        assert_eq!(err(r#"{"action":"subscribe"}"#), LiveError::MissingFields);
     }
 
     #[test]

@@ -3,4 +3,4 @@
 
 mod sqlite;
 
-pub use sqlite::{DB_FILE, SqliteStore};
+pub use sqlite::{Copied, DB_FILE, SqliteStore, backup};

@@ -35,9 +35,19 @@ impl From<&SignedHead> for HeadWire {
     fn from(h: &SignedHead) -> HeadWire {
         HeadWire {
             size: h.size,
-            root: hex::encode(h.root),
-            signature: hex::encode(h.signature),
+            root: lower_hex(&h.root),
+            signature: lower_hex(&h.signature),
         }
+    }
+}
+
+/// Lowercase hex through a table: every receipt carries three hashes, and
+/// `hex::encode`'s character iterator showed in the writer's profile.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    match hex::encode_to_slice(bytes, &mut out) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => hex::encode(bytes),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::core::audit::entry::{
     BallotEntry, BallotWire, ClosedEntry, Entry, MemberEntry, PresenceWire, RollMember,
     VotedMember, canonical,
 };
-use crate::core::audit::signing::{HeadWire, SignedHead};
+use crate::core::audit::signing::{HeadWire, lower_hex};
 use crate::core::audit::tree::{Frontier, Hash};
 use crate::core::clock::Time;
 use crate::core::roll::Member;
@@ -330,19 +330,24 @@ impl Core {
         batch: &mut Batch,
         txn: &mut dyn Txn,
     ) -> Result<(), StoreError> {
+        // Each head in hex once, not once per ballot.
+        let heads: Vec<(Uuid, HeadWire)> = batch
+            .heads
+            .iter()
+            .map(|(s, h)| (*s, HeadWire::from(h)))
+            .collect();
         for (reply, pending) in std::mem::take(&mut batch.pending) {
-            let head: Option<SignedHead> = batch
-                .heads
+            let head = heads
                 .iter()
                 .find(|(s, _)| *s == pending.session)
-                .map(|(_, h)| *h);
+                .map(|(_, h)| h);
             let answer = json(&VoteReceipt {
                 tally: &pending.tally,
                 seq: pending.seq,
                 receipt: head.map(|head| Receipt::Logged {
                     index: pending.index,
-                    leaf: hex::encode(pending.leaf),
-                    head: HeadWire::from(&head),
+                    leaf: lower_hex(&pending.leaf),
+                    head: head.clone(),
                 }),
             })?;
             if let Some((voter, ballot_id)) = pending.retry {
