@@ -92,6 +92,49 @@ export function verifyHead(publicKey, session, head) {
   }
 }
 
+/** RFC 8785 canonical JSON of a parsed log entry. Entries hold strings,
+ *  whole numbers, arrays and objects only, for which JSON.stringify's
+ *  strings and numbers are RFC 8785's: only the keys need sorting (by
+ *  UTF-16 code units, as JavaScript sorts strings). */
+export function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The leaf hash of an entry: SHA-256(0x00 ‖ its canonical JSON). */
+export function leafOf(entry) {
+  const bytes = new TextEncoder().encode(canonical(entry));
+  const buf = new Uint8Array(bytes.length + 1);
+  buf.set(bytes, 1);
+  return sha256(buf);
+}
+
+/** `null` when the receipt's entry is a ballot saying what the voter
+ *  chose (`ballot`: what the page sent) and hashes to the receipt's leaf;
+ *  else what is wrong. Checked as soon as the answer arrives. */
+export function checkEntry(receipt, ballot) {
+  try {
+    const { entry } = receipt;
+    if (!entry || entry.type !== 'ballot') return 'the receipt does not show the logged ballot';
+    if (!equal(leafOf(entry), hexToBytes(receipt.leaf))) return 'the logged ballot does not hash to the receipt’s leaf';
+    const same = (k) => {
+      const a = ballot[k];
+      const b = entry[k];
+      if (k === 'options') return canonical([...a].sort((x, y) => x - y)) === canonical([...(b ?? [])].sort((x, y) => x - y));
+      // The log lists a mark for every candidate; the page sent those it set.
+      if (k === 'marks') return Object.entries(a).every(([id, mark]) => b?.[id] === mark);
+      return canonical(a) === canonical(b);
+    };
+    if (!Object.keys(ballot).every(same)) return 'the logged ballot is not the one this phone sent';
+    return null;
+  } catch (e) {
+    return `the receipt is unreadable (${e.message})`;
+  }
+}
+
 /** A receipt kept by the page, checked against the proof the hub serves
  *  after the close: the head it was given is signed, the ballot is in the
  *  final head, the final head is signed and extends the receipt's. Returns

@@ -11,7 +11,7 @@
 // buttons that casts the same choice for all of them at once. A secret
 // ballot, once recorded, is kept on this device without its choice: the
 // page shows that it was cast, never what.
-import { checkReceipt, verifyHead } from './audit.js';
+import { checkEntry, checkReceipt, verifyHead } from './audit.js';
 import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
@@ -509,7 +509,7 @@ async function post(key, s, waiting) {
     const receipt = answer;
     // A secret ballot leaves only that it was cast (and its tracker).
     recorded[key] = isSecret(s.meta) ? { secret: true, tracker: receipt.receipt?.tracker ?? waiting.tracker } : waiting.ballot;
-    keepReceipt(key, id, receipt.receipt);
+    keepReceipt(key, id, receipt.receipt, waiting.ballot);
     delete drafts[key];
     live.offer({ ...s.state, ...stateOfTally(receipt.tally, s.meta), id, seq: receipt.seq, status: 'open' });
   } else {
@@ -551,17 +551,21 @@ async function loadKey() {
 
 /** Keeps a ballot's receipt; a head not signed by the hub's key is an
  *  alarm at once. */
-function keepReceipt(key, session, receipt) {
+function keepReceipt(key, session, receipt, ballot) {
   if (!receipt) return;
-  // A new ballot: the session is checked again after the close.
-  delete audits[session];
+  // A new ballot: the session is checked again after the close (an alarm
+  // stays: a later ballot does not undo what was wrong with an earlier one).
+  if (!audits[session]?.startsWith('alarm:')) delete audits[session];
   if (receipt.tracker) {
     receipts[key] = { session, tracker: receipt.tracker };
   } else {
-    receipts[key] = { session, receipt, public_key: hubKey?.public_key ?? null };
+    receipts[key] = { session, receipt, ballot, public_key: hubKey?.public_key ?? null };
     if (hubKey && !verifyHead(hubKey.public_key, session, receipt.head)) {
       audits[session] = `alarm:${t('auditBadHead')}`;
     }
+    // What the hub logged for this ballot must be what was sent.
+    const wrong = checkEntry(receipt, ballot);
+    if (wrong) audits[session] = `alarm:${wrong}`;
   }
   save();
 }
@@ -585,11 +589,16 @@ async function audit(session) {
         if (!bundle.entries.some((e) => e.tracker === kept.tracker)) problem = t('auditNoTracker');
         continue;
       }
+      if (!kept.public_key && !hubKey) await loadKey();
       const key = kept.public_key ?? hubKey?.public_key;
+      // The key could not be read yet (offline at first load): try later,
+      // it is no reason for an alarm.
+      if (!key) throw new Error('no key yet');
       const q = `index=${kept.receipt.index}&from=${kept.receipt.head.size}`;
       const r = await fetch(`/api/sessions/${session}/proof?${q}`, { cache: 'no-store' });
       if (!r.ok) throw new Error(`${r.status}`);
-      problem = checkReceipt(kept, await r.json(), key) ?? problem;
+      problem = (kept.ballot ? checkEntry(kept.receipt, kept.ballot) : null)
+        ?? checkReceipt(kept, await r.json(), key) ?? problem;
     }
   } catch {
     // Offline, or the hub did not answer: try again at the next render.

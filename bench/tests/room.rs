@@ -157,13 +157,15 @@ impl Hub {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("votehub did not start in its namespace");
-        Hub {
+        // Owned before waiting: a hub that never says it listens is killed.
+        let hub = Hub {
             child,
             data,
             ns: ns.to_owned(),
-        }
+        };
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("votehub did not start in its namespace");
+        hub
     }
 
     /// kill -9, then the same hub again on the same data.
@@ -181,9 +183,22 @@ impl Drop for Hub {
     }
 }
 
+/// Running phones, killed if the test ends before their report (500 of
+/// them must not outlive a failed test and starve the next one).
+struct Phones(Option<Child>);
+
+impl Drop for Phones {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The phones, from the room's namespace, through the access point.
-fn phones(room: &Room, args: &[&str]) -> Child {
-    Command::new("ip")
+fn phones(room: &Room, args: &[&str]) -> Phones {
+    let child = Command::new("ip")
         .args(["netns", "exec", &room.ns("room")])
         .arg(env!("CARGO_BIN_EXE_votehub-bench"))
         .args([
@@ -201,11 +216,17 @@ fn phones(room: &Room, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the phones")
+        .expect("start the phones");
+    Phones(Some(child))
 }
 
-fn report(child: Child) -> Value {
-    let out = child.wait_with_output().expect("phones");
+fn report(mut phones: Phones) -> Value {
+    let out = phones
+        .0
+        .take()
+        .expect("running")
+        .wait_with_output()
+        .expect("phones");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
         panic!(

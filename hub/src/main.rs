@@ -157,39 +157,6 @@ fn verify(args: VerifyArgs) -> ExitCode {
         eprintln!("votehub verify: {message}");
         ExitCode::from(USAGE)
     };
-    if let Some(receipt) = &args.receipt {
-        let Some(path) = &args.bundle else {
-            return unreadable("--receipt needs --bundle".into());
-        };
-        let bundle = match read(path).and_then(|b| verify::parse(&b)) {
-            Ok(b) => b,
-            Err(e) => return unreadable(e),
-        };
-        let text = if receipt.trim_start().starts_with('{') {
-            receipt.clone()
-        } else {
-            match std::fs::read_to_string(receipt) {
-                Ok(t) => t,
-                Err(e) => return unreadable(format!("cannot read {receipt}: {e}")),
-            }
-        };
-        let receipt: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => return unreadable(format!("the receipt is not JSON: {e}")),
-        };
-        let (lines, ok) = verify::check_receipt(&bundle, &receipt);
-        for line in lines {
-            println!("{line}");
-        }
-        return if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
-    }
-    let Some(path) = &args.file else {
-        return unreadable("give the bundle to check (votehub verify FILE)".into());
-    };
     let key = match args.key.as_deref().map(|k| {
         let mut out = [0u8; 32];
         hex::decode_to_slice(k.trim(), &mut out).map(|()| out)
@@ -198,10 +165,54 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Some(Ok(k)) => Some(k),
         Some(Err(_)) => return unreadable("--key is 64 hex digits".into()),
     };
+    // A receipt is checked against a bundle that holds as a whole (its
+    // signature, its tree, its count): a receipt found in a doctored file
+    // proves nothing.
+    let receipt = match &args.receipt {
+        None => None,
+        Some(receipt) => {
+            let text = if receipt.trim_start().starts_with('{') {
+                receipt.clone()
+            } else {
+                match std::fs::read_to_string(receipt) {
+                    Ok(t) => t,
+                    Err(e) => return unreadable(format!("cannot read {receipt}: {e}")),
+                }
+            };
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(r) => Some(r),
+                Err(e) => return unreadable(format!("the receipt is not JSON: {e}")),
+            }
+        }
+    };
+    let file = if receipt.is_some() {
+        args.bundle.as_ref()
+    } else {
+        args.file.as_ref()
+    };
+    let Some(path) = file else {
+        return unreadable(if receipt.is_some() {
+            "--receipt needs --bundle".into()
+        } else {
+            "give the bundle to check (votehub verify FILE)".into()
+        });
+    };
     let bundle = match read(path).and_then(|b| verify::parse(&b)) {
         Ok(b) => b,
         Err(e) => return unreadable(e),
     };
+    if let Some(receipt) = receipt {
+        let (findings, _) = verify::verify(&bundle, key.as_ref());
+        let (lines, ok) = verify::check_receipt(&bundle, &receipt);
+        for line in findings.iter().chain(&lines) {
+            println!("{line}");
+        }
+        return if ok && findings.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let (findings, summary) = verify::verify(&bundle, key.as_ref());
     if findings.is_empty() {
         println!(

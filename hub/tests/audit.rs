@@ -573,4 +573,60 @@ async fn a_secret_vote_names_no_one_beside_who_voted() {
         .map(|t| t[8..12].parse::<usize>().expect("index"))
         .collect();
     assert_ne!(order, (0..30).collect::<Vec<_>>(), "shuffled at the close");
+
+    // A member listed twice among who voted, with a ballot added to match
+    // the count, is named; so is a weight the roll never gave.
+    let mut twice = b.clone();
+    let list = twice["entries"]
+        .as_array_mut()
+        .expect("entries")
+        .iter_mut()
+        .find(|e| e["type"] == "voted")
+        .expect("who voted");
+    let first = list["members"][0].clone();
+    list["members"]
+        .as_array_mut()
+        .expect("members")
+        .insert(1, first.clone());
+    list["members"][2]["weight"] = json!(7);
+    let extra = all
+        .iter()
+        .find(|e| e["type"] == "ballot")
+        .expect("a ballot")
+        .clone();
+    let at = twice["entries"].as_array().expect("entries").len() - 2;
+    twice["entries"]
+        .as_array_mut()
+        .expect("entries")
+        .insert(at, extra);
+    let (code, out) = verify(dir.path(), &twice, &[]);
+    assert_eq!(code, 1);
+    let name = first["name"].as_str().expect("name");
+    assert!(
+        out.contains(&format!("{name} is listed twice among who voted")),
+        "{out}"
+    );
+    assert!(
+        out.contains("counted with weight 7, which the roll never gave"),
+        "{out}"
+    );
+    // The receipt check runs on the whole bundle: a doctored one fails it.
+    std::fs::write(&path, twice.to_string()).expect("write");
+    let (tracker, _) = trackers.values().next().expect("a tracker");
+    let out = Command::new(binary())
+        .args([
+            "verify",
+            "--receipt",
+            &json!({"tracker": tracker}).to_string(),
+            "--bundle",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

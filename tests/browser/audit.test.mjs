@@ -75,3 +75,27 @@ test('a proof altered on its way raises the alarm', async () => {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a receipt whose logged ballot is not the one sent raises the alarm', async () => {
+  const { leafOf } = await import('../../ui/audit.js');
+  const h = api(hub.url);
+  const s = await h.create({ title: 'Quorum' });
+  const { page: p, context, errors } = await page();
+  const card = `[data-session="${s.id}"]`;
+  // A hub that logs "against" for a ballot "for", and makes the receipt
+  // hash consistently: only comparing with what was sent can tell.
+  await p.route('**/votes', async (route) => {
+    const response = await route.fetch();
+    const answer = await response.json();
+    const entry = { ...answer.receipt.entry, choice: 'against' };
+    const leaf = Buffer.from(leafOf(entry)).toString('hex');
+    await route.fulfill({ response, json: { ...answer, receipt: { ...answer.receipt, entry, leaf } } });
+  });
+  await p.click(`${card} button[data-ballot="for"]`);
+  await until('recorded', async () => /recorded/.test(await p.textContent(`${card} .note`)));
+  await h.close(s.id);
+  await until('the alarm', async () => (await p.getAttribute(`${card} .audit`, 'data-audit')) === 'alarm', 20000);
+  assert.match(await p.textContent(`${card} .audit`), /not the one this phone sent/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -5,12 +5,12 @@
 // subscriber receives `session_closed`.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { ROOT, freePort, shots, until } from '../browser/harness.mjs';
+import { BIN, ROOT, freePort, shots, until } from '../browser/harness.mjs';
 
 const APP = process.env.VOTEHUB_DESKTOP_BIN ?? join(ROOT, 'target', 'debug', 'votehub-desktop');
 const TOKEN = 'desktop-test-token';
@@ -185,6 +185,27 @@ test('create, watch and close a session from the real window', { timeout: 180000
     const status = await (await fetch(`${hub}/api/sessions/${session.id}`)).json();
     assert.equal(status.status, 'closed');
     ws.close();
+
+    // The audit file, saved from the window, verifies offline.
+    await wd.click(`${card} button[data-action="audit"]`);
+    let saved;
+    await until('the audit file saved', async () => {
+      saved = /Saved to (\S+\.json)/.exec(await shown('p.note[role="status"]') ?? '')?.[1];
+      return !!saved;
+    });
+    const verify = spawnSync(BIN, ['verify', saved], { encoding: 'utf8' });
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+
+    // A backup from the window, while the hub runs: the copy holds the vote.
+    await wd.click('#backup-button');
+    let copy;
+    await until('the backup made', async () => {
+      copy = /Backed up to (\S+) —/.exec(await wd.run("return document.querySelector('#backup-message').textContent"))?.[1];
+      return !!copy;
+    }, 30000);
+    const again = spawnSync(BIN, ['backup', mkdtempSync(join(tmpdir(), 'votehub-copy-')) + '/c', '--data', copy], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /backed up 1 sessions and 10 ballots .* with signing-key and admin-token/);
   } finally {
     await wd.close().catch(() => {});
   }

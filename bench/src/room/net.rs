@@ -112,8 +112,21 @@ fn namespaces() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Kills every process still inside `ns` (a hub, phones, a browser), then
+/// removes it: a namespace's name can go while its processes live on, and
+/// with them its links and addresses.
+fn remove_ns(ns: &str) -> bool {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = sh("kill", &["-KILL", pid]);
+        }
+    }
+    sh("ip", &["netns", "del", ns]).is_ok()
+}
+
 /// Removes the namespaces of rooms whose owner is gone (a run killed before
-/// it could clean up). Returns how many went.
+/// it could clean up), with what still runs in them (their links go with
+/// them). Returns how many namespaces went.
 pub fn remove_stale() -> usize {
     let mut removed = 0;
     for ns in namespaces() {
@@ -123,7 +136,7 @@ pub fn remove_stale() -> usize {
         // vhroom-<id>-<pid>-<role>
         let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|p| PathBuf::from(format!("/proc/{p}")).exists());
-        if !alive && sh("ip", &["netns", "del", &ns]).is_ok() {
+        if !alive && remove_ns(&ns) {
             removed += 1;
         }
     }
@@ -445,7 +458,7 @@ impl Drop for Room {
         }
         let l = &self.layout;
         for ns in [&l.room_ns, &l.ap_ns, &l.hub_ns] {
-            let _ = sh("ip", &["netns", "del", ns]);
+            remove_ns(ns);
         }
         // Gone with the hub's namespace already, unless it failed half-way.
         let _ = sh("ip", &["link", "del", &self.control_if]);

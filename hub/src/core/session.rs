@@ -628,6 +628,10 @@ pub enum Receipt<'a> {
     Logged {
         index: u64,
         leaf: String,
+        /// The entry logged for the ballot (its leaf is the hash of this
+        /// canonical JSON): the voter's page checks that it says what
+        /// they chose.
+        entry: Box<serde_json::value::RawValue>,
         head: crate::core::audit::signing::HeadWire,
     },
     Secret {

@@ -140,7 +140,10 @@ fn check_tree(bundle: &Bundle, leaves: &[Hash], public: Option<&[u8; 32]>, out: 
     if let Some((from, to)) = bad {
         let from_i = from as usize;
         // Two entries swapped: putting one back makes the head hold again.
-        let swapped = (from_i + 1..leaves.len().min(from_i + 2000)).find(|&q| {
+        // Each candidate rebuilds the tree up to `to`: bounded to some
+        // twenty million leaf pushes whatever the log's size.
+        let candidates = (20_000_000 / (to as usize).max(1)).clamp(1, 2000);
+        let swapped = (from_i + 1..leaves.len().min(from_i + 1 + candidates)).find(|&q| {
             let mut f = Frontier::default();
             for (i, leaf) in leaves.iter().enumerate().take(to as usize) {
                 f.push(if i == from_i {
@@ -278,6 +281,12 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
             *held.entry(h.clone()).or_default() += 1;
         }
     }
+    // Every weight each member had while the vote ran: a secret ballot
+    // carries no time, so its voter's weight must be one of these.
+    let mut weights: HashMap<String, Vec<u64>> = roll
+        .iter()
+        .map(|(name, m)| (name.clone(), vec![m.weight]))
+        .collect();
     // Named and open: each voter's latest ballot (and all of them, to tell
     // a tally that counted an earlier one).
     let mut latest: BTreeMap<String, Counted> = BTreeMap::new();
@@ -303,6 +312,13 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
                 }
                 if let Some(was) = &m.was {
                     roll.remove(was);
+                    // The same person: their ballot and weights follow the name.
+                    if let Some(ballot) = latest.remove(was) {
+                        latest.insert(m.member.name.clone(), ballot);
+                    }
+                    if let Some(w) = weights.remove(was) {
+                        weights.insert(m.member.name.clone(), w);
+                    }
                     for other in roll.values_mut() {
                         if other.proxy.as_deref() == Some(was.as_str()) {
                             other.proxy = Some(m.member.name.clone());
@@ -315,6 +331,10 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
                 if let Some(h) = &m.member.proxy {
                     *held.entry(h.clone()).or_default() += 1;
                 }
+                weights
+                    .entry(m.member.name.clone())
+                    .or_default()
+                    .push(m.member.weight);
                 roll.insert(
                     m.member.name.clone(),
                     Member {
@@ -370,11 +390,23 @@ fn replay(bundle: &Bundle, out: &mut Vec<String>) -> Summary {
                 // may have changed since one was cast, so each member is
                 // checked to be on the roll, and the weights as a whole
                 // (below) against the ballots'.
+                let mut seen = std::collections::HashSet::new();
                 for m in members {
+                    if !seen.insert(m.name.as_str()) {
+                        out.push(format!(
+                            "entry {k}: {} is listed twice among who voted (two counted ballots for one voter)",
+                            m.name
+                        ));
+                    }
                     if !roll.contains_key(&m.name) {
                         out.push(format!(
                             "entry {k}: {} voted but is not on the roll",
                             m.name
+                        ));
+                    } else if !weights.get(&m.name).is_some_and(|w| w.contains(&m.weight)) {
+                        out.push(format!(
+                            "entry {k}: {} counted with weight {}, which the roll never gave them during the vote",
+                            m.name, m.weight
                         ));
                     }
                     if let Some(by) = &m.by

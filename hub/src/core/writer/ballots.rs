@@ -306,18 +306,19 @@ impl Core {
                 },
             })?;
             let logged = match &entry {
-                Some(entry) => self.append(id, entry, txn, batch)?,
+                Some(entry) => self.append_text(id, entry, txn, batch)?,
                 None => None,
             };
             let retry = req.ballot_id.map(|bid| (counted.key.clone(), bid));
             match logged {
                 // Answered once the batch's head is signed.
-                Some((index, leaf)) => Cast::Logged(Box::new(PendingReceipt {
+                Some((index, leaf, entry)) => Cast::Logged(Box::new(PendingReceipt {
                     session: id,
                     tally,
                     seq,
                     index,
                     leaf,
+                    entry,
                     retry,
                 })),
                 // A session from before votehub kept logs: no receipt.

@@ -20,6 +20,7 @@ use crate::core::rules::Presence;
 use crate::core::session::{Electorate, Receipt, Secrecy, SessionMeta, Status, VoteReceipt};
 use crate::core::store::{StoreError, StoredLog, Txn, Write};
 use crate::core::tally::Tally;
+use serde_json::value::RawValue;
 
 /// A session's log: its frontier (enough for its head) and the key of its
 /// open voters' pseudonyms.
@@ -56,6 +57,8 @@ pub(crate) struct PendingReceipt {
     pub seq: u64,
     pub index: u64,
     pub leaf: Hash,
+    /// The logged entry, canonical JSON: the leaf is its hash.
+    pub entry: String,
     /// (voter key, ballot id): the answer is kept for a retry.
     pub retry: Option<(String, String)>,
 }
@@ -79,6 +82,20 @@ impl Core {
         txn: &mut dyn Txn,
         batch: &mut Batch,
     ) -> Result<Option<(u64, Hash)>, StoreError> {
+        Ok(self
+            .append_text(session, entry, txn, batch)?
+            .map(|(index, leaf, _)| (index, leaf)))
+    }
+
+    /// `append`, also giving the entry's canonical text (a ballot's receipt
+    /// carries it, so the voter's page can see what was logged for it).
+    pub fn append_text(
+        &mut self,
+        session: Uuid,
+        entry: &Entry,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<Option<(u64, Hash, String)>, StoreError> {
         let Some(log) = self.logs.get_mut(&session) else {
             // A session from before votehub kept logs.
             return Ok(None);
@@ -91,11 +108,11 @@ impl Core {
         txn.write(&Write::Entry {
             session,
             index,
-            entry: text,
+            entry: text.clone(),
         })?;
         log.frontier.push(leaf);
         batch.appended.push((session, leaf));
-        Ok(Some((index, leaf)))
+        Ok(Some((index, leaf, text)))
     }
 
     /// The roll as a vote's log records it when the vote opens, sorted by
@@ -344,11 +361,15 @@ impl Core {
             let answer = json(&VoteReceipt {
                 tally: &pending.tally,
                 seq: pending.seq,
-                receipt: head.map(|head| Receipt::Logged {
-                    index: pending.index,
-                    leaf: lower_hex(&pending.leaf),
-                    head: head.clone(),
-                }),
+                receipt: match (head, RawValue::from_string(pending.entry)) {
+                    (Some(head), Ok(entry)) => Some(Receipt::Logged {
+                        index: pending.index,
+                        leaf: lower_hex(&pending.leaf),
+                        entry,
+                        head: head.clone(),
+                    }),
+                    _ => None,
+                },
             })?;
             if let Some((voter, ballot_id)) = pending.retry {
                 txn.write(&Write::Answer {

@@ -114,7 +114,6 @@ pub fn migrations() -> Migrations<'static> {
                 session_id  TEXT NOT NULL REFERENCES sessions(id),
                 member_id   TEXT NOT NULL,
                 holder      TEXT,
-                weight      INTEGER NOT NULL,
                 ballot_id   TEXT,
                 PRIMARY KEY (session_id, member_id)
             ) WITHOUT ROWID;
@@ -133,9 +132,14 @@ pub fn migrations() -> Migrations<'static> {
             CREATE INDEX secret_ballots_session ON secret_ballots(session_id);",
         ),
         // The audit log: each session's entries and signed heads, the key
-        // of its voters' pseudonyms, and the roll as the vote opened.
+        // of its voters' pseudonyms, and the roll as the vote opened; and
+        // the weight each secret voter counted with (the log lists it),
+        // taken from the roll for votes already running.
         M::up(
-            "CREATE TABLE logs (
+            "ALTER TABLE secret_voted ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+            UPDATE secret_voted SET weight = coalesce(
+                (SELECT weight FROM voters WHERE voters.id = secret_voted.member_id), 1);
+            CREATE TABLE logs (
                 session_id  TEXT PRIMARY KEY REFERENCES sessions(id),
                 log_key     BLOB NOT NULL,
                 roll        TEXT

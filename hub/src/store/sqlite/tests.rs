@@ -396,6 +396,71 @@ fn members_presence_and_weighed_ballots_read_back() {
 }
 
 #[test]
+fn a_database_of_schema_3_is_brought_up_to_date_with_its_secret_voters_weights() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = meeting();
+    let running = Uuid::new_v4();
+    {
+        let mut conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("id");
+        schema::migrations()
+            .to_version(&mut conn, 3)
+            .expect("schema 3");
+        // Meetings and sessions are the same under schema 3.
+        let mut v3 = SqliteStore { conn };
+        let secret = SessionMeta {
+            electorate: Electorate::Roll,
+            secrecy: Secrecy::Secret,
+            ..meta(running, day.id)
+        };
+        commit(
+            &mut v3,
+            &[Write::Meeting(day.clone()), Write::Session(secret)],
+        )
+        .expect("v3 rows");
+        v3.conn
+            .execute_batch(&format!(
+                "INSERT INTO voters (code, name, groups, id, weight) VALUES ('ABCD-EFGH', 'Ann', '[]', 'm-ann', 3);
+                 INSERT INTO secret_voted (session_id, member_id, holder, ballot_id)
+                    VALUES ('{running}', 'm-ann', NULL, 'b-1');"
+            ))
+            .expect("a secret vote running under schema 3");
+    }
+    let mut store = SqliteStore::open(dir.path()).expect("upgrade");
+    let weight: i64 = store
+        .conn
+        .query_row(
+            "SELECT weight FROM secret_voted WHERE member_id = 'm-ann'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("weight");
+    assert_eq!(weight, 3, "the weight the roll gave her");
+    // And a secret ballot can be recorded after the upgrade.
+    let id = Uuid::new_v4();
+    let secret = SessionMeta {
+        electorate: Electorate::Roll,
+        secrecy: Secrecy::Secret,
+        ..meta(id, day.id)
+    };
+    commit(
+        &mut store,
+        &[
+            Write::Session(secret),
+            Write::SecretVoted {
+                session: id,
+                member: "m-ann".into(),
+                holder: None,
+                weight: 3,
+                voted: Voted { ballot_id: None },
+            },
+        ],
+    )
+    .expect("a secret voter recorded");
+}
+
+#[test]
 fn a_secret_vote_keeps_who_voted_apart_from_what() {
     let dir = tempfile::tempdir().expect("tempdir");
     let day = meeting();
