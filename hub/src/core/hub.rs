@@ -199,7 +199,15 @@ struct Inner {
     /// at: a count walks the roll, and the window and projector ask often.
     attendance: std::sync::Mutex<Option<(u64, Attendance)>>,
     key: KeyInfo,
+    /// The audit files of the last closed sessions asked for: a closed log
+    /// never changes, and at the close of a secret vote every phone fetches
+    /// its file — read once through the writer, not once per phone. The
+    /// lock is held while a file is read, so that the others wait for it.
+    audit_files: tokio::sync::Mutex<std::collections::VecDeque<(Uuid, Arc<Vec<u8>>)>>,
 }
+
+/// Closed sessions' audit files kept.
+const AUDIT_FILES_KEPT: usize = 4;
 
 /// The public side of the hub's signing key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -243,6 +251,7 @@ impl Hub {
                 connections: Arc::default(),
                 writer: std::sync::Mutex::new(Some(thread)),
                 attendance: std::sync::Mutex::new(None),
+                audit_files: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
                 key: public,
             }),
         })
@@ -323,6 +332,25 @@ impl Hub {
     /// A session's audit file: its bundle as JSON bytes, exactly as served
     /// (the minutes print their SHA-256).
     pub async fn audit_file(&self, session: Uuid, admin: bool) -> Result<Vec<u8>, HubError> {
+        let closed = self
+            .session(session)
+            .is_some_and(|v| v.status == Status::Closed);
+        if !closed {
+            return self.write_audit_file(session, admin).await;
+        }
+        let mut kept = self.inner.audit_files.lock().await;
+        if let Some((_, file)) = kept.iter().find(|(id, _)| *id == session) {
+            return Ok(file.to_vec());
+        }
+        let file = Arc::new(self.write_audit_file(session, admin).await?);
+        if kept.len() >= AUDIT_FILES_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((session, file.clone()));
+        Ok(file.to_vec())
+    }
+
+    async fn write_audit_file(&self, session: Uuid, admin: bool) -> Result<Vec<u8>, HubError> {
         let bundle = self.audit(session, admin).await?;
         serde_json::to_vec(&bundle).map_err(|e| {
             tracing::error!(error = %e, "an audit bundle could not be written");
