@@ -73,6 +73,13 @@ impl HubProcess {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Logged before the address is handed over: a caller that
+                // reads the log once started sees the line that said so.
+                {
+                    let mut log = sink.lock().expect("log");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 let rest = line
                     .split("listening on http://")
                     .nth(1)
@@ -88,9 +95,6 @@ impl HubProcess {
                         let _ = tx.send(addr);
                     }
                 }
-                let mut log = sink.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let addr = rx
