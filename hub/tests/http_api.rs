@@ -420,3 +420,29 @@ async fn pages_join_info_and_codes() {
     let (_, info) = api.get("/api/info").await;
     assert_eq!(info["roll_size"], 1);
 }
+
+/// Changes of mind are not ballots of their own, but each is a log entry
+/// kept for good: a voter changing their mind without end meets a limit
+/// (twice the ballots a session takes), refused plainly, and what was
+/// recorded stays.
+#[tokio::test]
+async fn endless_changes_of_mind_meet_the_log_limit() {
+    let limits = votehub::Limits {
+        max_ballots_per_session: 2,
+        ..votehub::Limits::default()
+    };
+    let hub = common::InProcess::start_limited(limits).await;
+    let api = hub.api();
+    let id = api.create_titled("Budget").await;
+    // The log holds its creation and opening: two changes of mind fit.
+    assert_eq!(api.vote(&id, "ann", "for").await.0, 200);
+    assert_eq!(api.vote(&id, "ann", "against").await.0, 200);
+    let (status, body) = api.vote(&id, "ann", "for").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "limit_reached");
+    let s = api.session(&id).await;
+    assert_eq!(
+        (s["tally"]["against"].as_u64(), s["tally"]["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+}

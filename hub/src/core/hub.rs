@@ -103,7 +103,7 @@ pub(crate) struct Registry {
 /// A session's log as readers see it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogView {
-    pub leaves: Vec<crate::core::audit::tree::Hash>,
+    pub leaves: crate::core::audit::tree::Levels,
     pub head: Option<crate::core::audit::signing::SignedHead>,
 }
 

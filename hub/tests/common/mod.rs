@@ -162,13 +162,29 @@ impl InProcess {
         InProcess::start_on(dir, store, configure).await
     }
 
+    /// Serves a hub with other limits than the defaults.
+    pub async fn start_limited(limits: votehub::Limits) -> InProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = votehub::SqliteStore::open(dir.path()).expect("store");
+        InProcess::serve(dir, store, limits, |_| {}).await
+    }
+
     /// Serves a hub on `store`, whose files are in `dir`.
     pub async fn start_on(
         dir: tempfile::TempDir,
         store: impl votehub::core::store::Store,
         configure: impl FnOnce(&mut votehub::ServerConfig),
     ) -> InProcess {
-        let hub = votehub::Hub::open(store, votehub::Limits::default()).expect("hub");
+        InProcess::serve(dir, store, votehub::Limits::default(), configure).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        store: impl votehub::core::store::Store,
+        limits: votehub::Limits,
+        configure: impl FnOnce(&mut votehub::ServerConfig),
+    ) -> InProcess {
+        let hub = votehub::Hub::open(store, limits).expect("hub");
         let mut config = votehub::ServerConfig::new(TOKEN);
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

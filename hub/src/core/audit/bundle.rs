@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::core::audit::entry::RollMember;
 use crate::core::audit::signing::HeadWire;
-use crate::core::audit::tree::{self, Hash};
+use crate::core::audit::tree;
 use crate::core::rules::Outcome;
 
 pub const FORMAT: &str = "votehub-audit/1";
@@ -58,19 +58,19 @@ pub enum ProofError {
 /// The inclusion proof of leaf `index` in the tree of every leaf, and the
 /// consistency proof from the tree of the first `from` leaves to it.
 pub fn prove(
-    leaves: &[Hash],
+    tree: &tree::Levels,
     head: &HeadWire,
     index: u64,
     from: Option<u64>,
 ) -> Result<Proof, ProofError> {
-    let size = leaves.len();
+    let size = tree.len();
     let i = usize::try_from(index).map_err(|_| ProofError::NoLeaf)?;
-    let inclusion = tree::inclusion_proof(leaves, i, size).ok_or(ProofError::NoLeaf)?;
+    let inclusion = tree.inclusion_proof(i, size).ok_or(ProofError::NoLeaf)?;
     let consistency = match from {
         None => Vec::new(),
         Some(m) => {
             let m = usize::try_from(m).map_err(|_| ProofError::NoSize)?;
-            tree::consistency_proof(leaves, m, size).ok_or(ProofError::NoSize)?
+            tree.consistency_proof(m, size).ok_or(ProofError::NoSize)?
         }
     };
     Ok(Proof {

@@ -34,7 +34,7 @@ impl Core {
                 self.board.write().logs.insert(
                     meta.id,
                     LogView {
-                        leaves,
+                        leaves: crate::core::audit::tree::Levels::of(&leaves),
                         head: stored_log.head,
                     },
                 );
