@@ -11,6 +11,17 @@ use serde_json::json;
 use votehub::SqliteStore;
 use votehub::core::store::Store;
 
+/// Waits until the writer waits at the closed gate (bounded).
+async fn until_held(switch: &Switch) {
+    for _ in 0..500 {
+        if switch.held() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the writer never reached the gate");
+}
+
 /// Waits until `n` commands wait for the writer (bounded).
 async fn until_queued(hub: &votehub::Hub, n: usize) {
     for _ in 0..500 {
@@ -45,8 +56,9 @@ async fn a_failed_commit_undoes_the_whole_batch_and_the_hub_recovers() {
     let before = api.session(&id).await;
 
     // The store fails; the writer's next transaction is held at its start
-    // while 30 more commands queue behind the first, so that they are
-    // decided, written and refused as one batch.
+    // with the first command alone in it (waited for, so that the writer
+    // cannot take the others into that batch), while 30 more commands
+    // queue behind it, to be decided, written and refused as one batch.
     switch.fail(true);
     switch.close_gate();
     let mut calls = tokio::task::JoinSet::new();
@@ -55,6 +67,7 @@ async fn a_failed_commit_undoes_the_whole_batch_and_the_hub_recovers() {
         let id = id.clone();
         calls.spawn(async move { api.vote(&id, "first", "for").await });
     }
+    until_held(&switch).await;
     for i in 0..27 {
         let (api, id) = (api.clone(), id.clone());
         calls.spawn(async move { api.vote(&id, &format!("v{i}"), "against").await });
@@ -195,13 +208,7 @@ async fn a_failed_commit_leaves_the_roll_and_attendance_as_they_were() {
         let body = json!({"code": code(1), "present": true});
         calls.spawn(async move { api.admin("/api/attendance", Some(body)).await });
     }
-    for _ in 0..500 {
-        if switch.held() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(switch.held(), 1, "the writer waits at the gate");
+    until_held(&switch).await;
     let posts = [
         (
             "/api/proxies".to_owned(),
