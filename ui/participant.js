@@ -399,7 +399,17 @@ function note(key) {
   return '';
 }
 
+/** The phone keeps the receipts (and check results) of its last
+ *  KEPT ballots: a long day, or many days, must not fill its storage. */
+const KEPT = 500;
+function bound(map) {
+  const keys = Object.keys(map);   // in the order they were added
+  for (const k of keys.slice(0, Math.max(0, keys.length - KEPT))) delete map[k];
+}
+
 function save() {
+  bound(receipts);
+  bound(audits);
   store.set('recorded', recorded);
   store.set('pending', pending);
   store.set('receipts', receipts);
