@@ -402,14 +402,15 @@ function note(key) {
 /** The phone keeps the receipts (and check results) of its last
  *  KEPT ballots: a long day, or many days, must not fill its storage. */
 const KEPT = 500;
-function bound(map) {
-  const keys = Object.keys(map);   // in the order they were added
+function bound(map, keep = () => false) {
+  const keys = Object.keys(map).filter((k) => !keep(k));   // oldest first
   for (const k of keys.slice(0, Math.max(0, keys.length - KEPT))) delete map[k];
 }
 
 function save() {
   bound(receipts);
   bound(audits);
+  bound(recorded, (k) => k in pending);
   store.set('recorded', recorded);
   store.set('pending', pending);
   store.set('receipts', receipts);
@@ -566,6 +567,8 @@ function keepReceipt(key, session, receipt, ballot) {
   // A new ballot: the session is checked again after the close (an alarm
   // stays: a later ballot does not undo what was wrong with an earlier one).
   if (!audits[session]?.startsWith('alarm:')) delete audits[session];
+  // Re-added at the end: the newest are the ones kept (see `bound`).
+  delete receipts[key];
   if (receipt.tracker) {
     receipts[key] = { session, tracker: receipt.tracker };
   } else {

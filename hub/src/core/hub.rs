@@ -203,7 +203,7 @@ struct Inner {
     /// never changes, and at the close of a secret vote every phone fetches
     /// its file — read once through the writer, not once per phone. The
     /// lock is held while a file is read, so that the others wait for it.
-    audit_files: tokio::sync::Mutex<std::collections::VecDeque<(Uuid, Arc<Vec<u8>>)>>,
+    audit_files: tokio::sync::Mutex<std::collections::VecDeque<(Uuid, bytes::Bytes)>>,
 }
 
 /// Closed sessions' audit files kept.
@@ -331,23 +331,28 @@ impl Hub {
 
     /// A session's audit file: its bundle as JSON bytes, exactly as served
     /// (the minutes print their SHA-256).
-    pub async fn audit_file(&self, session: Uuid, admin: bool) -> Result<Vec<u8>, HubError> {
+    pub async fn audit_file(&self, session: Uuid, admin: bool) -> Result<bytes::Bytes, HubError> {
         let closed = self
             .session(session)
             .is_some_and(|v| v.status == Status::Closed);
         if !closed {
-            return self.write_audit_file(session, admin).await;
+            return self.write_audit_file(session, admin).await.map(Into::into);
         }
         let mut kept = self.inner.audit_files.lock().await;
-        if let Some((_, file)) = kept.iter().find(|(id, _)| *id == session) {
-            return Ok(file.to_vec());
+        if let Some(at) = kept.iter().position(|(id, _)| *id == session) {
+            // The most asked for stays: moved to the back.
+            if let Some(entry) = kept.remove(at) {
+                let file = entry.1.clone();
+                kept.push_back(entry);
+                return Ok(file);
+            }
         }
-        let file = Arc::new(self.write_audit_file(session, admin).await?);
+        let file = bytes::Bytes::from(self.write_audit_file(session, admin).await?);
         if kept.len() >= AUDIT_FILES_KEPT {
             kept.pop_front();
         }
         kept.push_back((session, file.clone()));
-        Ok(file.to_vec())
+        Ok(file)
     }
 
     async fn write_audit_file(&self, session: Uuid, admin: bool) -> Result<Vec<u8>, HubError> {

@@ -360,14 +360,17 @@ mod tests {
                     assert_eq!(levels.inclusion_proof(m.min(size - 1), size), Some(want));
                 }
             }
-            for m in 1..=n {
-                let mut want = Vec::new();
-                subproof(m, &all[..n], true, &mut want);
-                assert_eq!(
-                    levels.consistency_proof(m, n),
-                    Some(want),
-                    "proof {m} to {n}"
-                );
+            // Between any two sizes, also short of all the leaves held.
+            for size in 1..=n {
+                for m in 1..=size {
+                    let mut want = Vec::new();
+                    subproof(m, &all[..size], true, &mut want);
+                    assert_eq!(
+                        levels.consistency_proof(m, size),
+                        Some(want),
+                        "proof {m} to {size} of {n}"
+                    );
+                }
             }
             assert_eq!(levels.inclusion_proof(n, n), None);
             assert_eq!(levels.consistency_proof(n + 1, n), None);

@@ -231,10 +231,14 @@ impl Core {
             return refuse(HubError::Full("this session has reached its ballot limit"));
         }
         // Changes of mind are not counted above, but each one is a log
-        // entry kept for good: the log is bounded too (twice the ballots).
-        if self.logs.get(&id).is_some_and(|l| {
-            l.frontier.size() >= self.limits.max_ballots_per_session.saturating_mul(2)
-        }) {
+        // entry kept for good: they stop once the log holds twice the
+        // ballot limit (first ballots are never refused for it: one voter
+        // changing their mind without end must not lock the others out).
+        if previous.is_some()
+            && self.logs.get(&id).is_some_and(|l| {
+                l.frontier.size() >= self.limits.max_ballots_per_session.saturating_mul(2)
+            })
+        {
             return refuse(HubError::Full("this session's log has reached its limit"));
         }
         let meeting = session.meta.meeting;
