@@ -15,33 +15,6 @@ use common::{Api, HubProcess, TOKEN, binary};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-async fn register(api: &Api, voters: Value) -> HashMap<String, String> {
-    let (status, roll) = api
-        .admin("/api/voters", Some(json!({ "voters": voters })))
-        .await;
-    assert_eq!(status, 201, "{roll}");
-    roll.as_array()
-        .expect("roll")
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().expect("name").to_owned(),
-                v["code"].as_str().expect("code").to_owned(),
-            )
-        })
-        .collect()
-}
-
-async fn ballot(api: &Api, id: &str, body: Value) -> (u16, Value) {
-    api.send(
-        "POST",
-        &format!("/api/sessions/{id}/votes"),
-        Some(body),
-        None,
-    )
-    .await
-}
-
 async fn bundle(api: &Api, id: &str) -> Value {
     let (status, bundle) = api.get(&format!("/api/sessions/{id}/audit")).await;
     assert_eq!(status, 200, "{bundle}");
@@ -91,7 +64,7 @@ async fn roll_vote(api: &Api) -> (String, HashMap<String, String>) {
     for i in 0..60 {
         voters.push(json!({"name": format!("member-{i:02}"), "weight": 1 + i % 4}));
     }
-    let codes = register(api, json!(voters)).await;
+    let codes = api.register(json!(voters)).await;
     // Proxies: member-0k gives theirs to member-1k (k < 10).
     for k in 0..10 {
         let body = json!({"from": codes[&format!("member-{k:02}")], "to": codes[&format!("member-{:02}", k + 10)]});
@@ -118,7 +91,7 @@ async fn roll_vote(api: &Api) -> (String, HashMap<String, String>) {
             } else {
                 json!({"voter": code, "choice": choice})
             };
-            let (status, answer) = ballot(api, &id, body).await;
+            let (status, answer) = api.ballot(&id, body).await;
             assert_eq!(status, 200, "{answer}");
             cast += 1;
         }
@@ -491,7 +464,7 @@ async fn a_secret_vote_names_no_one_beside_who_voted() {
     let voters: Vec<Value> = (0..30)
         .map(|i| json!({"name": format!("Member {i}"), "weight": 1 + i % 2}))
         .collect();
-    let codes = register(&api, json!(voters)).await;
+    let codes = api.register(json!(voters)).await;
     let id = api
         .create(json!({"title": "Board", "kind": "election", "options": ["Ann", "Bob", "Cy"], "seats": 1,
                        "electorate": "roll", "secrecy": "secret"}))
@@ -502,8 +475,7 @@ async fn a_secret_vote_names_no_one_beside_who_voted() {
     let mut trackers = HashMap::new();
     for (i, (name, code)) in codes.iter().enumerate() {
         let tracker = format!("tracker-{i:04}-{}", rand_name());
-        let (status, answer) = ballot(
-            &api,
+        let (status, answer) = api.ballot(
             &id,
             json!({"voter": code, "options": [i % 3], "tracker": tracker, "ballot_id": format!("b{i}")}),
         )

@@ -15,33 +15,6 @@ use common::{Api, HubProcess, Live, TOKEN, csv_rows};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-async fn register(api: &Api, voters: Value) -> HashMap<String, String> {
-    let (status, roll) = api
-        .admin("/api/voters", Some(json!({ "voters": voters })))
-        .await;
-    assert_eq!(status, 201, "{roll}");
-    roll.as_array()
-        .expect("roll")
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().expect("name").to_owned(),
-                v["code"].as_str().expect("code").to_owned(),
-            )
-        })
-        .collect()
-}
-
-async fn ballot(api: &Api, id: &str, body: Value) -> (u16, Value) {
-    api.send(
-        "POST",
-        &format!("/api/sessions/{id}/votes"),
-        Some(body),
-        None,
-    )
-    .await
-}
-
 async fn roll(api: &Api) -> Value {
     api.send("GET", "/api/voters", None, Some(TOKEN)).await.1
 }
@@ -73,8 +46,7 @@ async fn proxies_are_capped_never_chained_and_revocable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = HubProcess::start_with(dir.path(), &["--max-proxies", "2"], "info");
     let api = hub.api();
-    let c = register(
-        &api,
+    let c = api.register(
         json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cy"}, {"name": "Dee"}, {"name": "Eve"}]),
     )
     .await;
@@ -153,12 +125,12 @@ async fn proxies_are_capped_never_chained_and_revocable() {
 async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
     let hub = HubProcess::start();
     let api = hub.api();
-    let c = register(
-        &api,
-        json!([{"name": "Ann", "weight": 2}, {"name": "Bob", "weight": 3},
+    let c = api
+        .register(
+            json!([{"name": "Ann", "weight": 2}, {"name": "Bob", "weight": 3},
                {"name": "Cy", "weight": 5}, {"name": "Dee"}]),
-    )
-    .await;
+        )
+        .await;
     for giver in ["Bob", "Cy"] {
         let (status, _) = api
             .admin(
@@ -186,7 +158,7 @@ async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
             body["ballot_id"] = json!(format!("ann-for-{g}"));
         }
         let id = id.clone();
-        tokio::spawn(async move { ballot(&api, &id, body).await })
+        tokio::spawn(async move { api.ballot(&id, body).await })
     });
     let mut answers = Vec::new();
     for send in sends {
@@ -201,13 +173,13 @@ async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
     );
     // Bob's proxy is given: he cannot vote himself; Dee holds no proxy.
     assert_code(
-        &ballot(&api, &id, json!({"voter": c["Bob"], "choice": "against"})).await,
+        &api.ballot(&id, json!({"voter": c["Bob"], "choice": "against"}))
+            .await,
         403,
         "voter_represented",
     );
     assert_code(
-        &ballot(
-            &api,
+        &api.ballot(
             &id,
             json!({"voter": c["Dee"], "choice": "against", "on_behalf_of": c["Bob"]}),
         )
@@ -249,11 +221,13 @@ async fn a_holder_votes_for_three_at_once_each_with_its_weight() {
     assert_eq!(status, 204);
     // A retry of the ballot Ann cast for Cy is still answered as the first.
     let retry = json!({"voter": c["Ann"], "choice": "for", "on_behalf_of": "Cy", "ballot_id": "ann-for-Cy"});
-    let (status, again) = ballot(&api, &id, retry).await;
+    let (status, again) = api.ballot(&id, retry).await;
     assert_eq!((status, &again), (200, &answers[2]));
     assert_eq!(api.session(&id).await["tally"]["for"], 10);
     // Cy votes himself now; his ballot replaces the one Ann cast for him.
-    let (status, answer) = ballot(&api, &id, json!({"voter": c["Cy"], "choice": "against"})).await;
+    let (status, answer) = api
+        .ballot(&id, json!({"voter": c["Cy"], "choice": "against"}))
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["tally"]["for"], 5);
     assert_eq!(answer["tally"]["against"], 5);
@@ -283,7 +257,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_proxy_ballot() {
         voters.push(json!({"name": format!("h{h}-a"), "weight": 2}));
         voters.push(json!({"name": format!("h{h}-b"), "weight": 3}));
     }
-    let c = register(&api, json!(voters)).await;
+    let c = api.register(json!(voters)).await;
     for h in 0..holders {
         for m in ["a", "b"] {
             let body = json!({"from": c[&format!("h{h}-{m}")], "to": c[&format!("h{h}")]});
@@ -411,12 +385,12 @@ async fn kill_9_mid_stream_loses_no_acknowledged_proxy_ballot() {
 async fn attendance_counts_people_and_weight_and_decides_the_quorum_of_those_present() {
     let hub = HubProcess::start();
     let api = hub.api();
-    let c = register(
-        &api,
-        json!([{"name": "Ann", "weight": 4}, {"name": "Bob", "weight": 3},
+    let c = api
+        .register(
+            json!([{"name": "Ann", "weight": 4}, {"name": "Bob", "weight": 3},
                {"name": "Cy", "weight": 2}, {"name": "Dee"}]),
-    )
-    .await;
+        )
+        .await;
     let attendance = |api: Api| async move { api.get("/api/attendance").await.1 };
     assert_eq!(
         attendance(api.clone()).await,
@@ -466,7 +440,7 @@ async fn attendance_counts_people_and_weight_and_decides_the_quorum_of_those_pre
     let first = live.next_json().await;
     assert_eq!(first["adopted_if_closed_now"], false, "no ballot yet");
     assert_eq!(
-        ballot(&api, &id, json!({"voter": c["Ann"], "choice": "for"}))
+        api.ballot(&id, json!({"voter": c["Ann"], "choice": "for"}))
             .await
             .0,
         200
@@ -491,7 +465,7 @@ async fn attendance_counts_people_and_weight_and_decides_the_quorum_of_those_pre
     let id = roll_session(&api, json!({"kind": "majority", "quorum_present": 0.6})).await;
     assert_eq!(check(&c["Ann"], json!(true)).await.0, 200);
     assert_eq!(
-        ballot(&api, &id, json!({"voter": c["Bob"], "choice": "for"}))
+        api.ballot(&id, json!({"voter": c["Bob"], "choice": "for"}))
             .await
             .0,
         200
@@ -515,11 +489,13 @@ async fn attendance_counts_people_and_weight_and_decides_the_quorum_of_those_pre
 async fn a_lost_card_is_reissued_and_the_old_code_stops_at_once() {
     let hub = HubProcess::start();
     let api = hub.api();
-    let c = register(&api, json!([{"name": "Ann", "weight": 2}, {"name": "Bob"}])).await;
+    let c = api
+        .register(json!([{"name": "Ann", "weight": 2}, {"name": "Bob"}]))
+        .await;
     let old = c["Ann"].clone();
     let id = roll_session(&api, json!({"kind": "majority"})).await;
     assert_eq!(
-        ballot(&api, &id, json!({"voter": old, "choice": "for"}))
+        api.ballot(&id, json!({"voter": old, "choice": "for"}))
             .await
             .0,
         200
@@ -538,13 +514,16 @@ async fn a_lost_card_is_reissued_and_the_old_code_stops_at_once() {
         "voter_not_on_roll",
     );
     assert_code(
-        &ballot(&api, &id, json!({"voter": old, "choice": "against"})).await,
+        &api.ballot(&id, json!({"voter": old, "choice": "against"}))
+            .await,
         403,
         "voter_not_on_roll",
     );
     // Her ballot stays counted, and the new card is hers: it replaces it.
     assert_eq!(api.session(&id).await["tally"]["for"], 2);
-    let (status, answer) = ballot(&api, &id, json!({"voter": new, "choice": "against"})).await;
+    let (status, answer) = api
+        .ballot(&id, json!({"voter": new, "choice": "against"}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         answer["tally"],

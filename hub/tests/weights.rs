@@ -84,16 +84,6 @@ async fn register(api: &Api, members: &[(String, u64, Vec<String>)]) -> Vec<Valu
     roll.as_array().expect("roll").clone()
 }
 
-async fn cast(api: &Api, id: &str, body: Value) -> (u16, Value) {
-    api.send(
-        "POST",
-        &format!("/api/sessions/{id}/votes"),
-        Some(body),
-        None,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn every_weighed_example_of_rules_md_holds() {
     for example in examples() {
@@ -123,7 +113,7 @@ async fn every_weighed_example_of_rules_md_holds() {
         for (name, ballot) in &example.ballots {
             let mut body = ballot.clone();
             body["voter"] = json!(code(name));
-            let (status, answer) = cast(&api, &id, body).await;
+            let (status, answer) = api.ballot(&id, body).await;
             assert_eq!(status, 200, "{example:?}: {answer}");
         }
         let (status, closed) = api.admin(&format!("/api/sessions/{id}/close"), None).await;
@@ -162,7 +152,7 @@ async fn a_ballot_counts_with_the_weight_it_was_cast_with() {
         .expect("id")
         .to_owned();
     assert_eq!(
-        cast(&api, &id, json!({"voter": ann, "choice": "for"}))
+        api.ballot(&id, json!({"voter": ann, "choice": "for"}))
             .await
             .0,
         200
@@ -177,13 +167,17 @@ async fn a_ballot_counts_with_the_weight_it_was_cast_with() {
         )
         .await;
     assert_eq!((status, &edited["weight"]), (200, &json!(1)));
-    let (_, receipt) = cast(&api, &id, json!({"voter": bob, "choice": "against"})).await;
+    let (_, receipt) = api
+        .ballot(&id, json!({"voter": bob, "choice": "against"}))
+        .await;
     assert_eq!(
         receipt["tally"],
         json!({"for": 5, "against": 2, "abstain": 0, "total": 7, "ballots": 2})
     );
     // A new ballot of hers counts with her weight now.
-    let (_, receipt) = cast(&api, &id, json!({"voter": ann, "choice": "abstain"})).await;
+    let (_, receipt) = api
+        .ballot(&id, json!({"voter": ann, "choice": "abstain"}))
+        .await;
     assert_eq!(
         receipt["tally"],
         json!({"for": 0, "against": 2, "abstain": 1, "total": 3, "ballots": 2})

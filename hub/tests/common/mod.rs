@@ -316,6 +316,35 @@ impl Api {
         }
     }
 
+    /// Registers `voters` (`[{"name", "weight"?, "groups"?}]`): name → code.
+    pub async fn register(&self, voters: Value) -> std::collections::HashMap<String, String> {
+        let (status, roll) = self
+            .admin("/api/voters", Some(json!({ "voters": voters })))
+            .await;
+        assert_eq!(status, 201, "{roll}");
+        roll.as_array()
+            .expect("roll")
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().expect("name").to_owned(),
+                    v["code"].as_str().expect("code").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Casts any ballot body (roll codes, proxies, trackers, ballot ids).
+    pub async fn ballot(&self, id: &str, body: Value) -> (u16, Value) {
+        self.send(
+            "POST",
+            &format!("/api/sessions/{id}/votes"),
+            Some(body),
+            None,
+        )
+        .await
+    }
+
     pub async fn session(&self, id: &str) -> Value {
         let (status, s) = self.get(&format!("/api/sessions/{id}")).await;
         assert_eq!(status, 200, "{s}");
