@@ -39,6 +39,20 @@ fn verify(dir: &Path, bundle: &Value, extra: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `votehub verify --receipt {"tracker"} --bundle FILE`.
+fn verify_tracker(bundle: &Path, tracker: &str) -> std::process::Output {
+    Command::new(binary())
+        .args([
+            "verify",
+            "--receipt",
+            &json!({"tracker": tracker}).to_string(),
+            "--bundle",
+        ])
+        .arg(bundle)
+        .output()
+        .expect("run votehub verify")
+}
+
 fn rand_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -524,16 +538,7 @@ async fn a_secret_vote_names_no_one_beside_who_voted() {
     let path = dir.path().join("secret.json");
     std::fs::write(&path, &text).expect("write");
     for (tracker, choice) in trackers.values().take(5) {
-        let out = Command::new(binary())
-            .args([
-                "verify",
-                "--receipt",
-                &json!({"tracker": tracker}).to_string(),
-                "--bundle",
-            ])
-            .arg(&path)
-            .output()
-            .expect("run");
+        let out = verify_tracker(&path, tracker);
         let said = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{said}");
         assert!(said.contains(&format!("\"options\":[{choice}]")), "{said}");
@@ -585,16 +590,7 @@ async fn a_secret_vote_names_no_one_beside_who_voted() {
     // The receipt check runs on the whole bundle: a doctored one fails it.
     std::fs::write(&path, twice.to_string()).expect("write");
     let (tracker, _) = trackers.values().next().expect("a tracker");
-    let out = Command::new(binary())
-        .args([
-            "verify",
-            "--receipt",
-            &json!({"tracker": tracker}).to_string(),
-            "--bundle",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = verify_tracker(&path, tracker);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { api, launch, netns, PHONE, shots, startHubIn, until } from './harness.mjs';
+import { api, launch, netns, openPage, shots, startHubIn, until } from './harness.mjs';
 
 let browser;
 let ns;
@@ -22,14 +22,7 @@ after(async () => {
   await browser?.close();
 });
 
-async function page(options = {}) {
-  const context = await browser.newContext({ ...PHONE, locale: 'en-US', ...options });
-  const p = await context.newPage();
-  const errors = [];
-  p.on('pageerror', (e) => errors.push(e.message));
-  await p.goto(hub.url);
-  return { context, page: p, errors };
-}
+const page = (options) => openPage(browser, hub.url, options);
 
 test('the page checks its ballot against the published count, without WebCrypto', async () => {
   const h = api(hub.url);

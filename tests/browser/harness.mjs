@@ -89,6 +89,17 @@ export async function launch() {
 
 export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
+/** A phone-sized page of `browser` at `url`, in English, collecting the
+ *  page's uncaught errors (a test ends asserting there were none). */
+export async function openPage(browser, url, options = {}) {
+  const context = await browser.newContext({ ...PHONE, locale: 'en-US', ...options });
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  await p.goto(url);
+  return { context, page: p, errors };
+}
+
 /** Waits until `fn` returns true (polling the page's DOM through it). */
 export async function until(what, fn, timeout = 15000) {
   const deadline = Date.now() + timeout;

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { api, launch, PHONE, shots, startHub, until } from './harness.mjs';
+import { api, launch, openPage, shots, startHub, until } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -13,14 +13,7 @@ after(async () => { await browser?.close(); });
 
 const SHOTS = shots();
 
-async function page(url, options = {}) {
-  const context = await browser.newContext({ ...PHONE, locale: 'en-US', ...options });
-  const p = await context.newPage();
-  const errors = [];
-  p.on('pageerror', (e) => errors.push(e.message));
-  await p.goto(url);
-  return { context, page: p, errors };
-}
+const page = (url, options) => openPage(browser, url, options);
 
 async function roll(h, voters) {
   const r = await h.call('POST', '/api/voters', { voters }, true);
