@@ -12,7 +12,8 @@ use votehub::core::meeting::Meeting;
 use votehub::core::minutes::{self, Lang};
 use votehub::core::roll::{MemberEdit, NewVoter, RollPage, Voter};
 use votehub::core::roll_file;
-use votehub::core::session::{CloseReceipt, Created, SessionSpec, SessionView};
+use votehub::core::session::{CloseReceipt, Created, SessionView};
+use votehub::core::spec::SessionSpec;
 use votehub::core::{Attendance, Code, Hub, HubError};
 
 use crate::host::{Host, HubStatus, Snapshot};

@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 
 use crate::core::error::HubError;
 use crate::core::rules::{Method, RuleSpec};
-use crate::core::session::{KindName, SessionSpec};
+use crate::core::session::KindName;
+use crate::core::spec::SessionSpec;
 use crate::core::tally::Scale;
 
 /// Votes in one file at most.

@@ -17,6 +17,7 @@ pub mod roll;
 pub mod roll_file;
 pub mod rules;
 pub mod session;
+pub mod spec;
 pub mod store;
 pub mod tally;
 mod writer;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::core::limits::MAX_VOTER;
-use crate::core::session::SessionSpec;
+use crate::core::spec::SessionSpec;
 use crate::core::tally::{BallotInput, Choice};
 use crate::core::{CastRequest, HubError};
 use crate::http::HttpDoor;

@@ -34,7 +34,8 @@ use crate::core::hub::{Board, Reply};
 use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
 use crate::core::roll::{Member, MemberEdit, NewVoter, Roll};
-use crate::core::session::{CloseReceipt, SessionMeta, SessionSpec, SessionState};
+use crate::core::session::{CloseReceipt, SessionMeta, SessionState};
+use crate::core::spec::SessionSpec;
 use crate::core::store::{
     BallotRecord, Locked, LogRecord, SecretBallot, Store, StoreError, Txn, Write,
 };

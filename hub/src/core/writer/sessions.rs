@@ -14,8 +14,9 @@ use crate::core::limits::MAX_DURATION_S;
 use crate::core::meeting::Meeting;
 use crate::core::rules::{Elected, Outcome, Presence, RuleSpec, elect};
 use crate::core::session::{
-    CloseReceipt, Deadline, Secrecy, SessionKind, SessionMeta, SessionSpec, SessionState, Status,
+    CloseReceipt, Deadline, Secrecy, SessionKind, SessionMeta, SessionState, Status,
 };
+use crate::core::spec::SessionSpec;
 use crate::core::store::{StoreError, Txn, Write};
 
 impl Core {

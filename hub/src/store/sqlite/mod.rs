@@ -2,25 +2,25 @@
 //! with every commit synced (`synchronous=FULL`). This process is its only
 //! writer, so the core's memory of a session is always current.
 
+mod backup;
 mod columns;
+mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
-use crate::core::audit::signing::SignedHead;
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
-use crate::core::rules::{Elected, Method};
-use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
+use crate::core::session::{Deadline, SessionKind, SessionMeta};
 use crate::core::store::{
-    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
-    StoredLog, StoredSession, Txn, Voted, Write,
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
+    Voted, Write,
 };
 use crate::core::tally::Scale;
 
@@ -35,6 +35,9 @@ impl From<rusqlite_migration::Error> for StoreError {
         StoreError::Database(Box::new(e))
     }
 }
+
+pub use backup::{Copied, backup};
+use read::*;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "votehub.db";
@@ -110,339 +113,6 @@ impl SqliteStore {
         store.scrub()?;
         Ok(store)
     }
-}
-
-/// What a backup copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Copied {
-    pub bytes: u64,
-    pub sessions: u64,
-    pub ballots: u64,
-}
-
-/// Copies the database in `dir` to `dest` (a new file) while the hub may be
-/// writing to it: SQLite's online backup, every page in one step, so the
-/// copy is the database as of one moment — every commit before it, nothing
-/// half of one after — and the writer is never held up (WAL: readers and
-/// the writer do not block each other). From this process or another one.
-/// The copy is checked (`quick_check`) and synced before this returns.
-pub fn backup(dir: &Path, dest: &Path) -> Result<Copied, StoreError> {
-    let path = dir.join(DB_FILE);
-    if !path.exists() {
-        return Err(StoreError::Dir {
-            path: path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no votehub database here"),
-        });
-    }
-    let corrupt = |source: rusqlite::Error| StoreError::Corrupt {
-        path: path.clone(),
-        source: Box::new(source),
-    };
-    let source =
-        Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(corrupt)?;
-    source.busy_timeout(std::time::Duration::from_secs(10))?;
-    let app_id: i32 = source
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    if app_id != APPLICATION_ID {
-        return Err(StoreError::Foreign { path });
-    }
-    let mut copy = Connection::open_with_flags(
-        dest,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-    )?;
-    {
-        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
-        // -1: all pages under one read transaction. Done in steps, a
-        // backup restarts whenever another connection writes, and a hub
-        // taking ballots writes all the time.
-        let mut tries = 0;
-        loop {
-            match backup.step(-1)? {
-                rusqlite::backup::StepResult::Done => break,
-                _ if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                _ => {
-                    return Err(StoreError::Inconsistent(
-                        "the database stayed locked: no backup made".into(),
-                    ));
-                }
-            }
-        }
-    }
-    let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(StoreError::Inconsistent(format!(
-            "the copy fails its check: {check}"
-        )));
-    }
-    let count = |table: &str| -> Result<u64, StoreError> {
-        Ok(
-            copy.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64,
-        )
-    };
-    let (sessions, ballots) = (
-        count("sessions")?,
-        count("ballots")? + count("secret_ballots")?,
-    );
-    drop(copy);
-    let file = std::fs::File::open(dest).map_err(|source| StoreError::Dir {
-        path: dest.to_owned(),
-        source,
-    })?;
-    file.sync_all().map_err(|source| StoreError::Dir {
-        path: dest.to_owned(),
-        source,
-    })?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok(Copied {
-        bytes,
-        sessions,
-        ballots,
-    })
-}
-
-const SESSION_COLUMNS: &str =
-    "id, meeting_id, title, description, kind, scale, options, seats, method,
-    min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
-    status, position, opened_at, closes_at, closed_at, result, elected, tied, seq,
-    secrecy, w_from_roll";
-
-/// One row of `sessions`, read as stored.
-fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
-    let text = |i: usize| -> Result<String, StoreError> { Ok(r.get::<_, String>(i)?) };
-    let maybe = |i: usize| -> Result<Option<String>, StoreError> { Ok(r.get(i)?) };
-    let number = |i: usize| -> Result<Option<i64>, StoreError> { Ok(r.get(i)?) };
-    let time = |i: usize| maybe(i)?.as_deref().map(columns::time_from).transpose();
-    let kind = match text(4)?.as_str() {
-        "motion" => SessionKind::Motion {
-            scale: columns::scale_from(&text(5)?)?,
-        },
-        "election" => {
-            let small = |i: usize| -> Result<u16, StoreError> {
-                number(i)?
-                    .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| StoreError::Inconsistent(format!("election column {i}")))
-            };
-            let method = columns::method_from(&text(8)?)?;
-            SessionKind::Election(Election {
-                options: columns::names_from(&text(6)?)?,
-                seats: small(7)?,
-                method,
-                min: if method == Method::Selection {
-                    small(9)?
-                } else {
-                    0
-                },
-                max: if method == Method::Selection {
-                    small(10)?
-                } else {
-                    0
-                },
-            })
-        }
-        other => return Err(StoreError::Inconsistent(format!("bad kind {other:?}"))),
-    };
-    let deadline = match (time(13)?, number(14)?) {
-        (Some(at), None) => Some(Deadline::At(at)),
-        (None, Some(s)) => {
-            Some(Deadline::After(u32::try_from(s).map_err(|_| {
-                StoreError::Inconsistent(format!("duration {s}"))
-            })?))
-        }
-        _ => None,
-    };
-    let ids = |i: usize| -> Result<Vec<u16>, StoreError> {
-        maybe(i)?
-            .as_deref()
-            .map(columns::ids_from)
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    Ok(StoredSession {
-        meta: SessionMeta {
-            id: columns::uuid_from(&text(0)?)?,
-            meeting: columns::uuid_from(&text(1)?)?,
-            title: text(2)?,
-            description: text(3)?,
-            kind,
-            rule: columns::rule_from(&text(11)?)?,
-            electorate: columns::electorate_from(&text(12)?)?,
-            secrecy: columns::secrecy_from(&text(25)?)?,
-            w_from_roll: r.get::<_, i64>(26)? != 0,
-            deadline,
-            created_at: columns::time_from(&text(15)?)?,
-        },
-        status: columns::status_from(&text(16)?)?,
-        position: u32::try_from(r.get::<_, i64>(17)?).unwrap_or(0),
-        opened_at: time(18)?,
-        closes_at: time(19)?,
-        closed_at: time(20)?,
-        result: maybe(21)?
-            .as_deref()
-            .map(columns::outcome_from)
-            .transpose()?,
-        elected: Elected {
-            elected: ids(22)?,
-            tied: ids(23)?,
-        },
-        seq: r.get::<_, i64>(24)?.max(0) as u64,
-        ballots: Vec::new(),
-        secret: Vec::new(),
-        voted: Vec::new(),
-        log: None,
-    })
-}
-
-/// Every ballot of a session, in the order they were last cast.
-fn read_ballots(conn: &Connection, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT voter, choice, grade, options, marks, cast_at, weight, groups, holder
-         FROM ballots WHERE session_id = ?1 ORDER BY cast_at, voter",
-    )?;
-    let mut rows = stmt.query(params![session.to_string()])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(ballot_record(r)?);
-    }
-    Ok(out)
-}
-
-/// A row of `ballots` from `voter, choice, grade, options, marks, cast_at,
-/// weight, groups, holder`.
-fn ballot_record(r: &Row<'_>) -> Result<BallotRecord, StoreError> {
-    Ok(BallotRecord {
-        voter: r.get(0)?,
-        ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
-        cast_at: columns::time_from(&r.get::<_, String>(5)?)?,
-        weight: columns::weight_from(r.get(6)?)?,
-        // Ballots kept before groups were kept with them count without.
-        groups: r
-            .get::<_, Option<String>>(7)?
-            .as_deref()
-            .map(columns::names_from)
-            .transpose()?
-            .unwrap_or_default(),
-        holder: r.get(8)?,
-    })
-}
-
-/// A secret session's ballots (in the order kept: random once closed) and
-/// the ids of the members who voted (in id order: registration's).
-fn read_secret(
-    conn: &Connection,
-    session: Uuid,
-) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
-    let id = session.to_string();
-    let mut stmt = conn.prepare_cached(
-        "SELECT choice, grade, options, marks, weight, tracker FROM secret_ballots
-         WHERE session_id = ?1 ORDER BY slot",
-    )?;
-    let mut rows = stmt.query(params![id])?;
-    let mut ballots = Vec::new();
-    while let Some(r) = rows.next()? {
-        ballots.push(SecretBallot {
-            ballot: columns::ballot_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)?,
-            weight: columns::weight_from(r.get(4)?)?,
-            tracker: r.get(5)?,
-        });
-    }
-    let mut stmt = conn.prepare_cached(
-        "SELECT member_id FROM secret_voted WHERE session_id = ?1 ORDER BY member_id",
-    )?;
-    let voted = stmt
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok((ballots, voted))
-}
-
-fn blob32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Inconsistent("a 32-byte value is not".into()))
-}
-
-fn head_from(size: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, StoreError> {
-    Ok(SignedHead {
-        size: u64::try_from(size).map_err(|_| StoreError::Inconsistent("head size".into()))?,
-        root: blob32(root)?,
-        signature: signature
-            .try_into()
-            .map_err(|_| StoreError::Inconsistent("a signature is 64 bytes".into()))?,
-    })
-}
-
-/// A session's log as the writer needs it at start: its key, its entries
-/// in order and its newest head.
-fn read_log(conn: &Connection, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
-    let id = session.to_string();
-    let key: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT log_key FROM logs WHERE session_id = ?1")?
-        .query_row(params![id], |r| r.get(0))
-        .optional()?;
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    let entries = conn
-        .prepare_cached("SELECT entry FROM log_entries WHERE session_id = ?1 ORDER BY idx")?
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    let head = conn
-        .prepare_cached(
-            "SELECT size, root, signature FROM log_heads WHERE session_id = ?1
-             ORDER BY size DESC LIMIT 1",
-        )?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-        .map(|(size, root, sig)| head_from(size, root, sig))
-        .transpose()?;
-    Ok(Some(StoredLog {
-        key: blob32(key)?,
-        entries,
-        head,
-    }))
-}
-
-/// Member ids present, and the moderators' check-ins (true) and check-outs.
-type Presence = (Vec<String>, Vec<(String, bool)>);
-
-/// Who is present at meeting `meeting`, and the moderators' check-ins and
-/// check-outs: present are those checked in, and those who cast or held a
-/// ballot of the meeting on the roll, unless checked out.
-fn read_presence(conn: &Connection, meeting: Uuid) -> Result<Presence, StoreError> {
-    let id = meeting.to_string();
-    let mut stmt =
-        conn.prepare("SELECT member_id, present FROM attendance WHERE meeting_id = ?1")?;
-    let checked: Vec<(String, bool)> = stmt
-        .query_map(params![id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?
-        .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT coalesce(b.holder, b.voter) FROM ballots b JOIN sessions s ON s.id = b.session_id
-         WHERE s.meeting_id = ?1 AND s.electorate = 'roll'
-         UNION
-         SELECT coalesce(v.holder, v.member_id) FROM secret_voted v JOIN sessions s ON s.id = v.session_id
-         WHERE s.meeting_id = ?1",
-    )?;
-    let voted: Vec<String> = stmt
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let explicit: std::collections::HashMap<&str, bool> =
-        checked.iter().map(|(m, p)| (m.as_str(), *p)).collect();
-    let mut present: Vec<String> = checked
-        .iter()
-        .filter(|(_, p)| *p)
-        .map(|(m, _)| m.clone())
-        .collect();
-    present.extend(
-        voted
-            .into_iter()
-            .filter(|m| !explicit.contains_key(m.as_str())),
-    );
-    Ok((present, checked))
 }
 
 impl Store for SqliteStore {

@@ -1,8 +1,8 @@
 use rusqlite::Connection;
 
 use super::*;
-use crate::core::rules::{Outcome, Rule};
-use crate::core::session::{Electorate, Secrecy, SessionState, Status};
+use crate::core::rules::{Method, Outcome, Rule};
+use crate::core::session::{Election, Electorate, Secrecy, SessionState, Status};
 use crate::core::tally::{Ballot, Choice};
 
 fn meta(id: Uuid, meeting: Uuid) -> SessionMeta {
