@@ -11,10 +11,10 @@
 // buttons that casts the same choice for all of them at once. A secret
 // ballot, once recorded, is kept on this device without its choice: the
 // page shows that it was cast, never what.
-import { checkEntry, checkReceipt, verifyHead } from './audit.js';
 import { countdown, syncClock } from './clock.js';
 import { t, translate } from './i18n.js';
 import { Live } from './live.js';
+import { bound, Receipts } from './receipts.js';
 import { el, electionResult, mergeState, optionName, renderBars, standing, stateOfSession } from './tally.js';
 
 const store = {
@@ -38,14 +38,12 @@ const recorded = store.get('recorded') ?? {};   // slot → ballot the hub ackno
 const pending = store.get('pending') ?? {};     // slot → { ballot, ballot_id, on_behalf_of?, tracker? }
 const drafts = {};              // slot → election marks being chosen, not yet sent
 let roll = store.get('code');   // { code, name, mandates, represented_by } once accepted
-// Receipts, to check each ballot against the published log after the
-// close: slot → { session, receipt, public_key } (or { session, tracker }).
-const receipts = store.get('receipts') ?? {};
-const audits = store.get('audits') ?? {};   // session id → 'ok' or what is wrong
-// The hub's signing key, as this phone first saw it: a later change is an
-// alarm, not something to trust quietly.
-let hubKey = store.get('key');
-let keyAlarm = null;
+// Each ballot's receipt, checked against the published log after the close.
+const receipts = new Receipts(store, {
+  render: (id) => render(id),
+  renderAll: () => { for (const id of sessions.keys()) render(id); },
+  status: (id) => sessions.get(id)?.state?.status,
+});
 const notes = {};               // slot → message shown under the ballot
 
 const $ = (id) => document.getElementById(id);
@@ -361,7 +359,7 @@ function render(id) {
   }
   parts.represented.textContent = meta.electorate === 'roll' && roll?.represented_by
     ? t('representedBy', { name: roll.represented_by }) : '';
-  renderAudit(id, parts.audit);
+  receipts.show(id, parts.audit);
   parts.result.className = `result result-${state.result}`;
   parts.result.dataset.result = state.result ?? '';
   parts.result.textContent = meta.kind === 'election'
@@ -399,22 +397,10 @@ function note(key) {
   return '';
 }
 
-/** The phone keeps the receipts (and check results) of its last
- *  KEPT ballots: a long day, or many days, must not fill its storage. */
-const KEPT = 500;
-function bound(map, keep = () => false) {
-  const keys = Object.keys(map).filter((k) => !keep(k));   // oldest first
-  for (const k of keys.slice(0, Math.max(0, keys.length - KEPT))) delete map[k];
-}
-
 function save() {
-  bound(receipts);
-  bound(audits);
   bound(recorded, (k) => k in pending);
   store.set('recorded', recorded);
   store.set('pending', pending);
-  store.set('receipts', receipts);
-  store.set('audits', audits);
 }
 
 // ── Sending ballots ───────────────────────────────────────────────────────
@@ -520,7 +506,7 @@ async function post(key, s, waiting) {
     const receipt = answer;
     // A secret ballot leaves only that it was cast (and its tracker).
     recorded[key] = isSecret(s.meta) ? { secret: true, tracker: receipt.receipt?.tracker ?? waiting.tracker } : waiting.ballot;
-    keepReceipt(key, id, receipt.receipt, waiting.ballot);
+    receipts.keep(key, id, receipt.receipt, waiting.ballot);
     delete drafts[key];
     live.offer({ ...s.state, ...stateOfTally(receipt.tally, s.meta), id, seq: receipt.seq, status: 'open' });
   } else {
@@ -544,114 +530,6 @@ function stateOfTally(tally, meta) {
 
 function flushPending() {
   for (const key of Object.keys(pending)) send(key);
-}
-
-// ── Receipts, checked after the close ──────────────────────────────────────
-
-async function loadKey() {
-  let info;
-  try { info = await (await fetch('/api/key', { cache: 'no-store' })).json(); } catch { return; }
-  if (!hubKey) {
-    hubKey = info;
-    store.set('key', hubKey);
-  } else if (hubKey.public_key !== info.public_key) {
-    keyAlarm = t('keyChanged', { was: hubKey.fingerprint, now: info.fingerprint });
-    for (const id of sessions.keys()) render(id);
-  }
-}
-
-/** Keeps a ballot's receipt; a head not signed by the hub's key is an
- *  alarm at once. */
-function keepReceipt(key, session, receipt, ballot) {
-  if (!receipt) return;
-  // A new ballot: the session is checked again after the close (an alarm
-  // stays: a later ballot does not undo what was wrong with an earlier one).
-  if (!audits[session]?.startsWith('alarm:')) delete audits[session];
-  // Re-added at the end: the newest are the ones kept (see `bound`).
-  delete receipts[key];
-  if (receipt.tracker) {
-    receipts[key] = { session, tracker: receipt.tracker };
-  } else {
-    receipts[key] = { session, receipt, ballot, public_key: hubKey?.public_key ?? null };
-    if (hubKey && !verifyHead(hubKey.public_key, session, receipt.head)) {
-      audits[session] = `alarm:${t('auditBadHead')}`;
-    }
-    // What the hub logged for this ballot must be what was sent.
-    const wrong = checkEntry(receipt, ballot);
-    if (wrong) audits[session] = `alarm:${wrong}`;
-  }
-  save();
-}
-
-const auditing = new Set();
-
-/** After the close: every receipt of this session against the proofs (or,
- *  for a secret ballot, its tracker in the bundle). */
-async function audit(session) {
-  if (auditing.has(session) || audits[session]) return;
-  const mine = Object.values(receipts).filter((r) => r.session === session);
-  if (!mine.length) return;
-  auditing.add(session);
-  let problem = null;
-  try {
-    for (const kept of mine) {
-      if (kept.tracker) {
-        const r = await fetch(`/api/sessions/${session}/audit`, { cache: 'no-store' });
-        if (!r.ok) throw new Error(`${r.status}`);
-        const bundle = await r.json();
-        if (!bundle.entries.some((e) => e.tracker === kept.tracker)) problem = t('auditNoTracker');
-        continue;
-      }
-      if (!kept.public_key && !hubKey) await loadKey();
-      const key = kept.public_key ?? hubKey?.public_key;
-      // The key could not be read yet (offline at first load): try later,
-      // it is no reason for an alarm.
-      if (!key) throw new Error('no key yet');
-      const q = `index=${kept.receipt.index}&from=${kept.receipt.head.size}`;
-      const r = await fetch(`/api/sessions/${session}/proof?${q}`, { cache: 'no-store' });
-      if (!r.ok) throw new Error(`${r.status}`);
-      problem = (kept.ballot ? checkEntry(kept.receipt, kept.ballot) : null)
-        ?? checkReceipt(kept, await r.json(), key) ?? problem;
-    }
-  } catch {
-    // Offline, or the hub did not answer: try again at the next render.
-    auditing.delete(session);
-    return;
-  }
-  audits[session] = problem ? `alarm:${problem}` : `ok:${mine.length}`;
-  auditing.delete(session);
-  save();
-  render(session);
-}
-
-function renderAudit(session, node) {
-  const mine = Object.values(receipts).some((r) => r.session === session);
-  const state = sessions.get(session)?.state;
-  if (keyAlarm) {
-    node.className = 'audit audit-alarm';
-    node.setAttribute('role', 'alert');
-    node.textContent = keyAlarm;
-    return;
-  }
-  if (!mine || state?.status !== 'closed') { node.textContent = ''; return; }
-  const result = audits[session];
-  if (!result) {
-    node.className = 'audit';
-    node.textContent = t('auditChecking');
-    audit(session);
-    return;
-  }
-  const [kind, rest] = [result.slice(0, result.indexOf(':')), result.slice(result.indexOf(':') + 1)];
-  node.dataset.audit = kind;
-  if (kind === 'ok') {
-    node.className = 'audit audit-ok';
-    node.removeAttribute('role');
-    node.textContent = t('auditOk', { n: Number(rest) });
-  } else {
-    node.className = 'audit audit-alarm';
-    node.setAttribute('role', 'alert');
-    node.textContent = t('auditAlarm', { why: rest });
-  }
 }
 
 // ── The voting code ────────────────────────────────────────────────────────
@@ -736,5 +614,5 @@ addEventListener('online', flushPending);
 setInterval(() => { if (live.online) flushPending(); }, 3000);
 live.start();
 clock();
-loadKey();
+receipts.loadKey();
 refresh();

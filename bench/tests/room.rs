@@ -341,3 +341,40 @@ fn the_hub_killed_and_restarted_during_a_lossy_stream_loses_no_answered_ballot()
         "every screen came back: {r}"
     );
 }
+
+#[test]
+fn a_room_left_by_a_killed_run_is_removed_by_clean() {
+    let _turn = turn();
+    // The owner recorded in its name is a process that has ended.
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    let dead = gone.id();
+    gone.wait().expect("wait");
+    let ns = format!("vhroom-249-{dead}-hub");
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .expect("ip netns add");
+    assert!(
+        made.success(),
+        "network namespaces cannot be made here (needs root)"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_votehub-room"))
+        .arg("clean")
+        .output()
+        .expect("votehub-room clean");
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let still = String::from_utf8_lossy(&listed.stdout).contains(&ns);
+    if still {
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    }
+    assert!(out.status.success());
+    assert!(!still, "{ns} is still there");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = &[
     asset!("tally.js", "text/javascript; charset=utf-8"),
     asset!("clock.js", "text/javascript; charset=utf-8"),
     asset!("audit.js", "text/javascript; charset=utf-8"),
+    asset!("receipts.js", "text/javascript; charset=utf-8"),
     asset!("vendor/noble.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
