@@ -369,7 +369,8 @@ async fn a_rewritten_log_is_caught_by_an_earlier_receipt() {
         let changed = conn
             .execute(
                 "UPDATE log_entries SET entry = replace(entry, '\"for\"', '\"against\"')
-                 WHERE session_id = ?1 AND entry LIKE '%\"for\"%'",
+                 WHERE id >> 32 = (SELECT id FROM logs WHERE session_id = ?1)
+                   AND entry LIKE '%\"for\"%'",
                 [&id],
             )
             .expect("rewrite");

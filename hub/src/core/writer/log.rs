@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Batch, Core, CoreSession, Reply};
 use crate::core::audit::entry::{
-    BallotEntry, BallotWire, ClosedEntry, Entry, MemberEntry, PresenceWire, RollMember,
+    BallotEntry, BallotWire, ClosedEntry, Entry, MemberEntry, PresenceWire, Pseudonyms, RollMember,
     VotedMember, canonical,
 };
 use crate::core::audit::signing::{HeadWire, lower_hex};
@@ -22,12 +22,13 @@ use crate::core::store::{StoreError, StoredLog, Txn, Write};
 use crate::core::tally::Tally;
 use serde_json::value::RawValue;
 
-/// A session's log: its frontier (enough for its head) and the key of its
+/// A session's log: its frontier (enough for its head) and the keyed HMAC of its
 /// open voters' pseudonyms.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionLog {
     pub frontier: Frontier,
-    pub key: [u8; 32],
+    /// Its open voters' pseudonyms, under the session's own key.
+    pub pseudonyms: Pseudonyms,
 }
 
 impl SessionLog {
@@ -42,7 +43,7 @@ impl SessionLog {
         (
             SessionLog {
                 frontier,
-                key: stored.key,
+                pseudonyms: Pseudonyms::new(&stored.key),
             },
             leaves,
         )
@@ -168,7 +169,7 @@ impl Core {
             meta.id,
             SessionLog {
                 frontier: Frontier::default(),
-                key,
+                pseudonyms: Pseudonyms::new(&key),
             },
         );
         let created = Entry::created(meta, self.limits.max_proxies as u64, roll.as_deref());
@@ -225,7 +226,7 @@ impl Core {
             Electorate::Open => self
                 .logs
                 .get(&session.meta.id)
-                .map(|log| crate::core::audit::entry::pseudonym(&log.key, key)),
+                .map(|log| log.pseudonyms.of(key)),
         };
         Entry::Ballot(BallotEntry {
             voter,

@@ -175,6 +175,7 @@ impl Store for SqliteStore {
     fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
         Ok(Box::new(SqliteTxn {
             tx: self.conn.transaction()?,
+            logs: Vec::new(),
         }))
     }
 
@@ -187,31 +188,7 @@ impl Store for SqliteStore {
     }
 
     fn log(&mut self, session: Uuid) -> Result<LogRecord, StoreError> {
-        let id = session.to_string();
-        let roll: Option<String> = self
-            .conn
-            .prepare_cached("SELECT roll FROM logs WHERE session_id = ?1")?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?
-            .flatten();
-        let entries = self
-            .conn
-            .prepare_cached("SELECT entry FROM log_entries WHERE session_id = ?1 ORDER BY idx")?
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        let mut heads = Vec::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT size, root, signature FROM log_heads WHERE session_id = ?1 ORDER BY size",
-        )?;
-        let mut rows = stmt.query(params![id])?;
-        while let Some(r) = rows.next()? {
-            heads.push(head_from(r.get(0)?, r.get(1)?, r.get(2)?)?);
-        }
-        Ok(LogRecord {
-            entries,
-            heads,
-            roll,
-        })
+        read_log_record(&self.conn, session)
     }
 
     /// Copies the write-ahead log into the database and empties it: the
@@ -230,9 +207,27 @@ impl Store for SqliteStore {
 
 struct SqliteTxn<'a> {
     tx: Transaction<'a>,
+    /// The integer ids of the logs this transaction wrote to: looked up
+    /// once per batch, not once per entry.
+    logs: Vec<(Uuid, i64)>,
 }
 
 impl SqliteTxn<'_> {
+    /// The row id of entry (or head) `index` of `session`'s log.
+    fn log_row(&mut self, session: Uuid, index: u64) -> Result<i64, StoreError> {
+        let log = match self.logs.iter().find(|(s, _)| *s == session) {
+            Some((_, log)) => *log,
+            None => {
+                let log = read::log_id(&self.tx, session)?.ok_or_else(|| {
+                    StoreError::Inconsistent(format!("session {session} has no log"))
+                })?;
+                self.logs.push((session, log));
+                log
+            }
+        };
+        schema::log_row(log, index)
+    }
+
     fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
         let (scale, options, seats, method, min, max) = match &m.kind {
             SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
@@ -364,14 +359,18 @@ impl Txn for SqliteTxn<'_> {
         match write {
             Write::Session(meta) => self.write_session(meta)?,
             Write::DeleteSession(id) => {
+                if let Some(log) = read::log_id(&self.tx, *id)? {
+                    self.tx
+                        .prepare_cached("DELETE FROM log_entries WHERE id BETWEEN ?1 AND ?2")?
+                        .execute(params![log << 32, (log << 32) | schema::LOG_MASK])?;
+                }
+                self.logs.retain(|(s, _)| s != id);
                 let id = id.to_string();
                 for table in [
                     "answers",
                     "ballots",
                     "secret_voted",
                     "secret_ballots",
-                    "log_entries",
-                    "log_heads",
                     "logs",
                 ] {
                     self.tx
@@ -495,34 +494,41 @@ impl Txn for SqliteTxn<'_> {
                         "INSERT INTO logs (session_id, log_key, roll) VALUES (?1, ?2, ?3)",
                     )?
                     .execute(params![session.to_string(), key.as_slice(), roll])?;
+                self.logs.push((*session, self.tx.last_insert_rowid()));
             }
             Write::Entry {
                 session,
                 index,
                 entry,
             } => {
+                let row = self.log_row(*session, *index)?;
                 self.tx
-                    .prepare_cached(
-                        "INSERT INTO log_entries (session_id, idx, entry) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![
-                        session.to_string(),
-                        i64::try_from(*index)
-                            .map_err(|_| StoreError::Inconsistent("index".into()))?,
-                        entry
-                    ])?;
+                    .prepare_cached("INSERT INTO log_entries (id, entry) VALUES (?1, ?2)")?
+                    .execute(params![row, entry])?;
             }
             Write::Head { session, head } => {
-                self.tx
+                // Kept on the last entry it covers, written in this commit.
+                let last = head
+                    .size
+                    .checked_sub(1)
+                    .ok_or_else(|| StoreError::Inconsistent("a head of an empty log".into()))?;
+                let row = self.log_row(*session, last)?;
+                let changed = self
+                    .tx
                     .prepare_cached(
-                        "INSERT INTO log_heads (session_id, size, root, signature) VALUES (?1, ?2, ?3, ?4)",
+                        "UPDATE log_entries SET root = ?2, signature = ?3 WHERE id = ?1",
                     )?
                     .execute(params![
-                        session.to_string(),
-                        i64::try_from(head.size).map_err(|_| StoreError::Inconsistent("size".into()))?,
+                        row,
                         head.root.as_slice(),
                         head.signature.as_slice()
                     ])?;
+                if changed != 1 {
+                    return Err(StoreError::Inconsistent(format!(
+                        "a head of {} entries signed over a log without them",
+                        head.size
+                    )));
+                }
             }
             Write::ShuffleSecret(session) => {
                 // Copied out in a random order, deleted (secure_delete

@@ -7,9 +7,12 @@ use uuid::Uuid;
 use crate::core::audit::signing::SignedHead;
 use crate::core::rules::{Elected, Method};
 use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
-use crate::core::store::{BallotRecord, SecretBallot, StoreError, StoredLog, StoredSession};
+use crate::core::store::{
+    BallotRecord, LogRecord, SecretBallot, StoreError, StoredLog, StoredSession,
+};
 
 use super::columns;
+use super::schema::LOG_MASK;
 
 pub(super) const SESSION_COLUMNS: &str =
     "id, meeting_id, title, description, kind, scale, options, seats, method,
@@ -188,35 +191,78 @@ pub(super) fn head_from(
     })
 }
 
+/// The integer id of `session`'s log (the high bits of its rows' ids in
+/// `log_entries`), when it has one.
+pub(super) fn log_id(conn: &Connection, session: Uuid) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM logs WHERE session_id = ?1")?
+        .query_row(params![session.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The entries of log `log`, in order.
+fn log_entries(conn: &Connection, log: i64) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT entry FROM log_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?
+        .query_map(params![log << 32, (log << 32) | LOG_MASK], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?)
+}
+
+/// The heads signed for log `log` (each kept on the last entry it
+/// covers): all of them, oldest first, or the newest only.
+fn log_heads(conn: &Connection, log: i64, newest: bool) -> Result<Vec<SignedHead>, StoreError> {
+    let mut stmt = conn.prepare_cached(if newest {
+        "SELECT id, root, signature FROM log_entries
+         WHERE id BETWEEN ?1 AND ?2 AND signature IS NOT NULL ORDER BY id DESC LIMIT 1"
+    } else {
+        "SELECT id, root, signature FROM log_entries
+         WHERE id BETWEEN ?1 AND ?2 AND signature IS NOT NULL ORDER BY id"
+    })?;
+    let mut rows = stmt.query(params![log << 32, (log << 32) | LOG_MASK])?;
+    let mut heads = Vec::new();
+    while let Some(r) = rows.next()? {
+        let size = (r.get::<_, i64>(0)? & LOG_MASK) + 1;
+        heads.push(head_from(size, r.get(1)?, r.get(2)?)?);
+    }
+    Ok(heads)
+}
+
 /// A session's log as the writer needs it at start: its key, its entries
 /// in order and its newest head.
 pub(super) fn read_log(conn: &Connection, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
-    let id = session.to_string();
-    let key: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT log_key FROM logs WHERE session_id = ?1")?
-        .query_row(params![id], |r| r.get(0))
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, log_key FROM logs WHERE session_id = ?1")?
+        .query_row(params![session.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(key) = key else {
+    let Some((log, key)) = row else {
         return Ok(None);
     };
-    let entries = conn
-        .prepare_cached("SELECT entry FROM log_entries WHERE session_id = ?1 ORDER BY idx")?
-        .query_map(params![id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    let head = conn
-        .prepare_cached(
-            "SELECT size, root, signature FROM log_heads WHERE session_id = ?1
-             ORDER BY size DESC LIMIT 1",
-        )?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-        .map(|(size, root, sig)| head_from(size, root, sig))
-        .transpose()?;
     Ok(Some(StoredLog {
         key: blob32(key)?,
-        entries,
-        head,
+        entries: log_entries(conn, log)?,
+        head: log_heads(conn, log, true)?.pop(),
     }))
+}
+
+/// A session's whole log, for its audit file: entries, every head signed,
+/// and the roll as the vote opened.
+pub(super) fn read_log_record(conn: &Connection, session: Uuid) -> Result<LogRecord, StoreError> {
+    let row: Option<(i64, Option<String>)> = conn
+        .prepare_cached("SELECT id, roll FROM logs WHERE session_id = ?1")?
+        .query_row(params![session.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((log, roll)) = row else {
+        return Ok(LogRecord {
+            entries: Vec::new(),
+            heads: Vec::new(),
+            roll: None,
+        });
+    };
+    Ok(LogRecord {
+        entries: log_entries(conn, log)?,
+        heads: log_heads(conn, log, false)?,
+        roll,
+    })
 }
 
 /// Member ids present, and the moderators' check-ins (true) and check-outs.

@@ -158,11 +158,61 @@ pub fn migrations() -> Migrations<'static> {
                 PRIMARY KEY (session_id, size)
             ) WITHOUT ROWID;",
         ),
+        // The log's rows keyed by one integer, (log << 32) | index: every
+        // commit appends at the end of a rowid table, which SQLite fills
+        // page by page, where the (session text, index) key of a WITHOUT
+        // ROWID table split its pages in half and rewrote them. A head
+        // signed over the first n entries is kept on entry n - 1, a page
+        // the commit writes anyway, not in a table of its own: 27 pages
+        // written per commit of ballots became 12 without the log, and
+        // 21 then 17 with it (docs/BENCHMARKS.md, issue 14).
+        M::up(
+            "CREATE TABLE logs_v5 (
+                id          INTEGER PRIMARY KEY,
+                session_id  TEXT NOT NULL UNIQUE REFERENCES sessions(id),
+                log_key     BLOB NOT NULL,
+                roll        TEXT
+            );
+            INSERT INTO logs_v5 (session_id, log_key, roll)
+                SELECT l.session_id, l.log_key, l.roll FROM logs l
+                JOIN sessions s ON s.id = l.session_id ORDER BY s.created_at, s.id;
+            CREATE TABLE log_entries_v5 (
+                id          INTEGER PRIMARY KEY,
+                entry       TEXT NOT NULL,
+                root        BLOB,
+                signature   BLOB,
+                CHECK ((root IS NULL) = (signature IS NULL))
+            );
+            INSERT INTO log_entries_v5 (id, entry, root, signature)
+                SELECT (l.id << 32) | e.idx, e.entry, h.root, h.signature FROM log_entries e
+                JOIN logs_v5 l ON l.session_id = e.session_id
+                LEFT JOIN log_heads h ON h.session_id = e.session_id AND h.size = e.idx + 1
+                ORDER BY 1;
+            DROP TABLE log_heads;
+            DROP TABLE log_entries;
+            DROP TABLE logs;
+            ALTER TABLE logs_v5 RENAME TO logs;
+            ALTER TABLE log_entries_v5 RENAME TO log_entries;",
+        ),
     ])
 }
 
 pub fn schema_version() -> usize {
-    4
+    5
+}
+
+/// The rows of log `log` in `log_entries` are those whose id lies in
+/// `[log << 32, (log << 32) | LOG_MASK]`; the low bits are the entry's
+/// index.
+pub const LOG_MASK: i64 = 0xFFFF_FFFF;
+
+/// The row id of entry `index` of log `log`.
+pub fn log_row(log: i64, index: u64) -> Result<i64, StoreError> {
+    i64::try_from(index)
+        .ok()
+        .filter(|i| *i <= LOG_MASK)
+        .map(|i| (log << 32) | i)
+        .ok_or_else(|| StoreError::Inconsistent(format!("log index {index} beyond 2^32")))
 }
 
 /// Sessions kept from before meetings existed belong to one meeting, begun

@@ -1,6 +1,7 @@
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 
 use super::*;
+use crate::core::audit::signing::SignedHead;
 use crate::core::rules::{Method, Outcome, Rule};
 use crate::core::session::{Election, Electorate, Secrecy, SessionState, Status};
 use crate::core::tally::{Ballot, Choice};
@@ -564,4 +565,109 @@ fn a_ballot_of_the_meeting_checks_its_caster_in_unless_checked_out() {
     let mut present = store.load().expect("load").present;
     present.sort();
     assert_eq!(present, vec!["m-c".to_string(), "m-e".to_string()]);
+}
+
+#[test]
+fn a_database_of_schema_4_keeps_its_logs_in_order_under_integer_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = meeting();
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let head = |size: u8| SignedHead {
+        size: u64::from(size),
+        root: [size; 32],
+        signature: [size; 64],
+    };
+    {
+        let mut conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("id");
+        schema::migrations()
+            .to_version(&mut conn, 4)
+            .expect("schema 4");
+        let mut v4 = SqliteStore { conn };
+        let mut older = meta(first, day.id);
+        older.created_at = Time::from_millis(1_000);
+        commit(
+            &mut v4,
+            &[
+                Write::Meeting(day.clone()),
+                Write::Session(older),
+                Write::Session(meta(second, day.id)),
+            ],
+        )
+        .expect("v4 sessions");
+        // Written as schema 4 did, the second session's rows first, and
+        // indexes whose text order is not their numeric order (2 < 10).
+        for (session, entries) in [
+            (second, ["s0", "s1"].as_slice()),
+            (first, &["f0", "f1", "f2"]),
+        ] {
+            v4.conn
+                .execute(
+                    "INSERT INTO logs (session_id, log_key, roll) VALUES (?1, ?2, NULL)",
+                    params![session.to_string(), [7u8; 32].as_slice()],
+                )
+                .expect("log");
+            for (i, e) in entries.iter().enumerate().rev() {
+                let idx = if i == 2 { 10 } else { i as i64 };
+                v4.conn
+                    .execute(
+                        "INSERT INTO log_entries (session_id, idx, entry) VALUES (?1, ?2, ?3)",
+                        params![session.to_string(), idx, format!("{{\"e\":\"{e}\"}}")],
+                    )
+                    .expect("entry");
+            }
+            for size in [2u8, 1] {
+                let h = head(size);
+                v4.conn
+                    .execute(
+                        "INSERT INTO log_heads (session_id, size, root, signature) VALUES (?1, ?2, ?3, ?4)",
+                        params![session.to_string(), h.size as i64, h.root.as_slice(), h.signature.as_slice()],
+                    )
+                    .expect("head");
+            }
+        }
+    }
+    let mut store = SqliteStore::open(dir.path()).expect("upgrade");
+    let log = store.log(first).expect("first log");
+    assert_eq!(
+        log.entries,
+        ["{\"e\":\"f0\"}", "{\"e\":\"f1\"}", "{\"e\":\"f2\"}"]
+    );
+    assert_eq!(log.heads, [head(1), head(2)]);
+    let log = store.log(second).expect("second log");
+    assert_eq!(log.entries, ["{\"e\":\"s0\"}", "{\"e\":\"s1\"}"]);
+    assert_eq!(log.heads, [head(1), head(2)]);
+    // The logs are numbered in the order their sessions were made, and a
+    // log goes on growing under its number after the upgrade.
+    let ids: Vec<i64> = [first, second]
+        .iter()
+        .map(|s| read::log_id(&store.conn, *s).expect("read").expect("a log"))
+        .collect();
+    assert!(ids[0] < ids[1], "{ids:?}");
+    commit(
+        &mut store,
+        &[
+            Write::Entry {
+                session: second,
+                index: 2,
+                entry: "{\"e\":\"s2\"}".into(),
+            },
+            Write::Head {
+                session: second,
+                head: head(3),
+            },
+        ],
+    )
+    .expect("appended");
+    let log = store.log(second).expect("second log");
+    assert_eq!(
+        log.entries.last().map(String::as_str),
+        Some("{\"e\":\"s2\"}")
+    );
+    assert_eq!(log.heads.last(), Some(&head(3)));
+    // Deleting a session takes its log's rows, and only those.
+    commit(&mut store, &[Write::DeleteSession(second)]).expect("deleted");
+    assert!(store.log(second).expect("read").entries.is_empty());
+    assert_eq!(store.log(first).expect("read").entries.len(), 3);
 }
