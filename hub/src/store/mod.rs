@@ -1,6 +1,8 @@
 //! The stores behind the core's storage seam (`core::store`): SQLite, the
-//! embedded store of the laptop. Only this module knows a database.
+//! embedded store of the laptop, and PostgreSQL, the store several hubs
+//! share. Only this module knows a database.
 
+pub mod postgres;
 mod sqlite;
 
 pub use sqlite::{Copied, DB_FILE, SqliteStore, backup};

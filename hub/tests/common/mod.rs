@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod failing_store;
+pub mod postgres;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};

@@ -178,7 +178,11 @@ mod tests {
             size: u64,
             root: String,
         }
-        for (size, root) in [(0, [0u8; 32]), (1, [0xff; 32]), (u64::from(u32::MAX), [7; 32])] {
+        for (size, root) in [
+            (0, [0u8; 32]),
+            (1, [0xff; 32]),
+            (u64::from(u32::MAX), [7; 32]),
+        ] {
             let session = Uuid::new_v4();
             let canonical = canonical(&Head {
                 r#type: HEAD_TYPE,

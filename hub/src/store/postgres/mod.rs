@@ -1,0 +1,63 @@
+//! PostgreSQL, the store several hubs share (PROTOCOL.md §8): connections
+//! from a bounded pool (`deadpool-postgres` over `tokio-postgres`), each
+//! with `synchronous_commit` on, so that a commit the hub acknowledges is
+//! on the server's disk; and the schema brought up to date at connection.
+//! Only this module knows PostgreSQL.
+
+mod schema;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+use crate::core::store::StoreError;
+
+pub use schema::{schema_version, url_without_password};
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+/// Connections one node keeps at most: the writer's, the listener's and
+/// a few readers'; a cluster of nodes stays far below the server's
+/// default `max_connections` (100).
+pub const POOL_SIZE: usize = 8;
+
+/// A pool of connections to the database at `url`, whose schema is
+/// brought up to date (by this node, or one started at the same moment).
+pub async fn connect(url: &str) -> Result<Pool, StoreError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        StoreError::Inconsistent(format!(
+            "{} is not a PostgreSQL URL: {e}",
+            url_without_password(url)
+        ))
+    })?;
+    // Whatever the server's default: an acknowledged ballot is durable.
+    config.options("-c synchronous_commit=on");
+    config.application_name("votehub");
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A connection handed out again is checked with a round trip
+            // first: after the server restarts, the old ones are dead
+            // before their sockets say so.
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .build()
+        .map_err(|e| StoreError::Database(Box::new(e)))?;
+    let mut client = pool.get().await?;
+    schema::migrate(&mut client, url).await?;
+    Ok(pool)
+}

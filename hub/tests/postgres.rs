@@ -1,0 +1,99 @@
+//! The PostgreSQL store against a real server the test starts itself.
+
+mod common;
+
+use common::postgres::Postgres;
+use votehub::store::postgres;
+
+#[tokio::test]
+async fn nodes_started_together_apply_the_schema_once() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    // Three nodes at the same moment: each waits for the others' lock and
+    // finds the schema there.
+    let nodes = futures_util::future::join_all((0..3).map(|_| postgres::connect(&url))).await;
+    for node in &nodes {
+        assert!(node.is_ok(), "{:?}", node.as_ref().err());
+    }
+    let pool = nodes
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .expect("a node");
+    let client = pool.get().await.expect("client");
+    let version: i64 = client
+        .query_one("SELECT version FROM votehub_schema", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version as usize, postgres::schema_version());
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM votehub_schema", &[])
+        .await
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 1);
+    // Every connection commits synchronously, whatever the server's default.
+    let sync: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(sync, "on");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_votehub_is_refused_untouched() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let pool = postgres::connect(&url).await.expect("first start");
+    let newer = postgres::schema_version() as i64 + 1;
+    pool.get()
+        .await
+        .expect("client")
+        .execute("UPDATE votehub_schema SET version = $1", &[&newer])
+        .await
+        .expect("a newer votehub was here");
+    let err = postgres::connect(&url).await.expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("newer votehub"), "{text}");
+    let version: i64 = pool
+        .get()
+        .await
+        .expect("client")
+        .query_one("SELECT version FROM votehub_schema", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, newer);
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_is_an_error_and_comes_back() {
+    let mut pg = Postgres::start();
+    let url = pg.url("votehub");
+    let pool = postgres::connect(&url).await.expect("connect");
+    pg.stop();
+    assert!(
+        postgres::connect(&url).await.is_err(),
+        "no server, no store"
+    );
+    pg.start_again();
+    let client = pool.get().await.expect("a new connection once it is back");
+    let one: i32 = client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_one_is_refused_with_its_reason() {
+    let err = postgres::connect("postgres://hub:pw@127.0.0.1:notaport/db")
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("not a PostgreSQL URL"), "{text}");
+    assert!(!text.contains(":pw@"), "the password stays out: {text}");
+}
