@@ -33,6 +33,34 @@ async fn nodes_started_together_apply_the_schema_once() {
         .expect("rows")
         .get(0);
     assert_eq!(rows, 1);
+    let mut tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tables.sort();
+    assert_eq!(
+        tables,
+        [
+            "answers",
+            "attendance",
+            "ballots",
+            "log_entries",
+            "logs",
+            "meetings",
+            "secret_ballots",
+            "secret_voted",
+            "sessions",
+            "settings",
+            "votehub_schema",
+            "voters",
+        ]
+    );
     // Every connection commits synchronously, whatever the server's default.
     let sync: String = client
         .query_one("SHOW synchronous_commit", &[])

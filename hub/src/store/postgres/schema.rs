@@ -17,18 +17,21 @@ const MIGRATION_LOCK: i64 = 0x0076_6f74_6568_7562;
 const MIGRATIONS: &[&str] = &[
     // The schema of SQLite's fifth version, plus what a cluster shares
     // that a laptop keeps in its data directory: the admin token and the
-    // signing key (`settings`).
+    // signing key (`settings`). `ord` is the order rows were made in,
+    // which SQLite reads from its rowids (meetings, the agenda, the roll).
     "CREATE TABLE settings (
         key         TEXT PRIMARY KEY,
         value       TEXT NOT NULL
     );
     CREATE TABLE meetings (
+        ord         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         id          TEXT PRIMARY KEY,
         title       TEXT NOT NULL,
         started_at  TEXT NOT NULL,
         ended_at    TEXT
     );
     CREATE TABLE sessions (
+        ord         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         id          TEXT PRIMARY KEY,
         meeting_id  TEXT REFERENCES meetings(id),
         title       TEXT NOT NULL,
@@ -58,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
         seq         BIGINT NOT NULL
     );
     CREATE TABLE voters (
+        ord         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         code        TEXT PRIMARY KEY,
         name        TEXT NOT NULL UNIQUE,
         groups      TEXT NOT NULL,
