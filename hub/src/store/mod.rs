@@ -2,7 +2,9 @@
 //! embedded store of the laptop, and PostgreSQL, the store several hubs
 //! share. Only this module knows a database.
 
+mod columns;
 pub mod postgres;
+mod rows;
 mod sqlite;
 
 pub use sqlite::{Copied, DB_FILE, SqliteStore, backup};

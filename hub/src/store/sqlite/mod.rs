@@ -3,7 +3,6 @@
 //! writer, so the core's memory of a session is always current.
 
 mod backup;
-mod columns;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -36,6 +35,8 @@ impl From<rusqlite_migration::Error> for StoreError {
     }
 }
 
+use crate::store::columns;
+use crate::store::rows::{SESSION_COLUMNS, ballot_record, session_from};
 pub use backup::{Copied, backup};
 use read::*;
 

@@ -5,105 +5,20 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use crate::core::audit::signing::SignedHead;
-use crate::core::rules::{Elected, Method};
-use crate::core::session::{Deadline, Election, SessionKind, SessionMeta};
-use crate::core::store::{
-    BallotRecord, LogRecord, SecretBallot, StoreError, StoredLog, StoredSession,
-};
+use crate::core::store::{BallotRecord, LogRecord, SecretBallot, StoreError, StoredLog};
 
-use super::columns;
 use super::schema::LOG_MASK;
+use crate::store::columns;
+use crate::store::rows::{Cells, ballot_at, ballot_record};
 
-pub(super) const SESSION_COLUMNS: &str =
-    "id, meeting_id, title, description, kind, scale, options, seats, method,
-    min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
-    status, position, opened_at, closes_at, closed_at, result, elected, tied, seq,
-    secrecy, w_from_roll";
+impl Cells for Row<'_> {
+    fn maybe(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
 
-/// One row of `sessions`, read as stored.
-pub(super) fn session_from(r: &Row<'_>) -> Result<StoredSession, StoreError> {
-    let text = |i: usize| -> Result<String, StoreError> { Ok(r.get::<_, String>(i)?) };
-    let maybe = |i: usize| -> Result<Option<String>, StoreError> { Ok(r.get(i)?) };
-    let number = |i: usize| -> Result<Option<i64>, StoreError> { Ok(r.get(i)?) };
-    let time = |i: usize| maybe(i)?.as_deref().map(columns::time_from).transpose();
-    let kind = match text(4)?.as_str() {
-        "motion" => SessionKind::Motion {
-            scale: columns::scale_from(&text(5)?)?,
-        },
-        "election" => {
-            let small = |i: usize| -> Result<u16, StoreError> {
-                number(i)?
-                    .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| StoreError::Inconsistent(format!("election column {i}")))
-            };
-            let method = columns::method_from(&text(8)?)?;
-            SessionKind::Election(Election {
-                options: columns::names_from(&text(6)?)?,
-                seats: small(7)?,
-                method,
-                min: if method == Method::Selection {
-                    small(9)?
-                } else {
-                    0
-                },
-                max: if method == Method::Selection {
-                    small(10)?
-                } else {
-                    0
-                },
-            })
-        }
-        other => return Err(StoreError::Inconsistent(format!("bad kind {other:?}"))),
-    };
-    let deadline = match (time(13)?, number(14)?) {
-        (Some(at), None) => Some(Deadline::At(at)),
-        (None, Some(s)) => {
-            Some(Deadline::After(u32::try_from(s).map_err(|_| {
-                StoreError::Inconsistent(format!("duration {s}"))
-            })?))
-        }
-        _ => None,
-    };
-    let ids = |i: usize| -> Result<Vec<u16>, StoreError> {
-        maybe(i)?
-            .as_deref()
-            .map(columns::ids_from)
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    Ok(StoredSession {
-        meta: SessionMeta {
-            id: columns::uuid_from(&text(0)?)?,
-            meeting: columns::uuid_from(&text(1)?)?,
-            title: text(2)?,
-            description: text(3)?,
-            kind,
-            rule: columns::rule_from(&text(11)?)?,
-            electorate: columns::electorate_from(&text(12)?)?,
-            secrecy: columns::secrecy_from(&text(25)?)?,
-            w_from_roll: r.get::<_, i64>(26)? != 0,
-            deadline,
-            created_at: columns::time_from(&text(15)?)?,
-        },
-        status: columns::status_from(&text(16)?)?,
-        position: u32::try_from(r.get::<_, i64>(17)?).unwrap_or(0),
-        opened_at: time(18)?,
-        closes_at: time(19)?,
-        closed_at: time(20)?,
-        result: maybe(21)?
-            .as_deref()
-            .map(columns::outcome_from)
-            .transpose()?,
-        elected: Elected {
-            elected: ids(22)?,
-            tied: ids(23)?,
-        },
-        seq: r.get::<_, i64>(24)?.max(0) as u64,
-        ballots: Vec::new(),
-        secret: Vec::new(),
-        voted: Vec::new(),
-        log: None,
-    })
+    fn number(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
 }
 
 /// Every ballot of a session, in the order they were last cast.
@@ -123,25 +38,6 @@ pub(super) fn read_ballots(
     Ok(out)
 }
 
-/// A row of `ballots` from `voter, choice, grade, options, marks, cast_at,
-/// weight, groups, holder`.
-pub(super) fn ballot_record(r: &Row<'_>) -> Result<BallotRecord, StoreError> {
-    Ok(BallotRecord {
-        voter: r.get(0)?,
-        ballot: columns::ballot_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?,
-        cast_at: columns::time_from(&r.get::<_, String>(5)?)?,
-        weight: columns::weight_from(r.get(6)?)?,
-        // Ballots kept before groups were kept with them count without.
-        groups: r
-            .get::<_, Option<String>>(7)?
-            .as_deref()
-            .map(columns::names_from)
-            .transpose()?
-            .unwrap_or_default(),
-        holder: r.get(8)?,
-    })
-}
-
 /// A secret session's ballots (in the order kept: random once closed) and
 /// the ids of the members who voted (in id order: registration's).
 pub(super) fn read_secret(
@@ -157,7 +53,7 @@ pub(super) fn read_secret(
     let mut ballots = Vec::new();
     while let Some(r) = rows.next()? {
         ballots.push(SecretBallot {
-            ballot: columns::ballot_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)?,
+            ballot: ballot_at(r, 0)?,
             weight: columns::weight_from(r.get(4)?)?,
             tracker: r.get(5)?,
         });
