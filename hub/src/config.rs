@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
-use crate::launch::{Settings, TlsFiles};
+use crate::launch::{Settings, StoreChoice, TlsFiles};
 
 /// What starts a hub, as flags (with their `VOTEHUB_*` forms).
 #[derive(Args, Debug, Clone)]
@@ -41,6 +41,14 @@ pub struct HubArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "VOTEHUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where to keep everything: `sqlite` (in the data dir) or a postgres://… URL shared by several hubs.
+    #[arg(
+        long,
+        env = "VOTEHUB_STORE",
+        default_value = "sqlite",
+        hide_env_values = true
+    )]
+    pub store: StoreChoice,
 }
 
 impl HubArgs {
@@ -55,6 +63,7 @@ impl HubArgs {
         settings.max_connections = self.max_connections;
         settings.max_proxies = self.max_proxies;
         settings.tls = tls_files(self.tls_cert, self.tls_key);
+        settings.store = self.store;
         settings
     }
 }

@@ -54,6 +54,14 @@ fn create_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// The hub's signing key, made at first start (64 hex digits, mode 0600).
 /// A damaged key file is refused, never replaced: the heads signed with it
 /// must stay checkable.
+/// A signing key from the hex of its 32-byte seed (as kept on disk, or in
+/// a cluster's database).
+pub fn key_from_hex(text: &str) -> Option<Key> {
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).ok()?;
+    Some(Key::from_seed(&seed))
+}
+
 pub fn load_or_create_key(dir: &Path) -> Result<Key, TokenError> {
     let path = dir.join(KEY_FILE);
     let io = |source| TokenError::Io {
@@ -61,12 +69,7 @@ pub fn load_or_create_key(dir: &Path) -> Result<Key, TokenError> {
         source,
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut seed)
-                .map_err(|_| TokenError::BadKey(path.clone()))?;
-            Ok(Key::from_seed(&seed))
-        }
+        Ok(text) => key_from_hex(&text).ok_or_else(|| TokenError::BadKey(path.clone())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Key::generate();
             create_private(&path, &format!("{}\n", hex::encode(key.seed()))).map_err(io)?;
@@ -207,7 +210,7 @@ pub fn backup_dir(dir: &Path) -> PathBuf {
     ))
 }
 
-fn new_token() -> String {
+pub fn new_token() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
     (0..32)

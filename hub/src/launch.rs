@@ -15,6 +15,7 @@ use crate::core::{Hub, HubError, Limits};
 use crate::data_dir::{self, TokenError};
 use crate::server::ServerConfig;
 use crate::store::SqliteStore;
+use crate::store::postgres::PostgresStore;
 use crate::tls::{Certificate, TlsError};
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,33 @@ pub struct Settings {
     pub max_proxies: usize,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Where sessions and ballots are kept.
+    pub store: StoreChoice,
+}
+
+/// Where a hub keeps everything (PROTOCOL.md §8).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreChoice {
+    /// SQLite in the data directory: the laptop.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, shared by any number of hubs.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StoreChoice, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "sqlite" {
+            Ok(StoreChoice::Sqlite)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreChoice::Postgres(s.to_owned()))
+        } else {
+            Err("expected `sqlite` or a postgres://… URL".into())
+        }
+    }
 }
 
 /// Where the organiser's certificate and its key are.
@@ -48,6 +76,7 @@ impl Settings {
             max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
             max_proxies: Limits::default().max_proxies,
             tls: None,
+            store: StoreChoice::Sqlite,
         }
     }
 }
@@ -84,6 +113,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub data: PathBuf,
     pub admin_token: String,
+    /// Where the token is kept (a file, or the cluster's database).
+    pub token_kept: String,
     /// The token was made by this start (show it once).
     pub token_created: bool,
     /// The certificate served, when over HTTPS.
@@ -114,18 +145,57 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr: settings.bind,
         source,
     })?;
-    let store = SqliteStore::open(&settings.data)?;
-    let (admin_token, token_created) = match settings.admin_token {
+    let given = match settings.admin_token {
         Some(t) if t.trim().is_empty() => return Err(StartError::EmptyToken),
-        Some(t) => (t.trim().to_owned(), false),
-        None => data_dir::load_or_create_token(&settings.data)?,
+        Some(t) => Some(t.trim().to_owned()),
+        None => None,
     };
     let limits = Limits {
         max_proxies: settings.max_proxies,
         ..Limits::default()
     };
-    let key = data_dir::load_or_create_key(&settings.data)?;
-    let hub = Hub::open_signed(store, limits, key)?;
+    let (hub, admin_token, token_created) = match &settings.store {
+        StoreChoice::Sqlite => {
+            let store = SqliteStore::open(&settings.data)?;
+            let (admin_token, token_created) = match given {
+                Some(t) => (t, false),
+                None => data_dir::load_or_create_token(&settings.data)?,
+            };
+            let key = data_dir::load_or_create_key(&settings.data)?;
+            (
+                Hub::open_signed(store, limits, key)?,
+                admin_token,
+                token_created,
+            )
+        }
+        StoreChoice::Postgres(url) => {
+            // The store runs a runtime of its own, which must not be
+            // started from inside this one.
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+                let mut store = PostgresStore::open(&url)?;
+                // The admin token and the signing key are the database's:
+                // the same on every node.
+                let (admin_token, token_created) = match given {
+                    Some(t) => (t, false),
+                    None => store.shared_secret("admin_token", data_dir::new_token)?,
+                };
+                let (seed, _) = store.shared_secret("signing_key", || {
+                    hex::encode(crate::core::audit::signing::Key::generate().seed())
+                })?;
+                let key = data_dir::key_from_hex(&seed).ok_or(StoreError::Inconsistent(
+                    "the stored signing key is not 32 bytes of hex".into(),
+                ))?;
+                Ok((
+                    Hub::open_signed(store, limits, key)?,
+                    admin_token,
+                    token_created,
+                ))
+            })
+            .await
+            .map_err(|e| StartError::Runtime(io::Error::other(e)))??
+        }
+    };
     let mut config = ServerConfig::new(admin_token.clone());
     config.tls = tls.clone();
     config.live.allow_origins = settings.allow_origins;
@@ -136,6 +206,14 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         .build()
         .map_err(StartError::Runtime)?;
     config.live_runtime = Some(live.handle().clone());
+    let token_kept = match &settings.store {
+        StoreChoice::Sqlite => settings
+            .data
+            .join(data_dir::TOKEN_FILE)
+            .display()
+            .to_string(),
+        StoreChoice::Postgres(_) => "the database, shared by every node".into(),
+    };
     let shutdown = CancellationToken::new();
     let served = tokio::spawn(crate::run(listener, hub.clone(), config, shutdown.clone()));
     Ok(Running {
@@ -143,6 +221,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr,
         data: settings.data,
         admin_token,
+        token_kept,
         token_created,
         tls,
         shutdown,

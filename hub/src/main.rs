@@ -238,8 +238,7 @@ async fn serve(args: HubArgs) -> Result<(), String> {
     if running.token_created {
         eprintln!(
             "votehub: admin token (shown once, kept in {}): {}",
-            running.data.join(data_dir::TOKEN_FILE).display(),
-            running.admin_token
+            running.token_kept, running.admin_token
         );
     }
     tokio::spawn(stop_on_signal(running.shutdown_token()));

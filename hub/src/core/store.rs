@@ -224,8 +224,10 @@ pub enum Locked {
     /// This process is the store's only writer: the core's memory of these
     /// sessions is current.
     Current,
-    /// Their state as stored, which another process may have changed.
-    Fresh(Vec<(Uuid, SessionState)>),
+    /// Their `seq` as stored: where it is not the one the core remembers,
+    /// another hub changed the session, and the core reads it again
+    /// ([`Txn::session`]).
+    Seqs(Vec<(Uuid, u64)>),
 }
 
 /// What the hub needs from storage. It runs on the hub's one writer
@@ -262,6 +264,9 @@ pub trait Txn {
     /// The time that decides deadlines in this transaction: the store's
     /// clock (the database's, when several hubs share one).
     fn now(&mut self) -> Result<Time, StoreError>;
+    /// A session with everything of it (its ballots, its log…), read
+    /// inside the transaction: for a session another hub changed.
+    fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;
     /// A voter's current ballot in a session.
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError>;
     /// Whether a member voted in a secret session.

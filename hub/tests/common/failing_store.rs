@@ -9,8 +9,8 @@ use uuid::Uuid;
 use votehub::SqliteStore;
 use votehub::core::clock::Time;
 use votehub::core::store::{
-    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
-    Voted, Write,
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
+    StoredSession, Txn, Voted, Write,
 };
 
 /// The test's hold on a [`FailingStore`].
@@ -116,6 +116,10 @@ impl Txn for FailingTxn<'_> {
 
     fn now(&mut self) -> Result<Time, StoreError> {
         self.inner.now()
+    }
+
+    fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
+        self.inner.session(id)
     }
 
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {

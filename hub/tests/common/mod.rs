@@ -31,6 +31,30 @@ pub struct HubProcess {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Whether the hubs of these tests keep their data in PostgreSQL
+/// (`VOTEHUB_TEST_STORE=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("VOTEHUB_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// On PostgreSQL: the database of data directory `data`, a throwaway
+/// server started for it on first use and kept for the test process's
+/// life (a hub restarted on the same directory finds its data again).
+pub fn store_url(data: &Path) -> Option<String> {
+    static SERVERS: Mutex<Vec<(PathBuf, postgres::Postgres)>> = Mutex::new(Vec::new());
+    if !on_postgres() {
+        return None;
+    }
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, pg)) = servers.iter().find(|(d, _)| d == data) {
+        return Some(pg.url("votehub"));
+    }
+    let pg = postgres::Postgres::start();
+    let url = pg.url("votehub");
+    servers.push((data.to_owned(), pg));
+    Some(url)
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_votehub")
 }
@@ -48,17 +72,22 @@ impl HubProcess {
     }
 
     /// `votehub serve` on `data` with `extra` flags, logging at `log`.
+    /// With `VOTEHUB_TEST_STORE=postgres`, on a throwaway PostgreSQL of
+    /// that data directory's instead of SQLite (`store_url`).
     pub fn start_with(data: &Path, extra: &[&str], log: &str) -> HubProcess {
+        let mut args = vec!["--admin-token", TOKEN];
+        args.extend_from_slice(extra);
+        HubProcess::start_without_token(data, &args, log)
+    }
+
+    /// `start_with`, without the tests' admin token: the hub takes the one
+    /// its store keeps (or makes it).
+    pub fn start_without_token(data: &Path, extra: &[&str], log: &str) -> HubProcess {
+        let store = store_url(data);
         let mut child = Command::new(binary())
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--admin-token",
-                TOKEN,
-                "--data",
-            ])
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(store.iter().flat_map(|url| ["--store", url.as_str()]))
             .args(extra)
             .env("RUST_LOG", log)
             .stdin(Stdio::null())

@@ -77,7 +77,7 @@ impl Postgres {
             _dir: dir,
         };
         let out = pg
-            .command("initdb")
+            .command(pg.bin.join("initdb"))
             .args([
                 "--auth=trust",
                 "--username=votehub",
@@ -95,7 +95,7 @@ impl Postgres {
         );
         pg.start_again();
         let out = pg
-            .command("createdb")
+            .command(pg.bin.join("createdb"))
             .args([
                 "-h",
                 "127.0.0.1",
@@ -115,8 +115,9 @@ impl Postgres {
         pg
     }
 
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(self.bin.join(program));
+    /// `program` (a path), as the server's user.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
         if let Some((uid, gid)) = self.user {
             use std::os::unix::process::CommandExt;
             c.uid(uid).gid(gid);
@@ -133,11 +134,18 @@ impl Postgres {
     }
 
     /// Starts the server (again, after [`Postgres::stop`]) and returns once
-    /// it accepts connections, as its own log says.
+    /// it accepts connections, as its own log says. It runs under a shell
+    /// that stops it when its standard input closes: when this is dropped
+    /// or stopped, and when the test process ends however it ends (a
+    /// server kept in a `static`, or a test killed, leaves nothing behind).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "already running");
         let mut child = self
-            .command("postgres")
+            .command("/bin/sh")
+            .arg("-c")
+            .arg(r#""$@" & pid=$!; read _; kill -INT "$pid"; wait "$pid""#)
+            .arg("sh")
+            .arg(self.bin.join("postgres"))
             .arg("-D")
             .arg(&self.data)
             .args([
@@ -152,7 +160,7 @@ impl Postgres {
                 socket_dir(&self.data)
             ))
             .args(["-c", "max_connections=200", "-c", "logging_collector=off"])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -189,15 +197,14 @@ impl Postgres {
         self.child = Some(child);
     }
 
-    /// Stops the server (a fast shutdown: clients are cut off).
+    /// Stops the server (a fast shutdown: clients are cut off) and waits
+    /// until it has.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SIGINT: PostgreSQL's fast shutdown.
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
+        // Its shell reads the end of its input and stops it.
+        drop(child.stdin.take());
         let (done_tx, done) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             let status = child.wait();
@@ -220,7 +227,7 @@ fn socket_dir(data: &Path) -> String {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            drop(child.stdin.take());
             let _ = child.wait();
         }
     }

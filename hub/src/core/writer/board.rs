@@ -10,7 +10,9 @@ use super::{Batch, Core, CoreSession};
 use crate::core::hub::{LogView, Published};
 use crate::core::rules::Outcome;
 use crate::core::session::{Electorate, SessionState, Status};
-use crate::core::store::Loaded;
+use std::collections::HashSet;
+
+use crate::core::store::{Loaded, StoreError, StoredSession, Txn};
 use crate::core::tally::Tally;
 
 impl Core {
@@ -22,43 +24,20 @@ impl Core {
         self.checked = loaded.checked.into_iter().collect();
         self.meetings = loaded.meetings;
         for stored in loaded.sessions {
-            let meta = Arc::new(stored.meta);
-            // Each ballot counts with the weight and groups it was cast with.
-            let mut tally = Tally::new(meta.kind.shape());
-            for b in &stored.ballots {
-                tally.add(&b.ballot, b.weight, &b.groups);
+            let Rebuilt {
+                session,
+                log,
+                voted,
+            } = Rebuilt::of(stored);
+            let id = session.meta.id;
+            if let Some((log, view)) = log {
+                self.logs.insert(id, log);
+                self.board.write().logs.insert(id, view);
             }
-            if let Some(stored_log) = &stored.log {
-                let (log, leaves) = super::log::SessionLog::restore(stored_log);
-                self.logs.insert(meta.id, log);
-                self.board.write().logs.insert(
-                    meta.id,
-                    LogView {
-                        leaves: crate::core::audit::tree::Levels::of(&leaves),
-                        head: stored_log.head,
-                    },
-                );
+            if let Some(voted) = voted {
+                self.voted.insert(id, voted);
             }
-            if meta.electorate == Electorate::Roll {
-                let voted = self.voted.entry(meta.id).or_default();
-                voted.extend(stored.ballots.iter().map(|b| b.voter.clone()));
-                voted.extend(stored.voted.iter().cloned());
-            }
-            for b in &stored.secret {
-                tally.add(&b.ballot, b.weight, &[]);
-            }
-            let state = SessionState {
-                status: stored.status,
-                position: stored.position,
-                opened_at: stored.opened_at,
-                closes_at: stored.closes_at,
-                closed_at: stored.closed_at,
-                result: stored.result,
-                elected: stored.elected,
-                tally,
-                seq: stored.seq,
-            };
-            self.sessions.insert(meta.id, CoreSession { meta, state });
+            self.sessions.insert(id, session);
         }
         let mut registry = self.board.write();
         registry.roll = self.roll.clone();
@@ -77,13 +56,54 @@ impl Core {
         }
     }
 
-    /// Takes the stored state of sessions another writer may have changed.
-    pub fn refresh(&mut self, states: Vec<(Uuid, SessionState)>) {
-        for (id, state) in states {
-            if let Some(session) = self.sessions.get_mut(&id) {
-                session.state = state;
+    /// Reads again, inside the batch's transaction and under its locks,
+    /// the sessions another hub changed since this one last saw them (their
+    /// stored `seq` is not the one in memory, or this hub never saw them).
+    pub fn refresh(
+        &mut self,
+        seqs: Vec<(Uuid, u64)>,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        for (id, seq) in seqs {
+            if self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
+                continue;
             }
+            let Some(stored) = txn.session(id)? else {
+                continue;
+            };
+            let Rebuilt {
+                session,
+                log,
+                voted,
+            } = Rebuilt::of(stored);
+            if !batch.before.iter().any(|(s, _)| *s == id) {
+                let before = self
+                    .sessions
+                    .get(&id)
+                    .map(|s| (s.meta.clone(), s.state.clone()));
+                batch.before.push((id, before));
+            }
+            if !batch.log_before.iter().any(|(s, _)| *s == id) {
+                batch.log_before.push((id, self.logs.get(&id).cloned()));
+            }
+            let view = match log {
+                Some((log, view)) => {
+                    self.logs.insert(id, log);
+                    Some(view)
+                }
+                None => {
+                    self.logs.remove(&id);
+                    None
+                }
+            };
+            if let Some(voted) = &voted {
+                self.voted.insert(id, voted.clone());
+            }
+            self.sessions.insert(id, session);
+            batch.reloaded.push((id, view, voted));
         }
+        Ok(())
     }
 
     /// Puts memory back as it was before the batch.
@@ -242,6 +262,17 @@ impl Core {
                 }
             }
         }
+        // Sessions read again from the store: their log and who voted, as
+        // stored, before what this batch added to them.
+        for (id, view, voted) in &batch.reloaded {
+            match view {
+                Some(view) => registry.logs.insert(*id, view.clone()),
+                None => registry.logs.remove(id),
+            };
+            if let Some(voted) = voted {
+                registry.voted.insert(*id, voted.clone());
+            }
+        }
         for (session, member) in &batch.voted {
             registry
                 .voted
@@ -269,5 +300,59 @@ impl Core {
             self.board.lobby.send_modify(|v| *v += 1);
         }
         self.board.tick();
+    }
+}
+
+/// A session as its stored rows make it: its tally counted from its
+/// ballots (each with the weight and groups it was cast with), its log (the
+/// writer's frontier and the readers' view), and who voted (roll sessions).
+struct Rebuilt {
+    session: CoreSession,
+    log: Option<(super::log::SessionLog, LogView)>,
+    voted: Option<HashSet<String>>,
+}
+
+impl Rebuilt {
+    fn of(stored: StoredSession) -> Rebuilt {
+        let meta = Arc::new(stored.meta);
+        let mut tally = Tally::new(meta.kind.shape());
+        for b in &stored.ballots {
+            tally.add(&b.ballot, b.weight, &b.groups);
+        }
+        for b in &stored.secret {
+            tally.add(&b.ballot, b.weight, &[]);
+        }
+        let log = stored.log.as_ref().map(|stored_log| {
+            let (log, leaves) = super::log::SessionLog::restore(stored_log);
+            let view = LogView {
+                leaves: crate::core::audit::tree::Levels::of(&leaves),
+                head: stored_log.head,
+            };
+            (log, view)
+        });
+        let voted = (meta.electorate == Electorate::Roll).then(|| {
+            stored
+                .ballots
+                .iter()
+                .map(|b| b.voter.clone())
+                .chain(stored.voted.iter().cloned())
+                .collect()
+        });
+        let state = SessionState {
+            status: stored.status,
+            position: stored.position,
+            opened_at: stored.opened_at,
+            closes_at: stored.closes_at,
+            closed_at: stored.closed_at,
+            result: stored.result,
+            elected: stored.elected,
+            tally,
+            seq: stored.seq,
+        };
+        Rebuilt {
+            session: CoreSession { meta, state },
+            log,
+            voted,
+        }
     }
 }

@@ -30,7 +30,7 @@ use crate::core::audit::signing::{Key, SignedHead};
 use crate::core::audit::tree::Hash;
 use crate::core::clock::Time;
 use crate::core::error::HubError;
-use crate::core::hub::{Board, Reply};
+use crate::core::hub::{Board, LogView, Reply};
 use crate::core::limits::Limits;
 use crate::core::meeting::Meeting;
 use crate::core::roll::{Member, MemberEdit, NewVoter, Roll};
@@ -208,6 +208,9 @@ pub(crate) struct Batch {
     pub meetings: Option<Vec<Meeting>>,
     /// The list of sessions changed (the lobby ticks).
     pub listed: bool,
+    /// Sessions read again from the store (another hub changed them): the
+    /// readers' view of their log, and who voted.
+    pub reloaded: Vec<(Uuid, Option<LogView>, Option<HashSet<String>>)>,
     replies: Vec<PendingReply>,
 }
 
@@ -411,7 +414,7 @@ impl Writer {
             batch.now = Some(now);
             match txn.lock_sessions(&locked)? {
                 Locked::Current => {}
-                Locked::Fresh(states) => self.core.refresh(states),
+                Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch)?,
             }
             self.core.close_due(&due, &mut *txn, &mut batch)
         });

@@ -4,7 +4,9 @@
 //! on the server's disk; and the schema brought up to date at connection.
 //! Only this module knows PostgreSQL.
 
+mod read;
 mod schema;
+mod store;
 
 use std::str::FromStr;
 
@@ -13,6 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use crate::core::store::StoreError;
 
 pub use schema::{schema_version, url_without_password};
+pub use store::PostgresStore;
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {

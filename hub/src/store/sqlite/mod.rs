@@ -18,8 +18,8 @@ use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
 use crate::core::session::{Deadline, SessionKind, SessionMeta};
 use crate::core::store::{
-    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
-    Voted, Write,
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
+    StoredSession, Txn, Voted, Write,
 };
 use crate::core::tally::Scale;
 
@@ -298,6 +298,20 @@ impl Txn for SqliteTxn<'_> {
 
     fn now(&mut self) -> Result<Time, StoreError> {
         Ok(Time::now())
+    }
+
+    fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+        ))?;
+        let mut rows = stmt.query(params![id.to_string()])?;
+        let Some(mut session) = rows.next()?.map(session_from).transpose()? else {
+            return Ok(None);
+        };
+        session.ballots = read_ballots(&self.tx, id)?;
+        (session.secret, session.voted) = read_secret(&self.tx, id)?;
+        session.log = read_log(&self.tx, id)?;
+        Ok(Some(session))
     }
 
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {

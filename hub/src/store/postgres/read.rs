@@ -1,0 +1,289 @@
+//! PostgreSQL's queries that read rows back: the same rows as SQLite's,
+//! decoded by `store::rows`. Each runs on the connection it is given: a
+//! transaction's, to read under its locks, or the pool's.
+
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+use crate::core::audit::signing::SignedHead;
+use crate::core::store::{
+    BallotRecord, LogRecord, SecretBallot, SecretVoter, StoreError, StoredLog, StoredSession,
+};
+use crate::store::columns;
+use crate::store::rows::{Cells, SESSION_COLUMNS, ballot_at, ballot_record, session_from};
+
+/// The rows of log `log` in `log_entries` are those whose id lies in
+/// `[log << 32, (log << 32) | LOG_MASK]` (as in SQLite's schema 5).
+pub const LOG_MASK: i64 = 0xFFFF_FFFF;
+
+impl Cells for Row {
+    fn maybe(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn number(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// A session with everything of it: its row, ballots, secret lists, log.
+pub async fn session(c: &Client, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"),
+            &[&id.to_string()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut s = session_from(&row)?;
+    fill(c, &mut s).await?;
+    Ok(Some(s))
+}
+
+/// Reads a session's ballots, secret lists and log into it.
+pub async fn fill(c: &Client, s: &mut StoredSession) -> Result<(), StoreError> {
+    let id = s.meta.id;
+    s.ballots = ballots(c, id).await?;
+    (s.secret, s.voted) = secret(c, id).await?;
+    s.log = log(c, id).await?;
+    Ok(())
+}
+
+/// Every session, in creation order, with its row only.
+pub async fn sessions(c: &Client) -> Result<Vec<StoredSession>, StoreError> {
+    c.query(
+        &format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY ord"),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(session_from)
+    .collect()
+}
+
+const BALLOT_COLUMNS: &str =
+    "voter, choice, grade, options, marks, cast_at, weight, groups, holder";
+
+/// Every ballot of a session, in the order they were last cast.
+pub async fn ballots(c: &Client, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+    c.query(
+        &format!(
+            "SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 ORDER BY cast_at, voter"
+        ),
+        &[&session.to_string()],
+    )
+    .await?
+    .iter()
+    .map(ballot_record)
+    .collect()
+}
+
+/// A voter's current ballot in a session.
+pub async fn ballot(
+    c: &Client,
+    session: Uuid,
+    voter: &str,
+) -> Result<Option<BallotRecord>, StoreError> {
+    c.query_opt(
+        &format!("SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 AND voter = $2"),
+        &[&session.to_string(), &voter],
+    )
+    .await?
+    .as_ref()
+    .map(ballot_record)
+    .transpose()
+}
+
+/// A secret session's ballots (in the order kept: random once closed) and
+/// the ids of the members who voted (in id order).
+pub async fn secret(
+    c: &Client,
+    session: Uuid,
+) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
+    let id = session.to_string();
+    let ballots = c
+        .query(
+            "SELECT choice, grade, options, marks, weight, tracker FROM secret_ballots
+             WHERE session_id = $1 ORDER BY slot",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SecretBallot {
+                ballot: ballot_at(r, 0)?,
+                weight: columns::weight_from(r.int(4)?)?,
+                tracker: r.text(5)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let voted = c
+        .query(
+            "SELECT member_id FROM secret_voted WHERE session_id = $1 ORDER BY member_id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<_, _>>()?;
+    Ok((ballots, voted))
+}
+
+/// Who voted in a secret session, with whom it checked in and the weight.
+pub async fn secret_voters(c: &Client, session: Uuid) -> Result<Vec<SecretVoter>, StoreError> {
+    c.query(
+        "SELECT member_id, holder, weight FROM secret_voted WHERE session_id = $1 ORDER BY member_id",
+        &[&session.to_string()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SecretVoter {
+            member: r.text(0)?,
+            holder: r.maybe(1)?,
+            weight: columns::weight_from(r.int(2)?)?,
+        })
+    })
+    .collect()
+}
+
+/// The integer id of `session`'s log, when it has one.
+pub async fn log_id(c: &Client, session: Uuid) -> Result<Option<i64>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT id FROM logs WHERE session_id = $1",
+        &[&session.to_string()],
+    )
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?)
+}
+
+async fn entries(c: &Client, log: i64) -> Result<Vec<String>, StoreError> {
+    c.query(
+        "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
+        &[&(log << 32), &((log << 32) | LOG_MASK)],
+    )
+    .await?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
+}
+
+/// The heads signed for log `log` (each on the last entry it covers).
+async fn heads(c: &Client, log: i64) -> Result<Vec<SignedHead>, StoreError> {
+    c.query(
+        "SELECT id, root, signature FROM log_entries
+         WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id",
+        &[&(log << 32), &((log << 32) | LOG_MASK)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        head(
+            r.try_get::<_, i64>(0)? & LOG_MASK,
+            r.try_get(1)?,
+            r.try_get(2)?,
+        )
+    })
+    .collect()
+}
+
+fn head(last: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, StoreError> {
+    let bad = |what: &str| StoreError::Inconsistent(format!("a head's {what}"));
+    Ok(SignedHead {
+        size: u64::try_from(last + 1).map_err(|_| bad("size"))?,
+        root: root.try_into().map_err(|_| bad("root"))?,
+        signature: signature.try_into().map_err(|_| bad("signature"))?,
+    })
+}
+
+/// A session's log as the writer needs it: key, entries, newest head.
+pub async fn log(c: &Client, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
+    let Some(row) = c
+        .query_opt(
+            "SELECT id, log_key FROM logs WHERE session_id = $1",
+            &[&session.to_string()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let log: i64 = row.try_get(0)?;
+    let key: Vec<u8> = row.try_get(1)?;
+    Ok(Some(StoredLog {
+        key: key
+            .try_into()
+            .map_err(|_| StoreError::Inconsistent("a log key is 32 bytes".into()))?,
+        entries: entries(c, log).await?,
+        head: heads(c, log).await?.pop(),
+    }))
+}
+
+/// A session's whole log, for its audit file.
+pub async fn log_record(c: &Client, session: Uuid) -> Result<LogRecord, StoreError> {
+    let Some(row) = c
+        .query_opt(
+            "SELECT id, roll FROM logs WHERE session_id = $1",
+            &[&session.to_string()],
+        )
+        .await?
+    else {
+        return Ok(LogRecord {
+            entries: Vec::new(),
+            heads: Vec::new(),
+            roll: None,
+        });
+    };
+    let log: i64 = row.try_get(0)?;
+    Ok(LogRecord {
+        entries: entries(c, log).await?,
+        heads: heads(c, log).await?,
+        roll: row.try_get(1)?,
+    })
+}
+
+/// Who is present at meeting `meeting` (member ids), and the moderators'
+/// check-ins and check-outs: as SQLite's `read_presence`.
+pub async fn presence(
+    c: &Client,
+    meeting: Uuid,
+) -> Result<(Vec<String>, Vec<(String, bool)>), StoreError> {
+    let id = meeting.to_string();
+    let checked: Vec<(String, bool)> = c
+        .query(
+            "SELECT member_id, present FROM attendance WHERE meeting_id = $1",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.int(1)? != 0)))
+        .collect::<Result<_, StoreError>>()?;
+    let voted: Vec<String> = c
+        .query(
+            "SELECT coalesce(b.holder, b.voter) FROM ballots b JOIN sessions s ON s.id = b.session_id
+             WHERE s.meeting_id = $1 AND s.electorate = 'roll'
+             UNION
+             SELECT coalesce(v.holder, v.member_id) FROM secret_voted v
+             JOIN sessions s ON s.id = v.session_id WHERE s.meeting_id = $1",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<_, _>>()?;
+    let explicit: std::collections::HashMap<&str, bool> =
+        checked.iter().map(|(m, p)| (m.as_str(), *p)).collect();
+    let mut present: Vec<String> = checked
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(m, _)| m.clone())
+        .collect();
+    present.extend(
+        voted
+            .into_iter()
+            .filter(|m| !explicit.contains_key(m.as_str())),
+    );
+    Ok((present, checked))
+}

@@ -1,0 +1,584 @@
+//! The store seam over PostgreSQL. The writer thread is synchronous; each
+//! call runs on this store's own single-threaded runtime, which also
+//! drives the pool's connections while a call waits. A batch is one
+//! transaction on one connection: its sessions' rows locked `FOR UPDATE`
+//! in id order (which also orders their `seq` across nodes), every
+//! decision read inside it, committed with `synchronous_commit` on.
+
+use deadpool_postgres::{Object, Pool};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::read::{self, LOG_MASK};
+use crate::core::clock::Time;
+use crate::core::meeting::Meeting;
+use crate::core::roll::Member;
+use crate::core::session::{Deadline, SessionKind, SessionMeta};
+use crate::core::store::{
+    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
+    Voted, Write,
+};
+use crate::core::tally::Scale;
+use crate::store::columns;
+use crate::store::rows::Cells;
+
+pub struct PostgresStore {
+    rt: Runtime,
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` and brings its schema up to date.
+    /// Call it off any async runtime (the writer's thread, or
+    /// `spawn_blocking`): it runs one of its own.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let pool = rt.block_on(super::connect(url))?;
+        Ok(PostgresStore { rt, pool })
+    }
+
+    /// A value every node shares (the admin token, the signing key's
+    /// seed): the stored one, or `make()`'s, stored by whichever node
+    /// starting at the same moment got there first. True: this node made it.
+    pub fn shared_secret(
+        &mut self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<(String, bool), StoreError> {
+        let c = self.client()?;
+        let made = make();
+        self.rt.block_on(async {
+            let inserted = c
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &made],
+                )
+                .await?;
+            let row = c
+                .query_one("SELECT value FROM settings WHERE key = $1", &[&key])
+                .await?;
+            Ok((row.try_get(0)?, inserted == 1))
+        })
+    }
+
+    fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.rt.block_on(self.pool.get())?)
+    }
+}
+
+impl Store for PostgresStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        let c = self.client()?;
+        self.rt.block_on(async {
+            let mut loaded = Loaded::default();
+            for r in c
+                .query(
+                    "SELECT id, title, started_at, ended_at FROM meetings ORDER BY started_at, ord",
+                    &[],
+                )
+                .await?
+            {
+                loaded.meetings.push(Meeting {
+                    id: columns::uuid_from(&r.text(0)?)?,
+                    title: r.text(1)?,
+                    started_at: columns::time_from(&r.text(2)?)?,
+                    ended_at: r.maybe(3)?.as_deref().map(columns::time_from).transpose()?,
+                });
+            }
+            loaded.sessions = read::sessions(&c).await?;
+            for session in &mut loaded.sessions {
+                read::fill(&c, session).await?;
+            }
+            for r in c
+                .query(
+                    "SELECT id, code, name, groups, weight, proxy_to FROM voters ORDER BY ord",
+                    &[],
+                )
+                .await?
+            {
+                loaded.voters.push(Member {
+                    id: r.text(0)?,
+                    code: r.text(1)?,
+                    name: r.text(2)?,
+                    groups: columns::names_from(&r.text(3)?)?,
+                    weight: columns::weight_from(r.int(4)?)?,
+                    proxy_to: r.maybe(5)?,
+                });
+            }
+            if let Some(current) = loaded.meetings.last() {
+                (loaded.present, loaded.checked) = read::presence(&c, current.id).await?;
+            }
+            Ok(loaded)
+        })
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Txn + '_>, StoreError> {
+        let client = self.client()?;
+        self.rt.block_on(client.batch_execute("BEGIN"))?;
+        Ok(Box::new(PgTxn {
+            rt: &self.rt,
+            client: Some(client),
+            logs: Vec::new(),
+        }))
+    }
+
+    fn ballots(&mut self, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+        let c = self.client()?;
+        self.rt.block_on(read::ballots(&c, session))
+    }
+
+    fn secret(&mut self, session: Uuid) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
+        let c = self.client()?;
+        self.rt.block_on(read::secret(&c, session))
+    }
+
+    fn log(&mut self, session: Uuid) -> Result<LogRecord, StoreError> {
+        let c = self.client()?;
+        self.rt.block_on(read::log_record(&c, session))
+    }
+}
+
+/// One batch's transaction; rolled back when dropped uncommitted.
+struct PgTxn<'a> {
+    rt: &'a Runtime,
+    /// Taken by the commit.
+    client: Option<Object>,
+    /// The integer ids of the logs written to, looked up once per batch.
+    logs: Vec<(Uuid, i64)>,
+}
+
+impl Drop for PgTxn<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // A connection that cannot roll back is broken: the pool checks
+            // it before handing it out again, and the server rolls back.
+            let _ = self.rt.block_on(client.batch_execute("ROLLBACK"));
+        }
+    }
+}
+
+impl PgTxn<'_> {
+    fn client(&self) -> Result<&Object, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))
+    }
+
+    fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&Object) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let c = self.client()?;
+        self.rt.block_on(f(c))
+    }
+
+    fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.run(async |c| {
+            let stmt = c.prepare_cached(sql).await?;
+            Ok(c.execute(&stmt, params).await?)
+        })
+    }
+
+    /// The row id of entry `index` of `session`'s log.
+    fn log_row(&mut self, session: Uuid, index: u64) -> Result<i64, StoreError> {
+        let log = match self.logs.iter().find(|(s, _)| *s == session) {
+            Some((_, log)) => *log,
+            None => {
+                let log = self
+                    .run(async |c| read::log_id(c, session).await)?
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!("session {session} has no log"))
+                    })?;
+                self.logs.push((session, log));
+                log
+            }
+        };
+        i64::try_from(index)
+            .ok()
+            .filter(|i| *i <= LOG_MASK)
+            .map(|i| (log << 32) | i)
+            .ok_or_else(|| StoreError::Inconsistent(format!("log index {index} beyond 2^32")))
+    }
+
+    fn write_session(&self, m: &SessionMeta) -> Result<(), StoreError> {
+        let (scale, options, seats, method, min, max) = match &m.kind {
+            SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
+            SessionKind::Election(e) => (
+                Scale::Choice,
+                Some(columns::names(&e.options)?),
+                Some(i64::from(e.seats)),
+                Some(e.method.as_str()),
+                Some(i64::from(e.min)),
+                Some(i64::from(e.max)),
+            ),
+        };
+        let (deadline_at, duration_s) = match m.deadline {
+            Some(Deadline::At(at)) => (Some(at.to_rfc3339()), None),
+            Some(Deadline::After(s)) => (None, Some(i64::from(s))),
+            None => (None, None),
+        };
+        let kind = match m.kind {
+            SessionKind::Motion { .. } => "motion",
+            SessionKind::Election(_) => "election",
+        };
+        self.exec(
+            "INSERT INTO sessions (id, meeting_id, title, description, kind, scale, options, seats,
+                method, min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
+                secrecy, w_from_roll, status, position, seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                'draft', 0, 0)
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title,
+                description = excluded.description, kind = excluded.kind, scale = excluded.scale,
+                options = excluded.options, seats = excluded.seats, method = excluded.method,
+                min_marks = excluded.min_marks, max_marks = excluded.max_marks,
+                rule = excluded.rule, electorate = excluded.electorate,
+                deadline_at = excluded.deadline_at, duration_s = excluded.duration_s,
+                secrecy = excluded.secrecy, w_from_roll = excluded.w_from_roll",
+            &[
+                &m.id.to_string(),
+                &m.meeting.to_string(),
+                &m.title,
+                &m.description,
+                &kind,
+                &columns::scale(scale),
+                &options,
+                &seats,
+                &method,
+                &min,
+                &max,
+                &columns::rule(&m.rule)?,
+                &columns::electorate(m.electorate),
+                &deadline_at,
+                &duration_s,
+                &m.created_at.to_rfc3339(),
+                &columns::secrecy(m.secrecy),
+                &i64::from(m.w_from_roll),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+impl Txn for PgTxn<'_> {
+    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
+        if ids.is_empty() {
+            return Ok(Locked::Seqs(Vec::new()));
+        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows = self.run(async |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT id, seq FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                )
+                .await?;
+            Ok(c.query(&stmt, &[&ids]).await?)
+        })?;
+        let seqs = rows
+            .iter()
+            .map(|r| Ok((columns::uuid_from(&r.text(0)?)?, r.int(1)?.max(0) as u64)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Locked::Seqs(seqs))
+    }
+
+    fn now(&mut self) -> Result<Time, StoreError> {
+        // The database's clock decides deadlines, whatever node asks.
+        let ms: i64 = self.run(async |c| {
+            let row = c
+                .query_one(
+                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                    &[],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        })?;
+        Ok(Time::from_millis(ms))
+    }
+
+    fn session(
+        &mut self,
+        id: Uuid,
+    ) -> Result<Option<crate::core::store::StoredSession>, StoreError> {
+        self.run(async |c| read::session(c, id).await)
+    }
+
+    fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {
+        self.run(async |c| read::ballot(c, session, voter).await)
+    }
+
+    fn voted(&mut self, session: Uuid, member: &str) -> Result<Option<Voted>, StoreError> {
+        self.run(async |c| {
+            let row = c
+                .query_opt(
+                    "SELECT ballot_id FROM secret_voted WHERE session_id = $1 AND member_id = $2",
+                    &[&session.to_string(), &member],
+                )
+                .await?;
+            row.map(|r| {
+                Ok(Voted {
+                    ballot_id: r.maybe(0)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn secret_all(
+        &mut self,
+        session: Uuid,
+    ) -> Result<(Vec<SecretBallot>, Vec<SecretVoter>), StoreError> {
+        self.run(async |c| {
+            let (ballots, _) = read::secret(c, session).await?;
+            Ok((ballots, read::secret_voters(c, session).await?))
+        })
+    }
+
+    fn answer(
+        &mut self,
+        session: Uuid,
+        voter: &str,
+        ballot_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(async |c| {
+            let row = c
+                .query_opt(
+                    "SELECT answer FROM answers WHERE session_id = $1 AND voter = $2 AND ballot_id = $3",
+                    &[&session.to_string(), &voter, &ballot_id],
+                )
+                .await?;
+            row.map(|r| r.text(0)).transpose()
+        })
+    }
+
+    fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::Session(meta) => self.write_session(meta)?,
+            Write::DeleteSession(id) => {
+                if let Some(log) = self.run(async |c| read::log_id(c, *id).await)? {
+                    self.exec(
+                        "DELETE FROM log_entries WHERE id BETWEEN $1 AND $2",
+                        &[&(log << 32), &((log << 32) | LOG_MASK)],
+                    )?;
+                }
+                self.logs.retain(|(s, _)| s != id);
+                let id = id.to_string();
+                for table in [
+                    "answers",
+                    "ballots",
+                    "secret_voted",
+                    "secret_ballots",
+                    "logs",
+                ] {
+                    self.exec(
+                        &format!("DELETE FROM {table} WHERE session_id = $1"),
+                        &[&id],
+                    )?;
+                }
+                self.exec("DELETE FROM sessions WHERE id = $1", &[&id])?;
+            }
+            Write::Ballot { session, record } => {
+                let c = columns::ballot(&record.ballot);
+                let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
+                self.exec(
+                    "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at,
+                        weight, groups, holder)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (session_id, voter) DO UPDATE
+                     SET choice = excluded.choice, grade = excluded.grade, options = excluded.options,
+                         marks = excluded.marks, cast_at = excluded.cast_at,
+                         weight = excluded.weight, groups = excluded.groups, holder = excluded.holder",
+                    &[
+                        &session.to_string(),
+                        &record.voter,
+                        &c.choice,
+                        &c.grade,
+                        &c.options,
+                        &c.marks,
+                        &record.cast_at.to_rfc3339(),
+                        &columns::weight(record.weight)?,
+                        &groups,
+                        &record.holder,
+                    ],
+                )?;
+            }
+            Write::Answer {
+                session,
+                voter,
+                ballot_id,
+                answer,
+            } => {
+                self.exec(
+                    "INSERT INTO answers (session_id, voter, ballot_id, answer) VALUES ($1, $2, $3, $4)",
+                    &[&session.to_string(), voter, ballot_id, answer],
+                )?;
+            }
+            Write::State { session, state } => {
+                let elected = Some(columns::ids(&state.elected.elected)).filter(|s| !s.is_empty());
+                let tied = Some(columns::ids(&state.elected.tied)).filter(|s| !s.is_empty());
+                let seq =
+                    i64::try_from(state.seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
+                self.exec(
+                    "UPDATE sessions SET status = $2, position = $3, opened_at = $4, closes_at = $5,
+                        closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10
+                     WHERE id = $1",
+                    &[
+                        &session.to_string(),
+                        &state.status.as_str(),
+                        &i64::from(state.position),
+                        &state.opened_at.map(Time::to_rfc3339),
+                        &state.closes_at.map(Time::to_rfc3339),
+                        &state.closed_at.map(Time::to_rfc3339),
+                        &state.result.map(|r| r.as_str()),
+                        &elected,
+                        &tied,
+                        &seq,
+                    ],
+                )?;
+            }
+            Write::Member(m) => {
+                self.exec(
+                    "INSERT INTO voters (id, code, name, groups, weight, proxy_to)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
+                        groups = excluded.groups, weight = excluded.weight,
+                        proxy_to = excluded.proxy_to",
+                    &[
+                        &m.id,
+                        &m.code,
+                        &m.name,
+                        &columns::names(&m.groups)?,
+                        &columns::weight(m.weight)?,
+                        &m.proxy_to,
+                    ],
+                )?;
+            }
+            Write::Presence {
+                meeting,
+                member,
+                present,
+            } => {
+                self.exec(
+                    "INSERT INTO attendance (meeting_id, member_id, present) VALUES ($1, $2, $3)
+                     ON CONFLICT (meeting_id, member_id) DO UPDATE SET present = excluded.present",
+                    &[&meeting.to_string(), member, &i64::from(*present)],
+                )?;
+            }
+            Write::SecretVoted {
+                session,
+                member,
+                holder,
+                weight,
+                voted,
+            } => {
+                self.exec(
+                    "INSERT INTO secret_voted (session_id, member_id, holder, weight, ballot_id)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &session.to_string(),
+                        member,
+                        holder,
+                        &columns::weight(*weight)?,
+                        &voted.ballot_id,
+                    ],
+                )?;
+            }
+            Write::Log { session, key, roll } => {
+                let id: i64 = self.run(async |c| {
+                    let row = c
+                        .query_one(
+                            "INSERT INTO logs (session_id, log_key, roll) VALUES ($1, $2, $3)
+                             RETURNING id",
+                            &[&session.to_string(), &key.as_slice(), roll],
+                        )
+                        .await?;
+                    Ok(row.try_get(0)?)
+                })?;
+                self.logs.push((*session, id));
+            }
+            Write::Entry {
+                session,
+                index,
+                entry,
+            } => {
+                let row = self.log_row(*session, *index)?;
+                self.exec(
+                    "INSERT INTO log_entries (id, entry) VALUES ($1, $2)",
+                    &[&row, entry],
+                )?;
+            }
+            Write::Head { session, head } => {
+                // Kept on the last entry it covers, written in this commit.
+                let last = head
+                    .size
+                    .checked_sub(1)
+                    .ok_or_else(|| StoreError::Inconsistent("a head of an empty log".into()))?;
+                let row = self.log_row(*session, last)?;
+                let changed = self.exec(
+                    "UPDATE log_entries SET root = $2, signature = $3 WHERE id = $1",
+                    &[&row, &head.root.as_slice(), &head.signature.as_slice()],
+                )?;
+                if changed != 1 {
+                    return Err(StoreError::Inconsistent(format!(
+                        "a head of {} entries signed over a log without them",
+                        head.size
+                    )));
+                }
+            }
+            Write::ShuffleSecret(session) => {
+                // Rewritten in a random order under new slots: the rows keep
+                // nothing of the order the ballots came in. (PostgreSQL keeps
+                // the old row versions until vacuumed; docs/CLUSTER.md says
+                // to run the database on storage the organiser controls.)
+                let id = session.to_string();
+                self.exec(
+                    "WITH old AS (DELETE FROM secret_ballots WHERE session_id = $1
+                        RETURNING choice, grade, options, marks, weight, tracker)
+                     INSERT INTO secret_ballots (session_id, choice, grade, options, marks, weight, tracker)
+                     SELECT $1, choice, grade, options, marks, weight, tracker FROM old ORDER BY random()",
+                    &[&id],
+                )?;
+            }
+            Write::SecretBallot { session, ballot } => {
+                let c = columns::ballot(&ballot.ballot);
+                self.exec(
+                    "INSERT INTO secret_ballots (session_id, choice, grade, options, marks, weight, tracker)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &session.to_string(),
+                        &c.choice,
+                        &c.grade,
+                        &c.options,
+                        &c.marks,
+                        &columns::weight(ballot.weight)?,
+                        &ballot.tracker,
+                    ],
+                )?;
+            }
+            Write::Meeting(m) => {
+                self.exec(
+                    "INSERT INTO meetings (id, title, started_at, ended_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, ended_at = excluded.ended_at",
+                    &[
+                        &m.id.to_string(),
+                        &m.title,
+                        &m.started_at.to_rfc3339(),
+                        &m.ended_at.map(Time::to_rfc3339),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        let client = self
+            .client
+            .take()
+            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
+        self.rt.block_on(client.batch_execute("COMMIT"))?;
+        Ok(())
+    }
+}
