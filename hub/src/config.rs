@@ -162,3 +162,15 @@ fn first_line(rendered: &str) -> String {
         .trim_start_matches("error: ")
         .to_owned()
 }
+
+/// What the hub logs: `RUST_LOG`'s choice, or `info` — but never the
+/// PostgreSQL driver's debug lines, which print every query's parameters
+/// (voting codes, names, secret ballots).
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match "tokio_postgres=warn".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    }
+}

@@ -364,18 +364,23 @@ async fn a_rewritten_log_is_caught_by_an_earlier_receipt() {
     // The operator stops the hub and rewrites Ann's ballot, which Bob's
     // receipt's head covers, in the database.
     assert_eq!(hub.terminate().code(), Some(0));
-    {
-        let conn = rusqlite::Connection::open(dir.path().join("votehub.db")).expect("db");
-        let changed = conn
-            .execute(
-                "UPDATE log_entries SET entry = replace(entry, '\"for\"', '\"against\"')
-                 WHERE id >> 32 = (SELECT id FROM logs WHERE session_id = ?1)
-                   AND entry LIKE '%\"for\"%'",
-                [&id],
-            )
-            .expect("rewrite");
-        assert_eq!(changed, 1);
-    }
+    let rewrite = "UPDATE log_entries SET entry = replace(entry, '\"for\"', '\"against\"')
+         WHERE id >> 32 = (SELECT id FROM logs WHERE session_id = $1)
+           AND entry LIKE '%\"for\"%'";
+    let changed = match common::store_url(dir.path()) {
+        Some(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("the hub's database");
+            tokio::spawn(connection);
+            client.execute(rewrite, &[&id]).await.expect("rewrite") as usize
+        }
+        None => rusqlite::Connection::open(dir.path().join("votehub.db"))
+            .expect("db")
+            .execute(&rewrite.replace("$1", "?1"), [&id])
+            .expect("rewrite"),
+    };
+    assert_eq!(changed, 1);
     let hub = HubProcess::start_in(dir.path());
     let api = hub.api();
     api.vote(&id, "cy", "for").await;

@@ -44,17 +44,83 @@ fn positions(stored: &[String], arrival: &[String]) -> Vec<usize> {
     stored.iter().map(|x| at[x]).collect()
 }
 
-fn columns(conn: &Connection, table: &str) -> Vec<String> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-        .expect("table info");
-    let mut names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .expect("columns")
-        .collect::<Result<_, _>>()
-        .expect("columns");
-    names.sort();
-    names
+/// The hub's database as this test reads it: SQLite's file, or the
+/// PostgreSQL database (`VOTEHUB_TEST_STORE=postgres`).
+enum Db {
+    Sqlite(Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Db {
+    async fn open(dir: &std::path::Path) -> Db {
+        match common::store_url(dir) {
+            Some(url) => {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("the hub's database");
+                tokio::spawn(connection);
+                Db::Postgres(client)
+            }
+            None => Db::Sqlite(
+                Connection::open_with_flags(
+                    dir.join("votehub.db"),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .expect("open the database"),
+            ),
+        }
+    }
+
+    /// The rows of `sql` (every column text; `$1`: `param`).
+    async fn rows(&self, sql: &str, param: &str) -> Vec<Vec<String>> {
+        match self {
+            Db::Sqlite(conn) => {
+                let sql = sql.replace("$1", "?1");
+                let mut stmt = conn.prepare(&sql).expect("query");
+                let n = stmt.column_count();
+                let params: Vec<&str> = if sql.contains("?1") {
+                    vec![param]
+                } else {
+                    vec![]
+                };
+                stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                    (0..n).map(|i| r.get::<_, String>(i)).collect()
+                })
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+            }
+            Db::Postgres(client) => {
+                let rows = if sql.contains("$1") {
+                    client.query(sql, &[&param]).await
+                } else {
+                    client.query(sql, &[]).await
+                };
+                rows.expect("rows")
+                    .iter()
+                    .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
+                    .collect()
+            }
+        }
+    }
+
+    async fn columns(&self, table: &str) -> Vec<String> {
+        let sql = match self {
+            Db::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}')"),
+            Db::Postgres(_) => format!(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_name = '{table}'"
+            ),
+        };
+        let mut names: Vec<String> = self
+            .rows(&sql, "")
+            .await
+            .into_iter()
+            .flatten()
+            .filter(|c| c != "ord")
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 #[tokio::test]
@@ -235,13 +301,9 @@ async fn nothing_links_a_member_to_a_choice() {
 
     // The database: who voted and what was voted share no column, no row
     // order, no time.
-    let conn = Connection::open_with_flags(
-        dir.path().join("votehub.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the database");
+    let db = Db::open(dir.path()).await;
     assert_eq!(
-        columns(&conn, "secret_ballots"),
+        db.columns("secret_ballots").await,
         [
             "choice",
             "grade",
@@ -254,32 +316,29 @@ async fn nothing_links_a_member_to_a_choice() {
         ]
     );
     assert_eq!(
-        columns(&conn, "secret_voted"),
+        db.columns("secret_voted").await,
         ["ballot_id", "holder", "member_id", "session_id", "weight"]
     );
     for table in ["ballots", "answers"] {
-        let n: i64 = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {table} WHERE session_id = ?1"),
-                [&id],
-                |r| r.get(0),
+        let n = db
+            .rows(
+                &format!("SELECT CAST(count(*) AS TEXT) FROM {table} WHERE session_id = $1"),
+                &id,
             )
-            .expect("count");
-        assert_eq!(n, 0, "nothing of the secret vote in {table}");
+            .await;
+        assert_eq!(n, [["0"]], "nothing of the secret vote in {table}");
     }
-    // Rows as stored (no ORDER BY: the file's own order, which is also
+    // Rows as stored (no ORDER BY: the storage's own order, which is also
     // their slots' order).
-    let mut stmt = conn
-        .prepare("SELECT slot, choice, tracker FROM secret_ballots WHERE session_id = ?1")
-        .expect("ballots");
-    let stored: Vec<(i64, String, String)> = stmt
-        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let stored = db
+        .rows(
+            "SELECT CAST(slot AS TEXT), choice, tracker FROM secret_ballots WHERE session_id = $1",
+            &id,
+        )
+        .await;
     assert_eq!(stored.len(), MEMBERS);
     let trackers_arrived: Vec<String> = arrival.iter().map(|(_, _, t)| t.clone()).collect();
-    let trackers_stored: Vec<String> = stored.iter().map(|(_, _, t)| t.clone()).collect();
+    let trackers_stored: Vec<String> = stored.iter().map(|r| r[2].clone()).collect();
     let order = positions(&trackers_stored, &trackers_arrived);
     let rho = rank_correlation(&order, &(0..MEMBERS).collect::<Vec<_>>());
     assert!(
@@ -287,25 +346,21 @@ async fn nothing_links_a_member_to_a_choice() {
         "ballots are stored in the order they came (ρ = {rho})"
     );
     let by_code: HashMap<&String, usize> = codes.iter().enumerate().map(|(i, c)| (c, i)).collect();
-    let member_ids: Vec<String> = {
-        let mut stmt = conn
-            .prepare("SELECT member_id FROM secret_voted WHERE session_id = ?1")
-            .expect("voted");
-        stmt.query_map([&id], |r| r.get(0))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
-    let id_of: HashMap<String, usize> = {
-        let mut stmt = conn.prepare("SELECT id, code FROM voters").expect("voters");
-        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .expect("rows")
-            .map(|r| {
-                let (member, code) = r.expect("row");
-                (member, by_code[&code])
-            })
-            .collect()
-    };
+    let member_ids: Vec<String> = db
+        .rows(
+            "SELECT member_id FROM secret_voted WHERE session_id = $1",
+            &id,
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let id_of: HashMap<String, usize> = db
+        .rows("SELECT id, code FROM voters", "")
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), by_code[&r[1]]))
+        .collect();
     let members_arrived: Vec<String> = arrival.iter().map(|(m, _, _)| m.to_string()).collect();
     let members_stored: Vec<String> = member_ids.iter().map(|m| id_of[m].to_string()).collect();
     let order = positions(&members_stored, &members_arrived);
@@ -315,25 +370,29 @@ async fn nothing_links_a_member_to_a_choice() {
         "who voted is stored in the order they came (ρ = {rho})"
     );
     // No time: no stored value of either table reads as a timestamp.
-    let texts: Vec<String> = {
-        let mut stmt = conn
-            .prepare("SELECT slot || ' ' || tracker FROM secret_ballots UNION ALL SELECT member_id || ' ' || coalesce(holder, '') || ' ' || coalesce(ballot_id, '') FROM secret_voted")
-            .expect("texts");
-        stmt.query_map([], |r| r.get(0))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
+    let texts: Vec<String> = db
+        .rows(
+            "SELECT CAST(slot AS TEXT) || ' ' || tracker FROM secret_ballots UNION ALL
+             SELECT member_id || ' ' || coalesce(holder, '') || ' ' || coalesce(ballot_id, '')
+             FROM secret_voted",
+            "",
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     assert!(
         texts.iter().all(|t| !t.contains("T") || !t.contains(':')),
         "a timestamp is stored"
     );
-    // The write-ahead log, which kept each commit's pages together, is
-    // emptied at the close.
-    let wal = std::fs::metadata(dir.path().join("votehub.db-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    assert_eq!(wal, 0, "the log still holds the vote's history");
+    if let Db::Sqlite(_) = db {
+        // The write-ahead log, which kept each commit's pages together, is
+        // emptied at the close.
+        let wal = std::fs::metadata(dir.path().join("votehub.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert_eq!(wal, 0, "the log still holds the vote's history");
+    }
 
     // The export: who voted (sorted), then the ballots (sorted by what
     // they say), nothing in common.
@@ -376,7 +435,7 @@ async fn nothing_links_a_member_to_a_choice() {
         "the log is at debug level"
     );
     for (m, _, tracker) in &arrival {
-        assert!(!log.contains(&names[*m]), "{} in the log", names[*m]);
+        assert!(!log.contains(&names[*m]), "{} in the log: {log}", names[*m]);
         assert!(!log.contains(&codes[*m]), "a code in the log");
         assert!(!log.contains(tracker.as_str()), "a tracker in the log");
     }

@@ -452,6 +452,12 @@ impl Writer {
                         }
                     }
                 }
+                // Sessions read again: another hub had changed them.
+                tracing::debug!(
+                    commands = batch.replies.len(),
+                    reloaded = batch.reloaded.len(),
+                    "batch committed"
+                );
                 self.core.publish(&batch);
                 for reply in batch.replies {
                     reply(Ok(()));

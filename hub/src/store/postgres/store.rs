@@ -140,6 +140,17 @@ impl Store for PostgresStore {
         let c = self.client()?;
         self.rt.block_on(read::log_record(&c, session))
     }
+
+    /// After a secret vote closes: the two secret tables rewritten into new
+    /// files, so that the row versions of the vote as it came in are gone
+    /// from them (the server's write-ahead log keeps them until it recycles
+    /// its segments: docs/CLUSTER.md).
+    fn scrub(&mut self) -> Result<bool, StoreError> {
+        let c = self.client()?;
+        self.rt
+            .block_on(c.batch_execute("VACUUM FULL secret_ballots, secret_voted"))?;
+        Ok(true)
+    }
 }
 
 /// One batch's transaction; rolled back when dropped uncommitted.
@@ -528,11 +539,19 @@ impl Txn for PgTxn<'_> {
                 }
             }
             Write::ShuffleSecret(session) => {
-                // Rewritten in a random order under new slots: the rows keep
-                // nothing of the order the ballots came in. (PostgreSQL keeps
-                // the old row versions until vacuumed; docs/CLUSTER.md says
-                // to run the database on storage the organiser controls.)
+                // Rewritten in a random order under new slots, and who voted
+                // in the order of their ids: the rows keep nothing of the
+                // order the ballots came in (a table's rows are stored in the
+                // order they are written). The old row versions go with the
+                // `VACUUM FULL` of `scrub`.
                 let id = session.to_string();
+                self.exec(
+                    "WITH old AS (DELETE FROM secret_voted WHERE session_id = $1
+                        RETURNING member_id, holder, ballot_id, weight)
+                     INSERT INTO secret_voted (session_id, member_id, holder, ballot_id, weight)
+                     SELECT $1, member_id, holder, ballot_id, weight FROM old ORDER BY member_id",
+                    &[&id],
+                )?;
                 self.exec(
                     "WITH old AS (DELETE FROM secret_ballots WHERE session_id = $1
                         RETURNING choice, grade, options, marks, weight, tracker)
