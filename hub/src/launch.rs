@@ -215,6 +215,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         StoreChoice::Postgres(_) => "the database, shared by every node".into(),
     };
     let shutdown = CancellationToken::new();
+    if let StoreChoice::Postgres(url) = &settings.store {
+        // Owned by the server's token: it stops with it.
+        hub.set_following(false);
+        tokio::spawn(crate::store::postgres::follow(
+            url.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        ));
+    }
     let served = tokio::spawn(crate::run(listener, hub.clone(), config, shutdown.clone()));
     Ok(Running {
         hub,

@@ -134,3 +134,156 @@ async fn a_ballot_on_one_node_counts_on_the_other_and_a_retry_anywhere_is_one_ba
     let ballots = common::csv_ballots(&a.api().csv(&id).await);
     assert_eq!(ballots.len(), 31, "{ballots:?}");
 }
+
+/// Reads `live` until its tally shows `total` ballots; every `seq` it was
+/// sent grows strictly. The last update.
+async fn converge(live: &mut common::Live, total: u64) -> serde_json::Value {
+    let mut last_seq = None;
+    loop {
+        let v = live.next_json().await;
+        if v["event"] != "vote_update" {
+            continue;
+        }
+        let seq = v["seq"].as_u64().expect("seq");
+        assert!(last_seq < Some(seq), "seq {seq} after {last_seq:?}: {v}");
+        last_seq = Some(seq);
+        if v["votes_total"].as_u64().expect("total") >= total {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_one_tally_on_every_screen() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let nodes: Vec<HubProcess> = dirs
+        .iter()
+        .map(|d| HubProcess::start_with(d.path(), &["--store", &url], "info"))
+        .collect();
+    // Made on the first node; the others learn of it from the database.
+    let id = nodes[0].api().create_titled("Three nodes").await;
+    let mut screens = Vec::new();
+    for node in &nodes {
+        for _ in 0..2 {
+            let mut live = common::Live::connect(&node.live_url()).await;
+            live.subscribe(&id).await;
+            screens.push(live);
+        }
+    }
+    // 3 streams of 60 ballots, one per node, at once.
+    let mut streams = Vec::new();
+    for (k, node) in nodes.iter().enumerate() {
+        let api = node.api();
+        let id = id.clone();
+        streams.push(tokio::spawn(async move {
+            for i in 0..60 {
+                let choice = if (i + k) % 3 == 0 { "against" } else { "for" };
+                let (status, answer) = api.vote(&id, &format!("n{k}-{i}"), choice).await;
+                assert_eq!(status, 200, "{answer}");
+            }
+        }));
+    }
+    for s in streams {
+        s.await.expect("stream");
+    }
+    let against = (0..3)
+        .flat_map(|k| (0..60).filter(move |i| (i + k) % 3 == 0))
+        .count();
+    let mut seqs = Vec::new();
+    for live in &mut screens {
+        let last = tokio::time::timeout(std::time::Duration::from_secs(20), converge(live, 180))
+            .await
+            .expect("every screen gets the final tally");
+        assert_eq!(last["votes_total"], 180, "{last}");
+        assert_eq!(last["votes_against"], against, "{last}");
+        assert_eq!(last["votes_for"], 180 - against, "{last}");
+        seqs.push(last["seq"].clone());
+    }
+    // One history: the same last seq everywhere, and the nodes' own view
+    // agrees once they have caught up.
+    assert!(seqs.iter().all(|s| *s == seqs[0]), "{seqs:?}");
+    for node in &nodes {
+        let session = node.api().session(&id).await;
+        assert_eq!(session["seq"], seqs[0], "{session}");
+        assert_eq!(session["tally"]["total"], 180, "{session}");
+    }
+}
+
+/// A close on one node while others stream ballots, many rounds started
+/// together: each acknowledged ballot is in the result, each refused one
+/// is not.
+#[tokio::test]
+async fn a_close_racing_ballots_on_other_nodes_keeps_exactly_the_acknowledged() {
+    const ROUNDS: usize = 1000;
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let nodes: Vec<HubProcess> = dirs
+        .iter()
+        .map(|d| HubProcess::start_with(d.path(), &["--store", &url], "info"))
+        .collect();
+    let apis: Vec<common::Api> = nodes.iter().map(HubProcess::api).collect();
+    // Rounds where the close came before some ballots, and after some.
+    let (mut refused_some, mut took_some) = (0, 0);
+    for round in 0..ROUNDS {
+        let id = apis[0].create_titled(&format!("Round {round}")).await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+        let close = {
+            let api = apis[0].clone();
+            let id = id.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                api.admin(&format!("/api/sessions/{id}/close"), None).await
+            })
+        };
+        let ballots: Vec<_> = (1..3)
+            .map(|n| {
+                let api = apis[n].clone();
+                let id = id.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let mut acknowledged = 0u64;
+                    for i in 0..2 {
+                        let (status, answer) = api.vote(&id, &format!("r{n}-{i}"), "for").await;
+                        match status {
+                            200 => acknowledged += 1,
+                            409 => {}
+                            other => panic!("{other}: {answer}"),
+                        }
+                    }
+                    acknowledged
+                })
+            })
+            .collect();
+        let (status, closed) = close.await.expect("close");
+        assert_eq!(status, 200, "{closed}");
+        let mut acknowledged = 0;
+        for b in ballots {
+            acknowledged += b.await.expect("ballots");
+        }
+        if acknowledged < 4 {
+            refused_some += 1;
+        }
+        if acknowledged > 0 {
+            took_some += 1;
+        }
+        assert_eq!(
+            closed["tally"]["total"], acknowledged,
+            "round {round}: the result counts exactly the acknowledged ballots"
+        );
+    }
+    // The race was run, not avoided: in some rounds ballots came before
+    // the close, in some the close came before ballots.
+    assert!(
+        refused_some > 0 && took_some > 0,
+        "{refused_some} rounds refused ballots, {took_some} took some"
+    );
+}

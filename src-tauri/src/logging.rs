@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use tracing_subscriber::fmt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::fmt;
 
 pub fn init(data: &Path) {
     let filter = votehub::config::log_filter;

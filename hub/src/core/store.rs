@@ -264,6 +264,12 @@ pub trait Txn {
     /// The time that decides deadlines in this transaction: the store's
     /// clock (the database's, when several hubs share one).
     fn now(&mut self) -> Result<Time, StoreError>;
+    /// The stored `seq` of these sessions (of every session, when `ids` is
+    /// empty), without locking them: to follow what other hubs commit.
+    /// A store with no other writer answers [`Locked::Current`].
+    fn seqs(&mut self, _ids: &[Uuid]) -> Result<Locked, StoreError> {
+        Ok(Locked::Current)
+    }
     /// A session with everything of it (its ballots, its log…), read
     /// inside the transaction: for a session another hub changed.
     fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;

@@ -13,7 +13,7 @@ mod voters;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -118,9 +118,19 @@ pub struct Health {
     pub version: &'static str,
 }
 
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+/// `200 ok`; `503 catching_up` while a node of a cluster does not see what
+/// the others commit (PROTOCOL.md §8): a load balancer sends no one to it.
+async fn health(State(door): State<HttpDoor>) -> (StatusCode, Json<Health>) {
+    let (code, status) = if door.hub.following() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "catching_up")
+    };
+    (
+        code,
+        Json(Health {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+        }),
+    )
 }

@@ -202,6 +202,9 @@ struct Inner {
     /// at: a count walks the roll, and the window and projector ask often.
     attendance: std::sync::Mutex<Option<(u64, Attendance)>>,
     key: KeyInfo,
+    /// Whether this hub sees what other hubs on its store commit (always,
+    /// alone on SQLite; on PostgreSQL, while it listens to the others).
+    following: std::sync::atomic::AtomicBool,
     /// The audit files of the last closed sessions asked for: a closed log
     /// never changes, and at the close of a secret vote every phone fetches
     /// its file — read once through the writer, not once per phone. The
@@ -256,6 +259,7 @@ impl Hub {
                 attendance: std::sync::Mutex::new(None),
                 audit_files: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
                 key: public,
+                following: std::sync::atomic::AtomicBool::new(true),
             }),
         })
     }
@@ -322,6 +326,26 @@ impl Hub {
     pub async fn cast(&self, session: Uuid, request: CastRequest) -> Result<String, HubError> {
         self.call(|reply| Command::Cast(session, request, reply))
             .await
+    }
+
+    /// Reads again, and shows this hub's readers, the sessions another hub
+    /// on the same store changed (every session, when `ids` is empty).
+    pub async fn follow(&self, ids: Vec<Uuid>) -> Result<(), HubError> {
+        self.call(|r| Command::Follow(ids, r)).await
+    }
+
+    /// Whether this hub sees what the others commit: `/health` answers 503
+    /// while it does not (a load balancer then sends no one to it).
+    pub fn following(&self) -> bool {
+        self.inner
+            .following
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn set_following(&self, following: bool) {
+        self.inner
+            .following
+            .store(following, std::sync::atomic::Ordering::Release);
     }
 
     /// Closes a session, or returns the stored result if it already is.

@@ -69,6 +69,9 @@ pub(crate) enum Command {
     Secret(Uuid, Reply<(Vec<SecretBallot>, Vec<String>)>),
     /// A session's log, for its audit bundle.
     Log(Uuid, Reply<LogRecord>),
+    /// Sessions another hub changed (every session, when empty): read
+    /// again and shown to this hub's readers.
+    Follow(Vec<Uuid>, Reply<()>),
     Stop,
 }
 
@@ -122,6 +125,7 @@ impl Command {
             Command::Ballots(_, r) => drop(r.send(Err(e))),
             Command::Secret(_, r) => drop(r.send(Err(e))),
             Command::Log(_, r) => drop(r.send(Err(e))),
+            Command::Follow(_, r) => drop(r.send(Err(e))),
             Command::Stop => {}
         }
     }
@@ -352,6 +356,10 @@ impl Writer {
                         self.batch(std::mem::take(&mut batch));
                         let _ = reply.send(self.log(id));
                     }
+                    Command::Follow(ids, reply) => {
+                        self.batch(std::mem::take(&mut batch));
+                        let _ = reply.send(self.follow(&ids));
+                    }
                     cmd => batch.push(cmd),
                 }
             }
@@ -369,6 +377,28 @@ impl Writer {
             return Err(HubError::SessionNotFound);
         }
         Ok(self.store.ballots(id)?)
+    }
+
+    /// Reads again the sessions another hub changed since this one saw
+    /// them, and shows them to readers. Nothing is written: the read-only
+    /// transaction is dropped.
+    fn follow(&mut self, ids: &[Uuid]) -> Result<(), HubError> {
+        let mut batch = Batch {
+            roll_len: self.core.roll.len(),
+            ..Batch::default()
+        };
+        {
+            let mut txn = self.store.begin()?;
+            if let Locked::Seqs(seqs) = txn.seqs(ids)? {
+                self.core.refresh(seqs, &mut *txn, &mut batch)?;
+            }
+        }
+        if !batch.reloaded.is_empty() {
+            // New sessions from another hub change the agenda's list.
+            batch.listed |= batch.before.iter().any(|(_, before)| before.is_none());
+            self.core.publish(&batch);
+        }
+        Ok(())
     }
 
     fn log(&mut self, id: Uuid) -> Result<LogRecord, HubError> {
@@ -585,7 +615,11 @@ impl Core {
                 let decided = self.start_meeting(title, txn, batch);
                 settle(decided, reply, batch)
             }
-            Command::Ballots(..) | Command::Secret(..) | Command::Log(..) | Command::Stop => Ok(()),
+            Command::Ballots(..)
+            | Command::Secret(..)
+            | Command::Log(..)
+            | Command::Follow(..)
+            | Command::Stop => Ok(()),
         }
     }
 }

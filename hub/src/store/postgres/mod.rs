@@ -4,6 +4,7 @@
 //! on the server's disk; and the schema brought up to date at connection.
 //! Only this module knows PostgreSQL.
 
+mod follow;
 mod read;
 mod schema;
 mod store;
@@ -14,8 +15,13 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 use crate::core::store::StoreError;
 
+pub use follow::follow;
 pub use schema::{schema_version, url_without_password};
 pub use store::PostgresStore;
+
+/// The channel of `LISTEN`/`NOTIFY` on which each commit says which
+/// session changed and its new `seq` (`"{id} {seq}"`).
+pub const CHANNEL: &str = "votehub";
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {

@@ -295,6 +295,23 @@ impl Txn for PgTxn<'_> {
         Ok(Locked::Seqs(seqs))
     }
 
+    fn seqs(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows = self.run(async |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT id, seq FROM sessions WHERE cardinality($1::text[]) = 0 OR id = ANY($1)",
+                )
+                .await?;
+            Ok(c.query(&stmt, &[&ids]).await?)
+        })?;
+        let seqs = rows
+            .iter()
+            .map(|r| Ok((columns::uuid_from(&r.text(0)?)?, r.int(1)?.max(0) as u64)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Locked::Seqs(seqs))
+    }
+
     fn now(&mut self) -> Result<Time, StoreError> {
         // The database's clock decides deadlines, whatever node asks.
         let ms: i64 = self.run(async |c| {
@@ -447,6 +464,13 @@ impl Txn for PgTxn<'_> {
                         &tied,
                         &seq,
                     ],
+                )?;
+                // Every node hears of it once this commits, and not before
+                // (a notification sent in a transaction waits for its
+                // commit, and goes with its rollback).
+                self.exec(
+                    "SELECT pg_notify($1, $2)",
+                    &[&super::CHANNEL, &format!("{session} {seq}")],
                 )?;
             }
             Write::Member(m) => {
