@@ -217,7 +217,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let shutdown = CancellationToken::new();
     if let StoreChoice::Postgres(url) = &settings.store {
         // Owned by the server's token: it stops with it.
-        hub.set_following(false);
+        hub.join_cluster();
         tokio::spawn(crate::store::postgres::follow(
             url.clone(),
             hub.clone(),

@@ -287,3 +287,157 @@ async fn a_close_racing_ballots_on_other_nodes_keeps_exactly_the_acknowledged() 
         "{refused_some} rounds refused ballots, {took_some} took some"
     );
 }
+
+/// Casts ballots `prefix-0`, `prefix-1`… on `apis` in turn until `stop`
+/// (or `limit`), never failing on an error: the voters whose ballot was
+/// acknowledged, and the statuses of the others.
+async fn stream(
+    apis: Vec<common::Api>,
+    id: String,
+    prefix: &'static str,
+    limit: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<String>, Vec<u16>) {
+    let mut acknowledged = Vec::new();
+    let mut failed = Vec::new();
+    for i in 0..limit {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        let voter = format!("{prefix}-{i}");
+        let api = &apis[i % apis.len()];
+        match api.try_vote(&id, &voter, "for").await {
+            200 => acknowledged.push(voter),
+            other => failed.push(other),
+        }
+    }
+    (acknowledged, failed)
+}
+
+/// Polls `api`'s `/health` until it answers `want` (bounded).
+async fn health_becomes(api: &common::Api, want: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _) = api.get("/health").await;
+        if status == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/health stayed {status}, not {want}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_stream_loses_nothing_and_its_screens_move_to_another() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let mut a = HubProcess::start_with(dirs[0].path(), &["--store", &url], "info");
+    let b = HubProcess::start_with(dirs[1].path(), &["--store", &url], "info");
+    let id = b.api().create_titled("Killed").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A phone on node A streams; another on node B.
+    let on_a = tokio::spawn(stream(vec![a.api()], id.clone(), "a", 400, stop.clone()));
+    let on_b = tokio::spawn(stream(vec![b.api()], id.clone(), "b", 400, stop.clone()));
+    // Mid-stream, once node A has ballots in: kill -9.
+    let mut screen = common::Live::connect(&a.live_url()).await;
+    screen.subscribe(&id).await;
+    screen.until_total(50).await;
+    a.kill9();
+    let (acked_a, _) = on_a.await.expect("stream a");
+    let (acked_b, failed_b) = on_b.await.expect("stream b");
+    assert!(failed_b.is_empty(), "node B kept serving: {failed_b:?}");
+    // A's screen reconnects through B and converges on what B holds.
+    let mut screen = common::Live::connect(&b.live_url()).await;
+    screen.subscribe(&id).await;
+    let session = b.api().session(&id).await;
+    let total = session["tally"]["total"].as_u64().expect("total");
+    let last = screen.until_total(total).await;
+    assert_eq!(last["votes_total"], total);
+    // Every acknowledged ballot is in: A's, until it died, and all of B's.
+    let kept = common::csv_ballots(&b.api().csv(&id).await);
+    for voter in acked_a.iter().chain(&acked_b) {
+        assert!(kept.contains_key(voter), "{voter} acknowledged, then lost");
+    }
+    assert_eq!(acked_b.len(), 400);
+    assert!(
+        !acked_a.is_empty() && acked_a.len() < 400,
+        "killed mid-stream"
+    );
+}
+
+#[tokio::test]
+async fn postgres_stopped_and_started_mid_stream_acknowledges_nothing_it_lost() {
+    let mut pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let a = HubProcess::start_with(dirs[0].path(), &["--store", &url], "info");
+    let b = HubProcess::start_with(dirs[1].path(), &["--store", &url], "info");
+    let (api_a, api_b) = (a.api(), b.api());
+    health_becomes(&api_a, 200).await;
+    health_becomes(&api_b, 200).await;
+    let id = api_a.create_titled("Outage").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let streaming = tokio::spawn(stream(
+        vec![api_a.clone(), api_b.clone()],
+        id.clone(),
+        "s",
+        100_000,
+        stop.clone(),
+    ));
+    let mut screen = common::Live::connect(&a.live_url()).await;
+    screen.subscribe(&id).await;
+    screen.until_total(30).await;
+    pg.stop();
+    // While the database is away: recording calls answer 503, and both
+    // nodes say they are not following.
+    let (status, answer) = api_b.vote(&id, "during", "for").await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["code"], "storage_unavailable", "{answer}");
+    health_becomes(&api_a, 503).await;
+    health_becomes(&api_b, 503).await;
+    pg.start_again();
+    health_becomes(&api_a, 200).await;
+    health_becomes(&api_b, 200).await;
+    // The stream goes on through both nodes once the database is back.
+    let (status, answer) = api_b.vote(&id, "after", "for").await;
+    assert_eq!(status, 200, "{answer}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acked, failed) = streaming.await.expect("stream");
+    assert!(
+        failed.iter().all(|s| *s == 503),
+        "only storage_unavailable while it was away: {failed:?}"
+    );
+    let kept = common::csv_ballots(&api_a.csv(&id).await);
+    for voter in acked.iter().chain(std::iter::once(&"after".to_owned())) {
+        assert!(kept.contains_key(voter), "{voter} acknowledged, then lost");
+    }
+    assert!(
+        !kept.contains_key("during"),
+        "a ballot refused, then counted"
+    );
+    // Both nodes, and a screen on each, converge on what is stored.
+    let total = kept.len() as u64;
+    for api in [&api_a, &api_b] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while api.session(&id).await["tally"]["total"] != total {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a node never caught up"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    for node in [&a, &b] {
+        let mut screen = common::Live::connect(&node.live_url()).await;
+        screen.subscribe(&id).await;
+        assert_eq!(screen.until_total(total).await["votes_total"], total);
+    }
+}

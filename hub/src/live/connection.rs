@@ -121,6 +121,10 @@ impl Connection {
                 incoming = self.socket.next() => {
                     last_heard = Instant::now();
                     ping_sent = None;
+                    if let Some(id) = self.not_seen_yet(&incoming) {
+                        // Boxed: only such a subscription pays for the wait.
+                        let _ = Box::pin(self.door.hub.follow(vec![id])).await;
+                    }
                     self.on_incoming(incoming)
                 }
                 _ = ticker.tick() => match ping_sent {
@@ -184,6 +188,25 @@ impl Connection {
                 Err(_) => return Err(End::Drop("too slow to take updates")),
             }
         }
+    }
+
+    /// A session this connection subscribes to that this hub has not seen:
+    /// in a cluster, it may have been made on another node a moment ago,
+    /// and is read from the store before the subscription is decided.
+    fn not_seen_yet(&self, incoming: &Option<Result<Message, tungstenite::Error>>) -> Option<Uuid> {
+        if !self.door.hub.clustered() {
+            return None;
+        }
+        let Some(Ok(Message::Text(text))) = incoming else {
+            return None;
+        };
+        let request = parse_live_request(text.as_str()).ok()?;
+        let id = request.session_id;
+        (request.action == Action::Subscribe
+            && !id.is_nil()
+            && !self.unknown.contains(&id)
+            && self.door.hub.published(id).is_none())
+        .then_some(id)
     }
 
     fn on_incoming(

@@ -299,6 +299,28 @@ impl Api {
         (status, value)
     }
 
+    /// A ballot to a hub that may be gone: status 0 when no answer came
+    /// (refused, reset or cut), as a phone would see it.
+    pub async fn try_vote(&self, id: &str, voter: &str, choice: &str) -> u16 {
+        let sent = self
+            .client
+            .post(format!("{}/api/sessions/{id}/votes", self.base))
+            .body(json!({"voter": voter, "choice": choice}).to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // An answer cut before its body is no answer.
+                match resp.bytes().await {
+                    Ok(_) => status,
+                    Err(_) => 0,
+                }
+            }
+            Err(_) => 0,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send("GET", path, None, None).await
     }

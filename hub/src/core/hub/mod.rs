@@ -205,6 +205,7 @@ struct Inner {
     /// Whether this hub sees what other hubs on its store commit (always,
     /// alone on SQLite; on PostgreSQL, while it listens to the others).
     following: std::sync::atomic::AtomicBool,
+    clustered: std::sync::atomic::AtomicBool,
     /// The audit files of the last closed sessions asked for: a closed log
     /// never changes, and at the close of a secret vote every phone fetches
     /// its file — read once through the writer, not once per phone. The
@@ -260,6 +261,7 @@ impl Hub {
                 audit_files: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
                 key: public,
                 following: std::sync::atomic::AtomicBool::new(true),
+                clustered: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -332,6 +334,22 @@ impl Hub {
     /// on the same store changed (every session, when `ids` is empty).
     pub async fn follow(&self, ids: Vec<Uuid>) -> Result<(), HubError> {
         self.call(|r| Command::Follow(ids, r)).await
+    }
+
+    /// Whether other hubs share this one's store (PostgreSQL).
+    pub fn clustered(&self) -> bool {
+        self.inner
+            .clustered
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// This hub shares its store with others: it does not see what they
+    /// commit until it follows them ([`Hub::set_following`]).
+    pub fn join_cluster(&self) {
+        self.inner
+            .clustered
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.set_following(false);
     }
 
     /// Whether this hub sees what the others commit: `/health` answers 503

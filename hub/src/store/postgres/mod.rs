@@ -40,6 +40,9 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// default `max_connections` (100).
 pub const POOL_SIZE: usize = 8;
 
+/// How long a node waits at most for a connection to the database.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A pool of connections to the database at `url`, whose schema is
 /// brought up to date (by this node, or one started at the same moment).
 pub async fn connect(url: &str) -> Result<Pool, StoreError> {
@@ -50,8 +53,16 @@ pub async fn connect(url: &str) -> Result<Pool, StoreError> {
         ))
     })?;
     // Whatever the server's default: an acknowledged ballot is durable.
-    config.options("-c synchronous_commit=on");
+    // And every wait is bounded: a lock held by a node that hangs, an
+    // idle transaction of a node cut off, a statement that never ends.
+    config.options(
+        "-c synchronous_commit=on -c lock_timeout=10s -c statement_timeout=30s \
+         -c idle_in_transaction_session_timeout=30s",
+    );
     config.application_name("votehub");
+    config.connect_timeout(TIMEOUT);
+    // A database cut off without a word is noticed within a minute.
+    config.keepalives_idle(std::time::Duration::from_secs(30));
     let manager = Manager::from_config(
         config,
         tokio_postgres::NoTls,
@@ -64,6 +75,10 @@ pub async fn connect(url: &str) -> Result<Pool, StoreError> {
     );
     let pool = Pool::builder(manager)
         .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(TIMEOUT))
+        .create_timeout(Some(TIMEOUT))
+        .recycle_timeout(Some(TIMEOUT))
         .build()
         .map_err(|e| StoreError::Database(Box::new(e)))?;
     let mut client = pool.get().await?;
