@@ -441,3 +441,69 @@ async fn postgres_stopped_and_started_mid_stream_acknowledges_nothing_it_lost() 
         assert_eq!(screen.until_total(total).await["votes_total"], total);
     }
 }
+
+#[tokio::test]
+async fn the_roll_registered_on_one_node_votes_on_the_other() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let a = HubProcess::start_with(dirs[0].path(), &["--store", &url], "info");
+    let b = HubProcess::start_with(dirs[1].path(), &["--store", &url], "info");
+    let (api_a, api_b) = (a.api(), b.api());
+    let codes = api_a
+        .register(json!([{"name": "Ann", "weight": 3}, {"name": "Bob"}, {"name": "Cy"}]))
+        .await;
+    // A proxy given on B, from the roll A registered.
+    let (status, answer) = api_b
+        .admin(
+            "/api/proxies",
+            Some(json!({"from": codes["Cy"], "to": codes["Bob"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let id = api_a
+        .create(json!({"title": "Roll", "electorate": "roll"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Members registered on A vote on B, with their weights; Bob also
+    // for Cy, by the proxy given on B.
+    let (status, answer) = api_b
+        .ballot(&id, json!({"voter": codes["Ann"], "choice": "for"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = api_a
+        .ballot(
+            &id,
+            json!({"voter": codes["Bob"], "choice": "against", "on_behalf_of": "Cy"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = api_b
+        .ballot(&id, json!({"voter": codes["Bob"], "choice": "against"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // A code never registered is refused on both.
+    let (status, _) = api_b
+        .ballot(&id, json!({"voter": "NOPE-NOPE", "choice": "for"}))
+        .await;
+    assert_eq!(status, 403);
+    let (status, closed) = api_b
+        .admin(&format!("/api/sessions/{id}/close"), None)
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["tally"]["for"], 3, "{closed}");
+    assert_eq!(closed["tally"]["against"], 2, "{closed}");
+    // Both nodes list the same roll, with the proxy.
+    for api in [&api_a, &api_b] {
+        let (_, roll) = api.send("GET", "/api/voters", None, Some(common::TOKEN)).await;
+        let text = roll.to_string();
+        assert!(
+            text.contains("Ann") && text.contains("Bob") && text.contains("Cy"),
+            "{text}"
+        );
+    }
+}

@@ -53,6 +53,7 @@ async fn nodes_started_together_apply_the_schema_once() {
             "log_entries",
             "logs",
             "meetings",
+            "roll_version",
             "secret_ballots",
             "secret_voted",
             "sessions",

@@ -270,6 +270,20 @@ pub trait Txn {
     fn seqs(&mut self, _ids: &[Uuid]) -> Result<Locked, StoreError> {
         Ok(Locked::Current)
     }
+    /// Where the roll, attendance and meetings stand in the store: a
+    /// number that grows with every change to them, whatever hub made it.
+    /// `None`: this process is the store's only writer.
+    fn roll_version(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    /// The roll, the meetings and the current meeting's attendance, read
+    /// inside the transaction (`sessions` left empty): for a roll another
+    /// hub changed.
+    fn roll(&mut self) -> Result<Loaded, StoreError> {
+        Err(StoreError::Inconsistent(
+            "this store has no other writer to read the roll from".into(),
+        ))
+    }
     /// A session with everything of it (its ballots, its log…), read
     /// inside the transaction: for a session another hub changed.
     fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;

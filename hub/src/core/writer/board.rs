@@ -12,6 +12,7 @@ use crate::core::rules::Outcome;
 use crate::core::session::{Electorate, SessionState, Status};
 use std::collections::HashSet;
 
+use crate::core::roll::Roll;
 use crate::core::store::{Loaded, StoreError, StoredSession, Txn};
 use crate::core::tally::Tally;
 
@@ -159,11 +160,69 @@ impl Core {
         if let Some(meetings) = &batch.meetings {
             self.meetings = meetings.clone();
         }
+        // Last: the roll as it was before another hub's changes were read.
+        if let Some(before) = &batch.roll_before {
+            (self.roll, self.present, self.checked, self.meetings) = (**before).clone();
+            // Read again next time.
+            self.roll_seen = None;
+        }
+    }
+
+    /// Reads again, inside the batch's transaction, the roll, attendance
+    /// and meetings when another hub changed them (the store's roll
+    /// version is not the one this hub last saw).
+    pub fn catch_up_roll(
+        &mut self,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        let Some(version) = txn.roll_version()? else {
+            return Ok(());
+        };
+        if self.roll_seen == Some(version) {
+            return Ok(());
+        }
+        let loaded = txn.roll()?;
+        let mut roll = Roll::default();
+        for member in loaded.voters {
+            roll.put(member);
+        }
+        let before = (
+            std::mem::replace(&mut self.roll, roll),
+            std::mem::replace(&mut self.present, loaded.present.into_iter().collect()),
+            std::mem::replace(&mut self.checked, loaded.checked.into_iter().collect()),
+            std::mem::replace(&mut self.meetings, loaded.meetings),
+        );
+        batch.roll_before.get_or_insert(Box::new(before));
+        batch.roll_len = batch.roll_len.min(self.roll.len());
+        self.roll_seen = Some(version);
+        Ok(())
+    }
+
+    /// After a batch that changed the roll: the version it leaves in the
+    /// store is this hub's own doing, not news to read again.
+    pub fn saw_own_roll(&mut self, txn: &mut dyn Txn, batch: &Batch) -> Result<(), StoreError> {
+        let changed = batch.roll_len != self.roll.len()
+            || !batch.members_before.is_empty()
+            || !batch.presence.is_empty()
+            || !batch.checked.is_empty()
+            || batch.meetings.is_some();
+        if changed && self.roll_seen.is_some() {
+            self.roll_seen = txn.roll_version()?;
+        }
+        Ok(())
     }
 
     /// Shows readers what the batch committed.
     pub fn publish(&self, batch: &Batch) {
         let mut registry = self.board.write();
+        if batch.roll_before.is_some() {
+            // Another hub changed the roll: readers get it whole.
+            registry.roll = self.roll.clone();
+            registry.present = self.present.clone();
+            registry.meetings = self.meetings.clone();
+            registry.roll_version += 1;
+        }
         // The roll first: sessions' standings may count who is present.
         let added = self.roll.added_since(batch.roll_len);
         if !added.is_empty() {
@@ -179,6 +238,7 @@ impl Core {
         }
         let attendance_moved = !batch.presence.is_empty()
             || batch.present_before.is_some()
+            || batch.roll_before.is_some()
             || !batch.members_before.is_empty()
             || !added.is_empty();
         if attendance_moved {
@@ -186,7 +246,7 @@ impl Core {
         }
         // Presence changes one member at a time (a ballot checks its voter
         // in): readers get the changes, not a copy of everyone present.
-        if batch.present_before.is_some() {
+        if batch.present_before.is_some() || batch.roll_before.is_some() {
             registry.present = self.present.clone();
         } else {
             for (member, present) in &batch.presence {

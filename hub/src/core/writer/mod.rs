@@ -161,11 +161,17 @@ pub(crate) struct Core {
     /// Each session's log (sessions made before votehub kept logs have
     /// none).
     pub logs: HashMap<Uuid, log::SessionLog>,
+    /// The store's roll version this hub's roll reflects (`None`: alone on
+    /// its store, or to be read again).
+    pub roll_seen: Option<u64>,
     /// The hub's signing key.
     pub key: Key,
     pub board: Board,
     pub limits: Limits,
 }
+
+/// The roll as it was: members, who is present, check-ins, meetings.
+pub(crate) type RollBefore = (Roll, HashSet<String>, HashMap<String, bool>, Vec<Meeting>);
 
 /// A session as it was: its settings and its state.
 pub(crate) type Before = (Arc<SessionMeta>, SessionState);
@@ -212,6 +218,9 @@ pub(crate) struct Batch {
     pub meetings: Option<Vec<Meeting>>,
     /// The list of sessions changed (the lobby ticks).
     pub listed: bool,
+    /// The roll, presence, check-ins and meetings before another hub's
+    /// changes to them were read in this batch.
+    pub roll_before: Option<Box<RollBefore>>,
     /// Sessions read again from the store (another hub changed them): the
     /// readers' view of their log, and who voted.
     pub reloaded: Vec<(Uuid, Option<LogView>, Option<HashSet<String>>)>,
@@ -260,6 +269,7 @@ impl Writer {
             sessions: HashMap::new(),
             meetings: Vec::new(),
             roll: Roll::default(),
+            roll_seen: None,
             present: HashSet::new(),
             checked: HashMap::new(),
             voted: HashMap::new(),
@@ -389,11 +399,12 @@ impl Writer {
         };
         {
             let mut txn = self.store.begin()?;
+            self.core.catch_up_roll(&mut *txn, &mut batch)?;
             if let Locked::Seqs(seqs) = txn.seqs(ids)? {
                 self.core.refresh(seqs, &mut *txn, &mut batch)?;
             }
         }
-        if !batch.reloaded.is_empty() {
+        if !batch.reloaded.is_empty() || batch.roll_before.is_some() {
             // New sessions from another hub change the agenda's list.
             batch.listed |= batch.before.iter().any(|(_, before)| before.is_none());
             self.core.publish(&batch);
@@ -446,6 +457,7 @@ impl Writer {
                 Locked::Current => {}
                 Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch)?,
             }
+            self.core.catch_up_roll(&mut *txn, &mut batch)?;
             self.core.close_due(&due, &mut *txn, &mut batch)
         });
         if let Err(e) = prepared {
@@ -468,7 +480,8 @@ impl Writer {
                 .write_secret(&mut batch, &mut *txn)
                 .and_then(|()| self.core.write_states(&batch, &mut *txn))
                 .and_then(|()| self.core.sign_heads(&mut batch, &mut *txn))
-                .and_then(|()| self.core.finish_receipts(&mut batch, &mut *txn));
+                .and_then(|()| self.core.finish_receipts(&mut batch, &mut *txn))
+                .and_then(|()| self.core.saw_own_roll(&mut *txn, &batch));
         }
         let outcome = outcome.and_then(|()| txn.commit());
         match outcome {

@@ -6,8 +6,11 @@ use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use crate::core::audit::signing::SignedHead;
+use crate::core::meeting::Meeting;
+use crate::core::roll::Member;
 use crate::core::store::{
-    BallotRecord, LogRecord, SecretBallot, SecretVoter, StoreError, StoredLog, StoredSession,
+    BallotRecord, Loaded, LogRecord, SecretBallot, SecretVoter, StoreError, StoredLog,
+    StoredSession,
 };
 use crate::store::columns;
 use crate::store::rows::{Cells, SESSION_COLUMNS, ballot_at, ballot_record, session_from};
@@ -24,6 +27,46 @@ impl Cells for Row {
     fn number(&self, i: usize) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(i)?)
     }
+}
+
+/// The roll (in registration order), the meetings (in the order they
+/// began) and the current meeting's attendance; no sessions.
+pub async fn roll(c: &Client) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    for r in c
+        .query(
+            "SELECT id, title, started_at, ended_at FROM meetings ORDER BY started_at, ord",
+            &[],
+        )
+        .await?
+    {
+        loaded.meetings.push(Meeting {
+            id: columns::uuid_from(&r.text(0)?)?,
+            title: r.text(1)?,
+            started_at: columns::time_from(&r.text(2)?)?,
+            ended_at: r.maybe(3)?.as_deref().map(columns::time_from).transpose()?,
+        });
+    }
+    for r in c
+        .query(
+            "SELECT id, code, name, groups, weight, proxy_to FROM voters ORDER BY ord",
+            &[],
+        )
+        .await?
+    {
+        loaded.voters.push(Member {
+            id: r.text(0)?,
+            code: r.text(1)?,
+            name: r.text(2)?,
+            groups: columns::names_from(&r.text(3)?)?,
+            weight: columns::weight_from(r.int(4)?)?,
+            proxy_to: r.maybe(5)?,
+        });
+    }
+    if let Some(current) = loaded.meetings.last() {
+        (loaded.present, loaded.checked) = presence(c, current.id).await?;
+    }
+    Ok(loaded)
 }
 
 /// A session with everything of it: its row, ballots, secret lists, log.

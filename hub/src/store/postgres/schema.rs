@@ -23,6 +23,13 @@ const MIGRATIONS: &[&str] = &[
         key         TEXT PRIMARY KEY,
         value       TEXT NOT NULL
     );
+    -- Grows with every change to the roll, attendance or meetings: a node
+    -- whose number is older reads them again.
+    CREATE TABLE roll_version (
+        one         BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+        n           BIGINT NOT NULL
+    );
+    INSERT INTO roll_version (n) VALUES (0);
     CREATE TABLE meetings (
         ord         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         id          TEXT PRIMARY KEY,

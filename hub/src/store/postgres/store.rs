@@ -12,8 +12,6 @@ use uuid::Uuid;
 
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
-use crate::core::meeting::Meeting;
-use crate::core::roll::Member;
 use crate::core::session::{Deadline, SessionKind, SessionMeta};
 use crate::core::store::{
     BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
@@ -74,43 +72,10 @@ impl Store for PostgresStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let c = self.client()?;
         self.rt.block_on(async {
-            let mut loaded = Loaded::default();
-            for r in c
-                .query(
-                    "SELECT id, title, started_at, ended_at FROM meetings ORDER BY started_at, ord",
-                    &[],
-                )
-                .await?
-            {
-                loaded.meetings.push(Meeting {
-                    id: columns::uuid_from(&r.text(0)?)?,
-                    title: r.text(1)?,
-                    started_at: columns::time_from(&r.text(2)?)?,
-                    ended_at: r.maybe(3)?.as_deref().map(columns::time_from).transpose()?,
-                });
-            }
+            let mut loaded = read::roll(&c).await?;
             loaded.sessions = read::sessions(&c).await?;
             for session in &mut loaded.sessions {
                 read::fill(&c, session).await?;
-            }
-            for r in c
-                .query(
-                    "SELECT id, code, name, groups, weight, proxy_to FROM voters ORDER BY ord",
-                    &[],
-                )
-                .await?
-            {
-                loaded.voters.push(Member {
-                    id: r.text(0)?,
-                    code: r.text(1)?,
-                    name: r.text(2)?,
-                    groups: columns::names_from(&r.text(3)?)?,
-                    weight: columns::weight_from(r.int(4)?)?,
-                    proxy_to: r.maybe(5)?,
-                });
-            }
-            if let Some(current) = loaded.meetings.last() {
-                (loaded.present, loaded.checked) = read::presence(&c, current.id).await?;
             }
             Ok(loaded)
         })
@@ -123,6 +88,7 @@ impl Store for PostgresStore {
             rt: &self.rt,
             client: Some(client),
             logs: Vec::new(),
+            roll_bumped: false,
         }))
     }
 
@@ -160,6 +126,8 @@ struct PgTxn<'a> {
     client: Option<Object>,
     /// The integer ids of the logs written to, looked up once per batch.
     logs: Vec<(Uuid, i64)>,
+    /// The roll's version was moved on by this transaction.
+    roll_bumped: bool,
 }
 
 impl Drop for PgTxn<'_> {
@@ -326,6 +294,18 @@ impl Txn for PgTxn<'_> {
         Ok(Time::from_millis(ms))
     }
 
+    fn roll_version(&mut self) -> Result<Option<u64>, StoreError> {
+        let n: i64 = self.run(async |c| {
+            let stmt = c.prepare_cached("SELECT n FROM roll_version").await?;
+            Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+        })?;
+        Ok(Some(n.max(0) as u64))
+    }
+
+    fn roll(&mut self) -> Result<Loaded, StoreError> {
+        self.run(async |c| read::roll(c).await)
+    }
+
     fn session(
         &mut self,
         id: Uuid,
@@ -382,6 +362,17 @@ impl Txn for PgTxn<'_> {
     }
 
     fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        if matches!(
+            write,
+            Write::Member(_) | Write::Presence { .. } | Write::Meeting(_)
+        ) && !self.roll_bumped
+        {
+            // Once per transaction; its row lock also puts the roll's
+            // changes of all nodes in one order.
+            self.exec("UPDATE roll_version SET n = n + 1", &[])?;
+            self.exec("SELECT pg_notify($1, 'roll')", &[&super::CHANNEL])?;
+            self.roll_bumped = true;
+        }
         match write {
             Write::Session(meta) => self.write_session(meta)?,
             Write::DeleteSession(id) => {
