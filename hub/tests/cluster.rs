@@ -499,11 +499,68 @@ async fn the_roll_registered_on_one_node_votes_on_the_other() {
     assert_eq!(closed["tally"]["against"], 2, "{closed}");
     // Both nodes list the same roll, with the proxy.
     for api in [&api_a, &api_b] {
-        let (_, roll) = api.send("GET", "/api/voters", None, Some(common::TOKEN)).await;
+        let (_, roll) = api
+            .send("GET", "/api/voters", None, Some(common::TOKEN))
+            .await;
         let text = roll.to_string();
         assert!(
             text.contains("Ann") && text.contains("Bob") && text.contains("Cy"),
             "{text}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_timed_vote_closes_once_whichever_nodes_are_up() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let mut nodes: Vec<HubProcess> = dirs
+        .iter()
+        .map(|d| HubProcess::start_with(d.path(), &["--store", &url], "info"))
+        .collect();
+    let id = nodes[0]
+        .api()
+        .create(json!({"title": "Timed", "duration_s": 2}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut screens = Vec::new();
+    for node in &nodes {
+        let mut live = common::Live::connect(&node.live_url()).await;
+        live.subscribe(&id).await;
+        screens.push(live);
+    }
+    assert_eq!(nodes[1].api().vote(&id, "v1", "for").await.0, 200);
+    // The node that made it goes away; the others close it, once.
+    nodes[0].kill9();
+    for live in screens.iter_mut().skip(1) {
+        loop {
+            let msg = live.next_json().await;
+            if msg["event"] == "session_closed" {
+                assert_eq!(msg["result"], "adopted", "{msg}");
+                break;
+            }
+        }
+    }
+    let (status, bundle) = nodes[2]
+        .api()
+        .get(&format!("/api/sessions/{id}/audit"))
+        .await;
+    assert_eq!(status, 200, "{bundle}");
+    let closes = bundle["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["type"] == "closed")
+        .count();
+    assert_eq!(closes, 1, "closed once in the log: {bundle}");
+    for node in &nodes[1..] {
+        let session = node.api().session(&id).await;
+        assert_eq!(session["status"], "closed", "{session}");
+        assert_eq!(session["seq"], nodes[2].api().session(&id).await["seq"]);
     }
 }
