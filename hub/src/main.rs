@@ -32,6 +32,19 @@ enum Command {
     /// into a new directory, while the hub runs; `serve --data DIR` on the
     /// copy starts where it was taken.
     Backup(BackupArgs),
+    /// Copy a laptop's data directory (SQLite) into an empty PostgreSQL
+    /// database, for hubs that share it (docs/CLUSTER.md).
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The data directory to copy: sqlite:DIR (or DIR).
+    #[arg(long)]
+    from: String,
+    /// The empty database: postgres://…
+    #[arg(long, env = "VOTEHUB_STORE", hide_env_values = true)]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +97,7 @@ fn main() -> ExitCode {
     let cli = match cli.command {
         Command::Verify(args) => return verify(args),
         Command::Backup(args) => return backup(args),
+        Command::Migrate(args) => return migrate(args),
         serve => serve,
     };
     tracing_subscriber::fmt()
@@ -109,7 +123,39 @@ fn main() -> ExitCode {
                 ExitCode::from(USAGE)
             }
         },
-        Command::Verify(_) | Command::Backup(_) => ExitCode::from(USAGE),
+        Command::Verify(_) | Command::Backup(_) | Command::Migrate(_) => ExitCode::from(USAGE),
+    }
+}
+
+/// `votehub migrate --from sqlite:DIR --to postgres://…`.
+fn migrate(args: MigrateArgs) -> ExitCode {
+    let dir = std::path::PathBuf::from(args.from.strip_prefix("sqlite:").unwrap_or(&args.from));
+    if !matches!(
+        args.to.parse::<launch::StoreChoice>(),
+        Ok(launch::StoreChoice::Postgres(_))
+    ) {
+        eprintln!("votehub: --to must be a postgres://… URL");
+        return ExitCode::from(USAGE);
+    }
+    match votehub::store::migrate::sqlite_to_postgres(&dir, &args.to) {
+        Ok(m) => {
+            let rows: Vec<String> = m
+                .tables
+                .iter()
+                .map(|(table, n)| format!("{n} {table}"))
+                .collect();
+            println!(
+                "votehub: copied {} into {}: {}",
+                dir.display(),
+                votehub::store::postgres::url_without_password(&args.to),
+                rows.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("votehub: cannot migrate: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

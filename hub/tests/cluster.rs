@@ -15,6 +15,15 @@ fn node(url: &str) -> (HubProcess, tempfile::TempDir) {
     (hub, dir)
 }
 
+/// The admin token a node printed when it made it.
+fn printed_token(node: &HubProcess) -> String {
+    let log = node.stderr.lock().expect("log").clone();
+    log.lines()
+        .find_map(|l| l.strip_prefix("votehub: admin token")?.rsplit(": ").next())
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_else(|| panic!("the node prints the token it made: {log}"))
+}
+
 #[tokio::test]
 async fn one_node_on_postgres_counts_closes_and_signs_a_log_that_verifies() {
     let pg = Postgres::start();
@@ -75,13 +84,7 @@ async fn nodes_share_the_admin_token_and_the_signing_key() {
     assert!(key_a["public_key"].is_string(), "{key_a}");
     assert_eq!(key_a, key_b);
     // The first node made the token and printed it; the other uses it.
-    let token = {
-        let log = a.stderr.lock().expect("log").clone();
-        log.lines()
-            .find_map(|l| l.strip_prefix("votehub: admin token")?.rsplit(": ").next())
-            .map(|t| t.trim().to_owned())
-            .unwrap_or_else(|| panic!("the first node prints the token it made: {log}"))
-    };
+    let token = printed_token(&a);
     let created = b
         .api()
         .send(
@@ -563,4 +566,100 @@ async fn a_timed_vote_closes_once_whichever_nodes_are_up() {
         assert_eq!(session["status"], "closed", "{session}");
         assert_eq!(session["seq"], nodes[2].api().session(&id).await["seq"]);
     }
+}
+
+#[tokio::test]
+async fn a_laptops_data_moves_into_postgres_and_carries_on() {
+    // A day on the laptop: a roll, a proxy, a closed vote with its log, an
+    // open one, a retried ballot.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut laptop = HubProcess::start_in(dir.path());
+    let api = laptop.api();
+    let codes = api
+        .register(json!([{"name": "Ann", "weight": 2}, {"name": "Bob"}, {"name": "Cy"}]))
+        .await;
+    let closed = api
+        .create(json!({"title": "Closed", "electorate": "roll"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for (who, choice) in [("Ann", "for"), ("Bob", "against"), ("Cy", "for")] {
+        let (status, _) = api
+            .ballot(&closed, json!({"voter": codes[who], "choice": choice}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    api.admin(&format!("/api/sessions/{closed}/close"), None)
+        .await;
+    let open = api.create_titled("Still open").await;
+    let retried = json!({"voter": "p-1", "choice": "for", "ballot_id": "b-1"});
+    let (_, first_answer) = api.ballot(&open, retried.clone()).await;
+    let bundle_before = api.get(&format!("/api/sessions/{closed}/audit")).await.1;
+    let key_before = api.get("/api/key").await.1;
+    let agenda_before = api.get("/api/sessions").await.1;
+    assert_eq!(laptop.terminate().code(), Some(0));
+
+    // The token the laptop keeps (its hub was given the tests' one).
+    std::fs::write(dir.path().join("admin-token"), "laptop-token-7\n").expect("token");
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let out = std::process::Command::new(binary())
+        .args(["migrate", "--from"])
+        .arg(format!("sqlite:{}", dir.path().display()))
+        .args(["--to", &url])
+        .output()
+        .expect("migrate");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("2 sessions") && said.contains("3 voters"),
+        "{said}"
+    );
+    // Into a database that is no longer empty: refused, nothing changed.
+    let again = std::process::Command::new(binary())
+        .args(["migrate", "--from"])
+        .arg(dir.path())
+        .args(["--to", &url])
+        .output()
+        .expect("migrate");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // A node on the database carries on where the laptop stopped.
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let node = HubProcess::start_without_token(node_dir.path(), &["--store", &url], "info");
+    let api = node.api();
+    assert_eq!(
+        api.get("/api/key").await.1,
+        key_before,
+        "the same signing key"
+    );
+    assert_eq!(
+        api.get("/api/sessions").await.1,
+        agenda_before,
+        "the same agenda"
+    );
+    assert_eq!(
+        api.get(&format!("/api/sessions/{closed}/audit")).await.1,
+        bundle_before,
+        "the same audit file"
+    );
+    // A retry answered as before, and the laptop's admin token.
+    let (_, again_answer) = api.ballot(&open, retried).await;
+    assert_eq!(again_answer, first_answer);
+    let (status, answer) = api
+        .send(
+            "POST",
+            &format!("/api/sessions/{open}/close"),
+            None,
+            Some("laptop-token-7"),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["tally"]["for"], 1);
 }

@@ -3,6 +3,7 @@
 //! share. Only this module knows a database.
 
 mod columns;
+pub mod migrate;
 pub mod postgres;
 mod rows;
 mod sqlite;
