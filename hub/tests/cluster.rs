@@ -663,3 +663,41 @@ async fn a_laptops_data_moves_into_postgres_and_carries_on() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["tally"]["for"], 1);
 }
+
+#[tokio::test]
+async fn a_quorum_of_those_present_counts_check_ins_by_ballots_on_other_nodes() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let a = HubProcess::start_with(dirs[0].path(), &["--store", &url], "info");
+    let b = HubProcess::start_with(dirs[1].path(), &["--store", &url], "info");
+    let codes = a
+        .api()
+        .register(json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cy"}, {"name": "Di"}]))
+        .await;
+    let id = a
+        .api()
+        .create(json!({"title": "Quorum", "electorate": "roll",
+                       "rule": {"kind": "majority", "quorum_present": 0.75}}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Three of four vote on A: their ballots check them in there.
+    for who in ["Ann", "Bob", "Cy"] {
+        let (status, answer) = a
+            .api()
+            .ballot(&id, json!({"voter": codes[who], "choice": "for"}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Closed on B: three quarters present, as the database counts them.
+    let (status, closed) = b
+        .api()
+        .admin(&format!("/api/sessions/{id}/close"), None)
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["result"], "adopted", "{closed}");
+}

@@ -376,6 +376,10 @@ impl Core {
             Status::Open => {}
         }
         let now = batch.now();
+        self.fresh_presence(id, txn, batch)?;
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(Err(HubError::SessionNotFound));
+        };
         let presence = self.presence_of(session);
         batch.remember(id, Some(session));
         batch.listed = true;
@@ -386,6 +390,27 @@ impl Core {
         let closed = receipt(session);
         self.log_close(id, presence, txn, batch)?;
         Ok(Ok(closed))
+    }
+
+    /// Before a vote whose rule counts who is present closes: on a store
+    /// shared with other hubs, who is present is read again (a ballot taken
+    /// by another hub checks its voter in without moving the roll's
+    /// version), so that the result counts the room as it is.
+    fn fresh_presence(
+        &mut self,
+        id: Uuid,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        let counts_presence = self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.meta.rule.quorum_present.is_some());
+        if counts_presence && txn.roll_version()?.is_some() {
+            self.roll_seen = None;
+            self.catch_up_roll(txn, batch)?;
+        }
+        Ok(())
     }
 
     /// The open timed votes whose deadline has passed, by what this
@@ -424,6 +449,10 @@ impl Core {
             if !is_due(&session.state, now) {
                 continue;
             }
+            self.fresh_presence(*id, txn, batch)?;
+            let Some(session) = self.sessions.get(id) else {
+                continue;
+            };
             let presence = self.presence_of(session);
             batch.remember(*id, Some(session));
             batch.listed = true;
