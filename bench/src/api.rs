@@ -9,7 +9,10 @@ use crate::target::Target;
 #[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
+    /// The node sessions and the roll are made on (the first).
     pub target: Arc<Target>,
+    /// Every node: ballot k goes to node k mod n.
+    pub nodes: Arc<Vec<Arc<Target>>>,
     pub token: String,
     /// Ballots are for an election of this many candidates, instead of a
     /// motion.
@@ -36,6 +39,11 @@ pub fn weight(k: u64) -> u64 {
 }
 
 impl Api {
+    /// The node that takes ballot (or subscriber) `i`.
+    pub fn node(&self, i: usize) -> &Target {
+        &self.nodes[i % self.nodes.len().max(1)]
+    }
+
     pub async fn create_session(&self, title: &str) -> Result<String, String> {
         let resp = self
             .http
@@ -157,7 +165,10 @@ impl Api {
         };
         let resp = self
             .http
-            .post(format!("{}/api/sessions/{session}/votes", self.target.base))
+            .post(format!(
+                "{}/api/sessions/{session}/votes",
+                self.node(k as usize).base
+            ))
             .header("content-type", "application/json")
             .body(body)
             .send()

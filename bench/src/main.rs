@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{Api, OnRoll};
 use crate::scenarios::Run;
-use crate::server::ServerProcess;
+use crate::server::{ServerProcess, Servers};
 use crate::target::Target;
 
 #[derive(Parser)]
@@ -37,9 +37,12 @@ use crate::target::Target;
     about = "Measure what a hub carries: fan-out latency, idle memory, ballot intake"
 )]
 struct Args {
-    /// The hub to measure: loopback or LAN addresses only.
-    #[arg(long, default_value = "http://127.0.0.1:8765")]
-    target: String,
+    /// The hub to measure: loopback or LAN addresses only. Repeated: the
+    /// nodes of a cluster, over which subscribers and ballots are spread
+    /// (subscriber i and ballot k on node i mod n, k mod n); sessions and
+    /// the roll are made on the first.
+    #[arg(long = "target", default_value = "http://127.0.0.1:8765")]
+    targets: Vec<String>,
     /// Admin token of the target (to create the session).
     #[arg(
         long,
@@ -48,9 +51,10 @@ struct Args {
         default_value = ""
     )]
     admin_token: String,
-    /// PID of the hub, to read its CPU time and memory (same machine only).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// PID of the hub, to read its CPU time and memory (same machine only);
+    /// repeated for the nodes of a cluster (summed).
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -184,7 +188,15 @@ impl Outcome {
 
 async fn run(args: Args) -> Result<Outcome, String> {
     let limit = Duration::from_secs(args.timeout);
-    let target = Arc::new(Target::parse(&args.target).await?);
+    let mut targets = Vec::with_capacity(args.targets.len());
+    for t in &args.targets {
+        targets.push(Arc::new(Target::parse(t).await?));
+    }
+    let targets = Arc::new(targets);
+    let target = targets
+        .first()
+        .cloned()
+        .ok_or("give at least one --target")?;
     let http = reqwest::Client::builder()
         .timeout(limit)
         .pool_max_idle_per_host(1024)
@@ -193,6 +205,7 @@ async fn run(args: Args) -> Result<Outcome, String> {
     let mut api = Api {
         http,
         target: target.clone(),
+        nodes: targets.clone(),
         token: args.admin_token,
         election: args.election,
         roll: None,
@@ -216,7 +229,9 @@ async fn run(args: Args) -> Result<Outcome, String> {
     let run = Run {
         api,
         target,
-        server: args.server_pid.map(ServerProcess),
+        server: (!args.server_pids.is_empty())
+            .then(|| Servers(args.server_pids.iter().copied().map(ServerProcess).collect())),
+        nodes: targets,
         rcvbuf: args.rcvbuf,
         deadline: Instant::now() + limit,
     };

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use crate::api::Api;
 use crate::report::{Report, progress};
-use crate::server::ServerProcess;
+use crate::server::Servers;
 use crate::stats::Stats;
 use crate::subscriber;
 use crate::target::Target;
@@ -21,7 +21,9 @@ const IN_FLIGHT: usize = 512;
 pub struct Run {
     pub api: Api,
     pub target: Arc<Target>,
-    pub server: Option<ServerProcess>,
+    pub server: Option<Servers>,
+    /// Every node: subscriber i connects to node i mod n.
+    pub nodes: Arc<Vec<Arc<Target>>>,
     pub rcvbuf: u32,
     pub deadline: Instant,
 }
@@ -38,7 +40,7 @@ impl Run {
     }
 
     fn cpu_s(&self) -> Option<f64> {
-        self.server.as_ref().and_then(ServerProcess::cpu_s)
+        self.server.as_ref().and_then(Servers::cpu_s)
     }
 }
 
@@ -65,7 +67,7 @@ pub async fn fanout(
         run.api.election,
         run.api.expected_for(ballots),
     )?);
-    let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
+    let readers = subscriber::open(&run.nodes, &session, subscribers, run.rcvbuf, &stats).await?;
     // Let the initial tallies settle before the clock starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0 = run.cpu_s();
@@ -162,12 +164,12 @@ pub async fn idle(run: &Run, subscribers: usize, hold: u64) -> Result<Report, St
     let mut report = run.report("idle");
     report.subscribers = subscribers;
     let session = run.api.create_session("bench idle").await?;
-    let before = run.server.as_ref().and_then(ServerProcess::rss_kb);
+    let before = run.server.as_ref().and_then(Servers::rss_kb);
     let stats = Arc::new(Stats::new(0, subscribers, None, 0)?);
     let t0 = Instant::now();
-    let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
+    let readers = subscriber::open(&run.nodes, &session, subscribers, run.rcvbuf, &stats).await?;
     tokio::time::sleep(Duration::from_secs(hold.min(60))).await;
-    let after = run.server.as_ref().and_then(ServerProcess::rss_kb);
+    let after = run.server.as_ref().and_then(Servers::rss_kb);
     report.duration_s = t0.elapsed().as_secs_f64();
     if let (Some(a), Some(b)) = (before, after) {
         report.server_kb_per_subscriber = Some((b - a) / subscribers.max(1) as f64);
@@ -197,7 +199,7 @@ pub async fn ingest(
         run.api.election,
         run.api.expected_for(ballots),
     )?);
-    let readers = subscriber::open(&run.target, &session, subscribers, run.rcvbuf, &stats).await?;
+    let readers = subscriber::open(&run.nodes, &session, subscribers, run.rcvbuf, &stats).await?;
     let next = Arc::new(AtomicU64::new(1));
     let bar = progress(ballots, "ballots");
     let t0 = Instant::now();

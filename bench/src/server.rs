@@ -1,7 +1,20 @@
-//! The hub's process, when it runs on this machine: its CPU time and
-//! resident memory, from /proc.
+//! The hub's processes, when they run on this machine: their CPU time and
+//! resident memory, from /proc (summed over the nodes of a cluster).
 
 pub struct ServerProcess(pub u32);
+
+/// Every node measured.
+pub struct Servers(pub Vec<ServerProcess>);
+
+impl Servers {
+    pub fn cpu_s(&self) -> Option<f64> {
+        self.0.iter().map(ServerProcess::cpu_s).sum()
+    }
+
+    pub fn rss_kb(&self) -> Option<f64> {
+        self.0.iter().map(ServerProcess::rss_kb).sum()
+    }
+}
 
 impl ServerProcess {
     /// User and system CPU time, in seconds. /proc counts it in clock

@@ -231,7 +231,7 @@ impl FrameBuf {
 
 /// Opens `n` subscribers, a burst at a time, then reads them all.
 pub async fn open(
-    target: &Arc<Target>,
+    nodes: &Arc<Vec<Arc<Target>>>,
     session: &str,
     n: usize,
     rcvbuf: u32,
@@ -241,9 +241,12 @@ pub async fn open(
     let mut subscribers = Vec::with_capacity(n);
     let opened = futures_util::stream::iter(0..n)
         .map(|i| {
-            let target = target.clone();
+            // Subscriber i on node i mod n; its source address counts the
+            // connections to that node only.
+            let target = nodes[i % nodes.len().max(1)].clone();
+            let k = i / nodes.len().max(1);
             let session = session.to_owned();
-            async move { (i, Subscriber::connect(&target, i, &session, rcvbuf).await) }
+            async move { (i, Subscriber::connect(&target, k, &session, rcvbuf).await) }
         })
         .buffer_unordered(CONNECT_BURST);
     tokio::pin!(opened);
