@@ -229,8 +229,15 @@ async fn run(args: Args) -> Result<Outcome, String> {
     let run = Run {
         api,
         target,
-        server: (!args.server_pids.is_empty())
-            .then(|| Servers(args.server_pids.iter().copied().map(ServerProcess).collect())),
+        server: (!args.server_pids.is_empty()).then(|| {
+            Servers(
+                args.server_pids
+                    .iter()
+                    .copied()
+                    .map(ServerProcess)
+                    .collect(),
+            )
+        }),
         nodes: targets,
         rcvbuf: args.rcvbuf,
         deadline: Instant::now() + limit,

@@ -214,6 +214,30 @@ async fn three_nodes_one_tally_on_every_screen() {
         assert_eq!(session["seq"], seqs[0], "{session}");
         assert_eq!(session["tally"]["total"], 180, "{session}");
     }
+    // One log, its entries and heads from all three nodes: it verifies.
+    let (status, closed) = nodes[2]
+        .api()
+        .admin(&format!("/api/sessions/{id}/close"), None)
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let (_, bundle) = nodes[1]
+        .api()
+        .get(&format!("/api/sessions/{id}/audit"))
+        .await;
+    let file = dirs[0].path().join("bundle.json");
+    std::fs::write(&file, bundle.to_string()).expect("write");
+    let out = std::process::Command::new(binary())
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .expect("verify");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{said} {bundle}");
+    assert!(said.contains("180 ballots"), "{said}");
 }
 
 /// A close on one node while others stream ballots, many rounds started

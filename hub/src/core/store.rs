@@ -109,6 +109,19 @@ pub struct StoredSession {
     pub log: Option<StoredLog>,
 }
 
+/// What another hub changed in a session since this one saw it.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// Its row (no ballots, no log).
+    pub session: StoredSession,
+    pub tally: crate::core::tally::Tally,
+    /// Members (ids) who voted since.
+    pub voted: Vec<String>,
+    /// The log's entries from `logged` on, in order.
+    pub entries: Vec<String>,
+    pub head: Option<SignedHead>,
+}
+
 /// A session's log as stored.
 #[derive(Debug, Clone, Default)]
 pub struct StoredLog {
@@ -283,6 +296,18 @@ pub trait Txn {
         Err(StoreError::Inconsistent(
             "this store has no other writer to read the roll from".into(),
         ))
+    }
+    /// What changed in a session since this hub saw it at `seq`, with
+    /// `logged` entries in its log: its row and tally as stored, the
+    /// members who voted since, its log's new entries and newest head.
+    /// `None`: read it whole ([`Txn::session`]).
+    fn changes(
+        &mut self,
+        _id: Uuid,
+        _seq: u64,
+        _logged: Option<u64>,
+    ) -> Result<Option<Changes>, StoreError> {
+        Ok(None)
     }
     /// A session with everything of it (its ballots, its log…), read
     /// inside the transaction: for a session another hub changed.

@@ -58,7 +58,7 @@ pub enum Scale {
 
 pub const MIN_GRADE: i8 = -3;
 pub const MAX_GRADE: i8 = 3;
-const GRADES: usize = (MAX_GRADE - MIN_GRADE + 1) as usize;
+pub const GRADES: usize = (MAX_GRADE - MIN_GRADE + 1) as usize;
 
 /// One voter's ballot.
 #[derive(Debug, Clone, PartialEq, Eq)]

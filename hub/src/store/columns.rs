@@ -8,7 +8,7 @@ use crate::core::clock::Time;
 use crate::core::rules::{Method, Outcome, Rule};
 use crate::core::session::{Electorate, Secrecy, Status};
 use crate::core::store::StoreError;
-use crate::core::tally::{Ballot, Choice, Scale};
+use crate::core::tally::{Ballot, Choice, Counts, GRADES, MotionCounts, Scale, Tally};
 
 fn bad(what: &str, value: impl std::fmt::Debug) -> StoreError {
     StoreError::Inconsistent(format!("bad {what} {value:?}"))
@@ -214,5 +214,125 @@ mod tests {
         }
         assert!(ballot_from(None, None, None, Some("fx".into())).is_err());
         assert!(ballot_from(Some("for".into()), Some(1), None, None).is_err());
+    }
+}
+
+/// A tally as a shared store keeps it beside its session's state (JSON of
+/// its counts, as they are in memory): a hub that follows another reads it
+/// rather than counting every ballot again.
+pub fn tally(t: &Tally) -> Result<String, StoreError> {
+    serde_json::to_string(&StoredTally::from(t)).map_err(|e| bad("tally", e))
+}
+
+pub fn tally_from(s: &str) -> Result<Tally, StoreError> {
+    let stored: StoredTally = serde_json::from_str(s).map_err(|e| bad("tally", e))?;
+    Ok(stored.into())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTally {
+    ballots: u64,
+    weight: u64,
+    counts: StoredCounts,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StoredCounts {
+    Motion {
+        votes_for: u64,
+        votes_against: u64,
+        votes_abstain: u64,
+        grades: Option<[u64; GRADES]>,
+        groups: std::collections::BTreeMap<String, u64>,
+    },
+    Selection {
+        blank: u64,
+        votes: Vec<u64>,
+    },
+    Approval {
+        blank: u64,
+        marks: Vec<[u64; 3]>,
+    },
+}
+
+impl From<&Tally> for StoredTally {
+    fn from(t: &Tally) -> StoredTally {
+        StoredTally {
+            ballots: t.ballots,
+            weight: t.weight,
+            counts: match &t.counts {
+                Counts::Motion(m) => StoredCounts::Motion {
+                    votes_for: m.votes_for,
+                    votes_against: m.votes_against,
+                    votes_abstain: m.votes_abstain,
+                    grades: m.grades,
+                    groups: m.groups.clone(),
+                },
+                Counts::Selection { blank, votes } => StoredCounts::Selection {
+                    blank: *blank,
+                    votes: votes.clone(),
+                },
+                Counts::Approval { blank, marks } => StoredCounts::Approval {
+                    blank: *blank,
+                    marks: marks.clone(),
+                },
+            },
+        }
+    }
+}
+
+impl From<StoredTally> for Tally {
+    fn from(t: StoredTally) -> Tally {
+        Tally {
+            ballots: t.ballots,
+            weight: t.weight,
+            counts: match t.counts {
+                StoredCounts::Motion {
+                    votes_for,
+                    votes_against,
+                    votes_abstain,
+                    grades,
+                    groups,
+                } => Counts::Motion(MotionCounts {
+                    votes_for,
+                    votes_against,
+                    votes_abstain,
+                    grades,
+                    groups,
+                }),
+                StoredCounts::Selection { blank, votes } => Counts::Selection { blank, votes },
+                StoredCounts::Approval { blank, marks } => Counts::Approval { blank, marks },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+    use crate::core::tally::Shape;
+
+    #[test]
+    fn every_kind_of_tally_reads_back() {
+        let mut motion = Tally::new(Shape::Motion(Scale::Nuanced));
+        motion.add(&Ballot::Grade(-2), 3, &["north".into()]);
+        motion.add(&Ballot::Grade(1), 1, &[]);
+        let mut selection = Tally::new(Shape::Selection { options: 3 });
+        selection.add(&Ballot::Selection(vec![0, 2]), 2, &[]);
+        let mut approval = Tally::new(Shape::Approval { options: 2 });
+        approval.add(
+            &Ballot::Approval(vec![Choice::For, Choice::Abstain]),
+            1,
+            &[],
+        );
+        for t in [
+            motion,
+            selection,
+            approval,
+            Tally::new(Shape::Motion(Scale::Choice)),
+        ] {
+            assert_eq!(tally_from(&tally(&t).expect("json")).expect("back"), t);
+        }
+        assert!(tally_from("{\"ballots\":1}").is_err());
     }
 }

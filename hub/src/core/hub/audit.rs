@@ -84,9 +84,17 @@ impl Hub {
     /// A session's audit file: its bundle as JSON bytes, exactly as served
     /// (the minutes print their SHA-256).
     pub async fn audit_file(&self, session: Uuid, admin: bool) -> Result<bytes::Bytes, HubError> {
-        let closed = self
-            .session(session)
-            .is_some_and(|v| v.status == Status::Closed);
+        let is_closed = |hub: &Hub| {
+            hub.session(session)
+                .is_some_and(|v| v.status == Status::Closed)
+        };
+        let mut closed = is_closed(self);
+        if !closed && self.clustered() {
+            // Closed on another node a moment ago, perhaps: asked for now
+            // that it is public, it is read from the store first.
+            self.follow(vec![session]).await?;
+            closed = is_closed(self);
+        }
         if !closed {
             return self.write_audit_file(session, admin).await.map(Into::into);
         }

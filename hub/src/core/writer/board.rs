@@ -70,6 +70,9 @@ impl Core {
             if self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
                 continue;
             }
+            if self.catch_up(id, txn, batch)? {
+                continue;
+            }
             let Some(stored) = txn.session(id)? else {
                 continue;
             };
@@ -105,6 +108,66 @@ impl Core {
             batch.reloaded.push((id, view, voted));
         }
         Ok(())
+    }
+
+    /// Reads only what another hub changed in session `id` since this one
+    /// saw it: its row and stored tally, who voted since, its log's new
+    /// entries. False when the store cannot tell, or this hub never saw
+    /// the session: it is then read whole.
+    fn catch_up(
+        &mut self,
+        id: Uuid,
+        txn: &mut dyn Txn,
+        batch: &mut Batch,
+    ) -> Result<bool, StoreError> {
+        let Some(known) = self.sessions.get(&id) else {
+            return Ok(false);
+        };
+        let logged = self.logs.get(&id).map(|l| l.frontier.size());
+        let Some(changes) = txn.changes(id, known.state.seq, logged)? else {
+            return Ok(false);
+        };
+        if !batch.before.iter().any(|(s, _)| *s == id) {
+            batch
+                .before
+                .push((id, Some((known.meta.clone(), known.state.clone()))));
+        }
+        if !batch.log_before.iter().any(|(s, _)| *s == id) {
+            batch.log_before.push((id, self.logs.get(&id).cloned()));
+        }
+        let stored = changes.session;
+        let meta = Arc::new(stored.meta);
+        let mut leaves = Vec::with_capacity(changes.entries.len());
+        if let Some(log) = self.logs.get_mut(&id) {
+            for entry in &changes.entries {
+                let leaf = crate::core::audit::tree::leaf_hash(entry.as_bytes());
+                log.frontier.push(leaf);
+                leaves.push(leaf);
+            }
+        }
+        let voted = if meta.electorate == Electorate::Roll {
+            self.voted
+                .entry(id)
+                .or_default()
+                .extend(changes.voted.iter().cloned());
+            changes.voted
+        } else {
+            Vec::new()
+        };
+        let state = SessionState {
+            status: stored.status,
+            position: stored.position,
+            opened_at: stored.opened_at,
+            closes_at: stored.closes_at,
+            closed_at: stored.closed_at,
+            result: stored.result,
+            elected: stored.elected,
+            tally: changes.tally,
+            seq: stored.seq,
+        };
+        self.sessions.insert(id, CoreSession { meta, state });
+        batch.caught_up.push((id, leaves, changes.head, voted));
+        Ok(true)
     }
 
     /// Puts memory back as it was before the batch.
@@ -331,6 +394,24 @@ impl Core {
             };
             if let Some(voted) = voted {
                 registry.voted.insert(*id, voted.clone());
+            }
+        }
+        // What other hubs added to sessions this one follows, before what
+        // this batch added.
+        for (id, leaves, head, voted) in &batch.caught_up {
+            let view = registry.logs.entry(*id).or_default();
+            for leaf in leaves {
+                view.leaves.push(*leaf);
+            }
+            if head.is_some() {
+                view.head = *head;
+            }
+            if !voted.is_empty() {
+                registry
+                    .voted
+                    .entry(*id)
+                    .or_default()
+                    .extend(voted.iter().cloned());
             }
         }
         for (session, member) in &batch.voted {

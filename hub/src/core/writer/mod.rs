@@ -218,6 +218,9 @@ pub(crate) struct Batch {
     pub meetings: Option<Vec<Meeting>>,
     /// The list of sessions changed (the lobby ticks).
     pub listed: bool,
+    /// Sessions another hub changed, read in part: the log's new leaves,
+    /// its newest head, and who voted since.
+    pub caught_up: Vec<(Uuid, Vec<Hash>, Option<SignedHead>, Vec<String>)>,
     /// The roll, presence, check-ins and meetings before another hub's
     /// changes to them were read in this batch.
     pub roll_before: Option<Box<RollBefore>>,
@@ -404,7 +407,8 @@ impl Writer {
                 self.core.refresh(seqs, &mut *txn, &mut batch)?;
             }
         }
-        if !batch.reloaded.is_empty() || batch.roll_before.is_some() {
+        if !batch.reloaded.is_empty() || !batch.caught_up.is_empty() || batch.roll_before.is_some()
+        {
             // New sessions from another hub change the agenda's list.
             batch.listed |= batch.before.iter().any(|(_, before)| before.is_none());
             self.core.publish(&batch);
@@ -499,6 +503,7 @@ impl Writer {
                 tracing::debug!(
                     commands = batch.replies.len(),
                     reloaded = batch.reloaded.len(),
+                    caught_up = batch.caught_up.len(),
                     "batch committed"
                 );
                 self.core.publish(&batch);

@@ -9,7 +9,7 @@ use crate::core::audit::signing::SignedHead;
 use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
 use crate::core::store::{
-    BallotRecord, Loaded, LogRecord, SecretBallot, SecretVoter, StoreError, StoredLog,
+    BallotRecord, Changes, Loaded, LogRecord, SecretBallot, SecretVoter, StoreError, StoredLog,
     StoredSession,
 };
 use crate::store::columns;
@@ -83,6 +83,81 @@ pub async fn session(c: &Client, id: Uuid) -> Result<Option<StoredSession>, Stor
     let mut s = session_from(&row)?;
     fill(c, &mut s).await?;
     Ok(Some(s))
+}
+
+/// What changed in session `id` since a hub saw it at `since`, its log
+/// then holding `logged` entries; `None` when it must be read whole (a
+/// tally not kept yet, a log begun since).
+pub async fn changes(
+    c: &Client,
+    id: Uuid,
+    since: i64,
+    logged: Option<u64>,
+) -> Result<Option<Changes>, StoreError> {
+    let key = id.to_string();
+    let Some(row) = c
+        .query_opt(
+            &format!("SELECT {SESSION_COLUMNS}, tally FROM sessions WHERE id = $1"),
+            &[&key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(tally) = row.maybe(27)? else {
+        return Ok(None);
+    };
+    let session = session_from(&row)?;
+    let voted = c
+        .query(
+            "SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2
+             UNION SELECT member_id FROM secret_voted WHERE session_id = $1 AND seq > $2",
+            &[&key, &since],
+        )
+        .await?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<_, _>>()?;
+    let log = log_id(c, id).await?;
+    let (entries, head) = match (log, logged) {
+        (None, _) => (Vec::new(), None),
+        (Some(_), None) => return Ok(None),
+        (Some(log), Some(n)) => {
+            let from = i64::try_from(n).map_err(|_| StoreError::Inconsistent("log size".into()))?;
+            let entries = c
+                .query(
+                    "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
+                    &[&((log << 32) | from), &((log << 32) | LOG_MASK)],
+                )
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<Result<_, _>>()?;
+            let head = c
+                .query_opt(
+                    "SELECT id, root, signature FROM log_entries
+                     WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id DESC LIMIT 1",
+                    &[&(log << 32), &((log << 32) | LOG_MASK)],
+                )
+                .await?
+                .map(|r| {
+                    head_of(
+                        r.try_get::<_, i64>(0)? & LOG_MASK,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                    )
+                })
+                .transpose()?;
+            (entries, head)
+        }
+    };
+    Ok(Some(Changes {
+        session,
+        tally: columns::tally_from(&tally)?,
+        voted,
+        entries,
+        head,
+    }))
 }
 
 /// Reads a session's ballots, secret lists and log into it.
@@ -224,7 +299,7 @@ async fn heads(c: &Client, log: i64) -> Result<Vec<SignedHead>, StoreError> {
     .await?
     .iter()
     .map(|r| {
-        head(
+        head_of(
             r.try_get::<_, i64>(0)? & LOG_MASK,
             r.try_get(1)?,
             r.try_get(2)?,
@@ -233,7 +308,7 @@ async fn heads(c: &Client, log: i64) -> Result<Vec<SignedHead>, StoreError> {
     .collect()
 }
 
-fn head(last: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, StoreError> {
+fn head_of(last: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, StoreError> {
     let bad = |what: &str| StoreError::Inconsistent(format!("a head's {what}"));
     Ok(SignedHead {
         size: u64::try_from(last + 1).map_err(|_| bad("size"))?,

@@ -65,7 +65,10 @@ const MIGRATIONS: &[&str] = &[
         result      TEXT,
         elected     TEXT,
         tied        TEXT,
-        seq         BIGINT NOT NULL
+        seq         BIGINT NOT NULL,
+        -- The tally as of seq (JSON): a node that follows reads it rather
+        -- than counting every ballot again.
+        tally       TEXT
     );
     CREATE TABLE voters (
         ord         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
@@ -87,9 +90,13 @@ const MIGRATIONS: &[&str] = &[
         weight      BIGINT NOT NULL DEFAULT 1,
         groups      TEXT,
         holder      TEXT,
+        -- The session's seq when the batch that wrote it began, plus one:
+        -- a node that saw the session at seq s reads the voters above s.
+        seq         BIGINT,
         PRIMARY KEY (session_id, voter),
         CHECK (num_nonnulls(choice, grade, options, marks) = 1)
     );
+    CREATE INDEX ballots_seq ON ballots(session_id, seq);
     CREATE TABLE answers (
         session_id  TEXT NOT NULL REFERENCES sessions(id),
         voter       TEXT NOT NULL,
@@ -109,8 +116,10 @@ const MIGRATIONS: &[&str] = &[
         holder      TEXT,
         ballot_id   TEXT,
         weight      BIGINT NOT NULL DEFAULT 1,
+        seq         BIGINT,
         PRIMARY KEY (session_id, member_id)
     );
+    CREATE INDEX secret_voted_seq ON secret_voted(session_id, seq);
     CREATE TABLE secret_ballots (
         slot        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         session_id  TEXT NOT NULL REFERENCES sessions(id),

@@ -14,8 +14,8 @@ use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
 use crate::core::session::{Deadline, SessionKind, SessionMeta};
 use crate::core::store::{
-    BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError, Txn,
-    Voted, Write,
+    BallotRecord, Changes, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
+    Txn, Voted, Write,
 };
 use crate::core::tally::Scale;
 use crate::store::columns;
@@ -89,6 +89,7 @@ impl Store for PostgresStore {
             client: Some(client),
             logs: Vec::new(),
             roll_bumped: false,
+            locked: Vec::new(),
         }))
     }
 
@@ -128,6 +129,9 @@ struct PgTxn<'a> {
     logs: Vec<(Uuid, i64)>,
     /// The roll's version was moved on by this transaction.
     roll_bumped: bool,
+    /// The sessions locked, with their `seq` then: the rows this batch
+    /// writes for them are marked `seq + 1`.
+    locked: Vec<(Uuid, i64)>,
 }
 
 impl Drop for PgTxn<'_> {
@@ -160,6 +164,16 @@ impl PgTxn<'_> {
             let stmt = c.prepare_cached(sql).await?;
             Ok(c.execute(&stmt, params).await?)
         })
+    }
+
+    /// The mark of the rows this batch writes for `session`: its `seq`
+    /// when locked, plus one (higher than any `seq` a hub could have seen
+    /// before this batch).
+    fn marker(&self, session: Uuid) -> Option<i64> {
+        self.locked
+            .iter()
+            .find(|(s, _)| *s == session)
+            .map(|(_, seq)| seq + 1)
     }
 
     /// The row id of entry `index` of `session`'s log.
@@ -256,11 +270,22 @@ impl Txn for PgTxn<'_> {
                 .await?;
             Ok(c.query(&stmt, &[&ids]).await?)
         })?;
-        let seqs = rows
+        let seqs: Vec<(Uuid, u64)> = rows
             .iter()
             .map(|r| Ok((columns::uuid_from(&r.text(0)?)?, r.int(1)?.max(0) as u64)))
             .collect::<Result<_, StoreError>>()?;
+        self.locked = seqs.iter().map(|(id, seq)| (*id, *seq as i64)).collect();
         Ok(Locked::Seqs(seqs))
+    }
+
+    fn changes(
+        &mut self,
+        id: Uuid,
+        seq: u64,
+        logged: Option<u64>,
+    ) -> Result<Option<Changes>, StoreError> {
+        let since = i64::try_from(seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
+        self.run(async |c| read::changes(c, id, since, logged).await)
     }
 
     fn seqs(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
@@ -401,14 +426,16 @@ impl Txn for PgTxn<'_> {
             Write::Ballot { session, record } => {
                 let c = columns::ballot(&record.ballot);
                 let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
+                let marker = self.marker(*session);
                 self.exec(
                     "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at,
-                        weight, groups, holder)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                        weight, groups, holder, seq)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (session_id, voter) DO UPDATE
                      SET choice = excluded.choice, grade = excluded.grade, options = excluded.options,
                          marks = excluded.marks, cast_at = excluded.cast_at,
-                         weight = excluded.weight, groups = excluded.groups, holder = excluded.holder",
+                         weight = excluded.weight, groups = excluded.groups, holder = excluded.holder,
+                         seq = excluded.seq",
                     &[
                         &session.to_string(),
                         &record.voter,
@@ -420,6 +447,7 @@ impl Txn for PgTxn<'_> {
                         &columns::weight(record.weight)?,
                         &groups,
                         &record.holder,
+                        &marker,
                     ],
                 )?;
             }
@@ -441,7 +469,7 @@ impl Txn for PgTxn<'_> {
                     i64::try_from(state.seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
                 self.exec(
                     "UPDATE sessions SET status = $2, position = $3, opened_at = $4, closes_at = $5,
-                        closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10
+                        closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10, tally = $11
                      WHERE id = $1",
                     &[
                         &session.to_string(),
@@ -454,6 +482,7 @@ impl Txn for PgTxn<'_> {
                         &elected,
                         &tied,
                         &seq,
+                        &columns::tally(&state.tally)?,
                     ],
                 )?;
                 // Every node hears of it once this commits, and not before
@@ -499,15 +528,17 @@ impl Txn for PgTxn<'_> {
                 weight,
                 voted,
             } => {
+                let marker = self.marker(*session);
                 self.exec(
-                    "INSERT INTO secret_voted (session_id, member_id, holder, weight, ballot_id)
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO secret_voted (session_id, member_id, holder, weight, ballot_id, seq)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                     &[
                         &session.to_string(),
                         member,
                         holder,
                         &columns::weight(*weight)?,
                         &voted.ballot_id,
+                        &marker,
                     ],
                 )?;
             }
