@@ -170,6 +170,10 @@ pub(crate) struct Core {
     pub limits: Limits,
 }
 
+/// What a batch read of a session another hub changed: the log's new
+/// leaves, its newest head, and who voted since.
+pub(crate) type CaughtUp = (Uuid, Vec<Hash>, Option<SignedHead>, Vec<String>);
+
 /// The roll as it was: members, who is present, check-ins, meetings.
 pub(crate) type RollBefore = (Roll, HashSet<String>, HashMap<String, bool>, Vec<Meeting>);
 
@@ -220,7 +224,7 @@ pub(crate) struct Batch {
     pub listed: bool,
     /// Sessions another hub changed, read in part: the log's new leaves,
     /// its newest head, and who voted since.
-    pub caught_up: Vec<(Uuid, Vec<Hash>, Option<SignedHead>, Vec<String>)>,
+    pub caught_up: Vec<CaughtUp>,
     /// The roll, presence, check-ins and meetings before another hub's
     /// changes to them were read in this batch.
     pub roll_before: Option<Box<RollBefore>>,
