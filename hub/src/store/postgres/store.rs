@@ -90,6 +90,7 @@ impl Store for PostgresStore {
             logs: Vec::new(),
             roll_bumped: false,
             locked: Vec::new(),
+            pending: Vec::new(),
         }))
     }
 
@@ -132,6 +133,42 @@ struct PgTxn<'a> {
     /// The sessions locked, with their `seq` then: the rows this batch
     /// writes for them are marked `seq + 1`.
     locked: Vec<(Uuid, i64)>,
+    /// Writes sent together, in order, before the next read or the commit:
+    /// a ballot's rows ride with the next ballot's read instead of costing
+    /// a round trip each.
+    pending: Vec<(&'static str, Vec<Cell>)>,
+}
+
+/// A value of a queued write, owned until it is sent.
+#[derive(Debug)]
+enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Cell {
+    fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(Some(s.into()))
+    }
+}
+
+impl ToSql for Cell {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Cell::Text(v) => v.to_sql(ty, out),
+            Cell::Int(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <Option<String> as ToSql>::accepts(ty) || <Option<i64> as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl Drop for PgTxn<'_> {
@@ -151,18 +188,52 @@ impl PgTxn<'_> {
             .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))
     }
 
+    /// Runs `f` on the transaction's connection, after the queued writes
+    /// (a read sees them).
     fn run<T>(
-        &self,
+        &mut self,
         f: impl AsyncFnOnce(&Object) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.flush()?;
         let c = self.client()?;
         self.rt.block_on(f(c))
     }
 
-    fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         self.run(async |c| {
             let stmt = c.prepare_cached(sql).await?;
             Ok(c.execute(&stmt, params).await?)
+        })
+    }
+
+    fn queue(&mut self, sql: &'static str, cells: Vec<Cell>) {
+        self.pending.push((sql, cells));
+    }
+
+    /// Sends the queued writes at once (the connection pipelines them, in
+    /// order) and waits for all their answers: any error fails the batch.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let c = self.client()?;
+        self.rt.block_on(async {
+            // Prepared first (cached: no round trip), so that the writes
+            // leave in the order they were queued.
+            let mut statements = Vec::with_capacity(pending.len());
+            for (sql, _) in &pending {
+                statements.push(c.prepare_cached(sql).await?);
+            }
+            let writes = pending.iter().zip(&statements).map(|((_, cells), stmt)| {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+                async move { c.execute(stmt, &params).await }
+            });
+            for done in futures_util::future::join_all(writes).await {
+                done?;
+            }
+            Ok(())
         })
     }
 
@@ -197,7 +268,7 @@ impl PgTxn<'_> {
             .ok_or_else(|| StoreError::Inconsistent(format!("log index {index} beyond 2^32")))
     }
 
-    fn write_session(&self, m: &SessionMeta) -> Result<(), StoreError> {
+    fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
         let (scale, options, seats, method, min, max) = match &m.kind {
             SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
             SessionKind::Election(e) => (
@@ -427,7 +498,8 @@ impl Txn for PgTxn<'_> {
                 let c = columns::ballot(&record.ballot);
                 let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
                 let marker = self.marker(*session);
-                self.exec(
+                let weight = columns::weight(record.weight)?;
+                self.queue(
                     "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at,
                         weight, groups, holder, seq)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -436,20 +508,20 @@ impl Txn for PgTxn<'_> {
                          marks = excluded.marks, cast_at = excluded.cast_at,
                          weight = excluded.weight, groups = excluded.groups, holder = excluded.holder,
                          seq = excluded.seq",
-                    &[
-                        &session.to_string(),
-                        &record.voter,
-                        &c.choice,
-                        &c.grade,
-                        &c.options,
-                        &c.marks,
-                        &record.cast_at.to_rfc3339(),
-                        &columns::weight(record.weight)?,
-                        &groups,
-                        &record.holder,
-                        &marker,
+                    vec![
+                        Cell::text(session.to_string()),
+                        Cell::text(record.voter.clone()),
+                        Cell::Text(c.choice.map(str::to_owned)),
+                        Cell::Int(c.grade),
+                        Cell::Text(c.options),
+                        Cell::Text(c.marks),
+                        Cell::text(record.cast_at.to_rfc3339()),
+                        Cell::Int(Some(weight)),
+                        Cell::Text(groups),
+                        Cell::Text(record.holder.clone()),
+                        Cell::Int(marker),
                     ],
-                )?;
+                );
             }
             Write::Answer {
                 session,
@@ -457,41 +529,49 @@ impl Txn for PgTxn<'_> {
                 ballot_id,
                 answer,
             } => {
-                self.exec(
+                self.queue(
                     "INSERT INTO answers (session_id, voter, ballot_id, answer) VALUES ($1, $2, $3, $4)",
-                    &[&session.to_string(), voter, ballot_id, answer],
-                )?;
+                    vec![
+                        Cell::text(session.to_string()),
+                        Cell::text(voter.clone()),
+                        Cell::text(ballot_id.clone()),
+                        Cell::text(answer.clone()),
+                    ],
+                );
             }
             Write::State { session, state } => {
                 let elected = Some(columns::ids(&state.elected.elected)).filter(|s| !s.is_empty());
                 let tied = Some(columns::ids(&state.elected.tied)).filter(|s| !s.is_empty());
                 let seq =
                     i64::try_from(state.seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
-                self.exec(
+                self.queue(
                     "UPDATE sessions SET status = $2, position = $3, opened_at = $4, closes_at = $5,
                         closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10, tally = $11
                      WHERE id = $1",
-                    &[
-                        &session.to_string(),
-                        &state.status.as_str(),
-                        &i64::from(state.position),
-                        &state.opened_at.map(Time::to_rfc3339),
-                        &state.closes_at.map(Time::to_rfc3339),
-                        &state.closed_at.map(Time::to_rfc3339),
-                        &state.result.map(|r| r.as_str()),
-                        &elected,
-                        &tied,
-                        &seq,
-                        &columns::tally(&state.tally)?,
+                    vec![
+                        Cell::text(session.to_string()),
+                        Cell::text(state.status.as_str()),
+                        Cell::Int(Some(i64::from(state.position))),
+                        Cell::Text(state.opened_at.map(Time::to_rfc3339)),
+                        Cell::Text(state.closes_at.map(Time::to_rfc3339)),
+                        Cell::Text(state.closed_at.map(Time::to_rfc3339)),
+                        Cell::Text(state.result.map(|r| r.as_str().to_owned())),
+                        Cell::Text(elected),
+                        Cell::Text(tied),
+                        Cell::Int(Some(seq)),
+                        Cell::text(columns::tally(&state.tally)?),
                     ],
-                )?;
+                );
                 // Every node hears of it once this commits, and not before
                 // (a notification sent in a transaction waits for its
                 // commit, and goes with its rollback).
-                self.exec(
+                self.queue(
                     "SELECT pg_notify($1, $2)",
-                    &[&super::CHANNEL, &format!("{session} {seq}")],
-                )?;
+                    vec![
+                        Cell::text(super::CHANNEL),
+                        Cell::text(format!("{session} {seq}")),
+                    ],
+                );
             }
             Write::Member(m) => {
                 self.exec(
@@ -561,10 +641,10 @@ impl Txn for PgTxn<'_> {
                 entry,
             } => {
                 let row = self.log_row(*session, *index)?;
-                self.exec(
+                self.queue(
                     "INSERT INTO log_entries (id, entry) VALUES ($1, $2)",
-                    &[&row, entry],
-                )?;
+                    vec![Cell::Int(Some(row)), Cell::text(entry.clone())],
+                );
             }
             Write::Head { session, head } => {
                 // Kept on the last entry it covers, written in this commit.
@@ -639,6 +719,7 @@ impl Txn for PgTxn<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush()?;
         let client = self
             .client
             .take()
