@@ -85,7 +85,7 @@ struct Args {
     scenario: Scenario,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum Scenario {
     /// N subscribers, ballots at a rate: latency to every screen.
     Fanout {
@@ -96,6 +96,17 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 1000)]
         ballots: u64,
+        /// Several generator processes, for more screens than one process
+        /// may hold sockets: the session they all follow (made beforehand)…
+        #[arg(long, requires = "start_at")]
+        session: Option<String>,
+        /// … when ballot 1 is sent, in milliseconds since the Unix epoch
+        /// (ballot k at start + (k-1)/rate: latency counts from there)…
+        #[arg(long, requires = "session")]
+        start_at: Option<u64>,
+        /// … and whether this process only watches (another one sends).
+        #[arg(long, requires = "session")]
+        watch: bool,
     },
     /// N subscribers held idle: server memory per connection.
     Idle {
@@ -248,9 +259,19 @@ async fn run(args: Args) -> Result<Outcome, String> {
                 subscribers,
                 rate,
                 ballots,
-            } => scenarios::fanout(&run, subscribers, rate, ballots)
-                .await
-                .map(Outcome::Capacity),
+                session,
+                start_at,
+                watch,
+            } => {
+                let shared = session.zip(start_at).map(|(session, start_at)| scenarios::Shared {
+                    session,
+                    start_at,
+                    watch,
+                });
+                scenarios::fanout(&run, subscribers, rate, ballots, shared)
+                    .await
+                    .map(Outcome::Capacity)
+            }
             Scenario::Idle { subscribers, hold } => scenarios::idle(&run, subscribers, hold)
                 .await
                 .map(Outcome::Capacity),

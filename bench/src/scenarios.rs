@@ -47,11 +47,22 @@ impl Run {
 /// N subscribers; ballots sent at a fixed rate; the latency from sending
 /// ballot k to each subscriber seeing `votes_total >= k`, and every
 /// subscriber must end on the exact final tally.
+/// A fan-out measured by several generator processes together: they follow
+/// one session, and ballot k is sent at `start_at + (k-1)/rate` by the one
+/// that does not only watch.
+pub struct Shared {
+    pub session: String,
+    /// Milliseconds since the Unix epoch.
+    pub start_at: u64,
+    pub watch: bool,
+}
+
 pub async fn fanout(
     run: &Run,
     subscribers: usize,
     rate: f64,
     ballots: u64,
+    shared: Option<Shared>,
 ) -> Result<Report, String> {
     if !(rate > 0.0 && rate <= 100_000.0) {
         return Err("the rate is between 0 and 100000 ballots/s".into());
@@ -60,7 +71,10 @@ pub async fn fanout(
     report.subscribers = subscribers;
     report.ballots = ballots;
     report.rate = Some(rate);
-    let session = run.api.create_session("bench fanout").await?;
+    let session = match &shared {
+        Some(shared) => shared.session.clone(),
+        None => run.api.create_session("bench fanout").await?,
+    };
     let stats = Arc::new(Stats::new(
         ballots,
         subscribers,
@@ -70,9 +84,40 @@ pub async fn fanout(
     let readers = subscriber::open(&run.nodes, &session, subscribers, run.rcvbuf, &stats).await?;
     // Let the initial tallies settle before the clock starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = match &shared {
+        // The instant the shared start is, on this process's clock.
+        Some(shared) => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_millis() as u64;
+            let wait = Duration::from_millis(shared.start_at.saturating_sub(now_ms));
+            if wait.is_zero() {
+                return Err("--start-at passed before the subscribers were open".into());
+            }
+            Instant::now() + wait
+        }
+        None => Instant::now(),
+    };
+    tokio::time::sleep_until(t0.into()).await;
     let cpu0 = run.cpu_s();
     stats.counting.store(true, Ordering::Relaxed);
-    let t0 = Instant::now();
+    if shared.as_ref().is_some_and(|s| s.watch) {
+        // Another process sends: each ballot's latency counts from when it
+        // is due.
+        let period = Duration::from_secs_f64(1.0 / rate);
+        for (k, sent) in stats.sent.iter().enumerate() {
+            let due = (t0 + period.mul_f64(k as f64)).saturating_duration_since(stats.start);
+            sent.store(due.as_nanos().max(1) as u64, Ordering::Relaxed);
+        }
+        report.exact = stats.converge(ballots, run.deadline).await;
+        report.duration_s = t0.elapsed().as_secs_f64();
+        report.delivered_messages = Some(stats.delivered.load(Ordering::Relaxed));
+        report.latency_ms = stats.latency();
+        report.errors = stats.errors();
+        readers.stop().await;
+        return Ok(report);
+    }
     let bar = progress(ballots, "ballots");
     // The sender gets a thread and a runtime of its own: on a load
     // generator busy reading thousands of sockets, its requests and their
