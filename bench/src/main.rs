@@ -263,11 +263,13 @@ async fn run(args: Args) -> Result<Outcome, String> {
                 start_at,
                 watch,
             } => {
-                let shared = session.zip(start_at).map(|(session, start_at)| scenarios::Shared {
-                    session,
-                    start_at,
-                    watch,
-                });
+                let shared = session
+                    .zip(start_at)
+                    .map(|(session, start_at)| scenarios::Shared {
+                        session,
+                        start_at,
+                        watch,
+                    });
                 scenarios::fanout(&run, subscribers, rate, ballots, shared)
                     .await
                     .map(Outcome::Capacity)

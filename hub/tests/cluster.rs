@@ -277,11 +277,12 @@ async fn a_close_racing_ballots_on_other_nodes_keeps_exactly_the_acknowledged() 
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    let mut acknowledged = 0u64;
+                    let mut acknowledged = Vec::new();
                     for i in 0..2 {
-                        let (status, answer) = api.vote(&id, &format!("r{n}-{i}"), "for").await;
+                        let voter = format!("r{n}-{i}");
+                        let (status, answer) = api.vote(&id, &voter, "for").await;
                         match status {
-                            200 => acknowledged += 1,
+                            200 => acknowledged.push(voter),
                             409 => {}
                             other => panic!("{other}: {answer}"),
                         }
@@ -292,10 +293,18 @@ async fn a_close_racing_ballots_on_other_nodes_keeps_exactly_the_acknowledged() 
             .collect();
         let (status, closed) = close.await.expect("close");
         assert_eq!(status, 200, "{closed}");
-        let mut acknowledged = 0;
+        let mut voters = Vec::new();
         for b in ballots {
-            acknowledged += b.await.expect("ballots");
+            voters.extend(b.await.expect("ballots"));
         }
+        let acknowledged = voters.len() as u64;
+        // The very ballots acknowledged, not only as many.
+        let mut kept: Vec<String> = common::csv_ballots(&apis[0].csv(&id).await)
+            .into_keys()
+            .collect();
+        kept.sort();
+        voters.sort();
+        assert_eq!(kept, voters, "round {round}");
         if acknowledged < 4 {
             refused_some += 1;
         }
@@ -724,4 +733,61 @@ async fn a_quorum_of_those_present_counts_check_ins_by_ballots_on_other_nodes() 
         .await;
     assert_eq!(status, 200, "{closed}");
     assert_eq!(closed["result"], "adopted", "{closed}");
+}
+
+#[tokio::test]
+async fn a_draft_deleted_on_one_node_is_gone_from_the_others_and_places_follow() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let a = HubProcess::start_with(dirs[0].path(), &["--store", &url], "info");
+    let b = HubProcess::start_with(dirs[1].path(), &["--store", &url], "info");
+    let (api_a, api_b) = (a.api(), b.api());
+    let first = api_a.create_titled("First").await;
+    let draft = api_a
+        .create(json!({"title": "Draft", "status": "draft"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let last = api_a.create_titled("Last").await;
+    // B takes ballots in the first and last votes: it knows them all.
+    assert_eq!(api_b.vote(&first, "v1", "for").await.0, 200);
+    assert_eq!(api_b.vote(&last, "v1", "against").await.0, 200);
+    let (status, _) = api_a
+        .send(
+            "DELETE",
+            &format!("/api/sessions/{draft}"),
+            None,
+            Some(common::TOKEN),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    // B hears of it: the draft leaves its agenda, the last vote moves up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, agenda) = api_b.get("/api/sessions").await;
+        let items = agenda.as_array().cloned().unwrap_or_default();
+        let gone = !items.iter().any(|s| s["id"] == draft.as_str());
+        let moved = items
+            .iter()
+            .any(|s| s["id"] == last.as_str() && s["position"] == 2);
+        if gone && moved {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still shows: {agenda}"
+        );
+        tokio::task::yield_now().await;
+    }
+    // A ballot there is refused on B as on A; the other votes keep their
+    // ballots whichever node is asked.
+    assert_eq!(api_b.vote(&draft, "v2", "for").await.0, 404);
+    for api in [&api_a, &api_b] {
+        assert_eq!(api.session(&first).await["tally"]["for"], 1);
+        assert_eq!(api.session(&last).await["tally"]["against"], 1);
+    }
 }

@@ -286,7 +286,9 @@ pub trait Txn {
     /// Where the roll, attendance and meetings stand in the store: a
     /// number that grows with every change to them, whatever hub made it.
     /// `None`: this process is the store's only writer.
-    fn roll_version(&mut self) -> Result<Option<u64>, StoreError> {
+    /// `exclusive`: held until the commit against other writers of the
+    /// roll (else shared: against them only).
+    fn roll_version(&mut self, _exclusive: bool) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
     /// The roll, the meetings and the current meeting's attendance, read

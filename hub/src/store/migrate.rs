@@ -195,14 +195,19 @@ pub fn sqlite_to_postgres(dir: &std::path::Path, url: &str) -> Result<Migrated, 
         let pool = postgres::connect(url).await?;
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        let sessions: i64 = tx
-            .query_one("SELECT count(*) FROM sessions", &[])
+        // Empty: no node has started on it either (a node makes a meeting,
+        // a token and a key, which a copy must not replace under it).
+        let rows: i64 = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM voters)
+                      + (SELECT count(*) FROM meetings) + (SELECT count(*) FROM settings)",
+                &[],
+            )
             .await?
             .try_get(0)?;
-        let voters: i64 = tx.query_one("SELECT count(*) FROM voters", &[]).await?.try_get(0)?;
-        if sessions + voters > 0 {
+        if rows > 0 {
             return Err(StoreError::Inconsistent(format!(
-                "{} is not empty ({sessions} sessions, {voters} members): votehub migrate copies into an empty database only",
+                "{} is not empty ({rows} rows of sessions, members, meetings or settings): votehub migrate copies into an empty database only, before any node starts on it",
                 postgres::url_without_password(url)
             )));
         }

@@ -60,14 +60,18 @@ impl Core {
     /// Reads again, inside the batch's transaction and under its locks,
     /// the sessions another hub changed since this one last saw them (their
     /// stored `seq` is not the one in memory, or this hub never saw them).
+    /// `told`: another hub said these changed (a notification): read even
+    /// at the same `seq`, for what moves without one (a place on the
+    /// agenda).
     pub fn refresh(
         &mut self,
         seqs: Vec<(Uuid, u64)>,
         txn: &mut dyn Txn,
         batch: &mut Batch,
+        told: bool,
     ) -> Result<(), StoreError> {
         for (id, seq) in seqs {
-            if self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
+            if !told && self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
                 continue;
             }
             if self.catch_up(id, txn, batch)? {
@@ -108,6 +112,32 @@ impl Core {
             batch.reloaded.push((id, view, voted));
         }
         Ok(())
+    }
+
+    /// Sessions asked for that the store no longer has (a draft another hub
+    /// deleted): gone from memory too, and from readers once published.
+    pub fn forget_missing(&mut self, asked: &[Uuid], found: &[(Uuid, u64)], batch: &mut Batch) {
+        let gone: Vec<Uuid> = if asked.is_empty() {
+            self.sessions
+                .keys()
+                .filter(|id| !found.iter().any(|(f, _)| f == *id))
+                .copied()
+                .collect()
+        } else {
+            asked
+                .iter()
+                .filter(|id| self.sessions.contains_key(id) && !found.iter().any(|(f, _)| f == *id))
+                .copied()
+                .collect()
+        };
+        for id in gone {
+            if let Some(session) = self.sessions.remove(&id) {
+                batch.before.push((id, Some((session.meta, session.state))));
+                batch.log_before.push((id, self.logs.remove(&id)));
+                batch.deleted.push(id);
+                batch.listed = true;
+            }
+        }
     }
 
     /// Reads only what another hub changed in session `id` since this one
@@ -234,14 +264,19 @@ impl Core {
     /// Reads again, inside the batch's transaction, the roll, attendance
     /// and meetings when another hub changed them (the store's roll
     /// version is not the one this hub last saw).
+    /// `exclusive`: the batch changes the roll, and holds its version
+    /// until it commits (others that only read it wait for that, not for
+    /// each other).
     pub fn catch_up_roll(
         &mut self,
         txn: &mut dyn Txn,
         batch: &mut Batch,
+        exclusive: bool,
     ) -> Result<(), StoreError> {
-        let Some(version) = txn.roll_version()? else {
+        let Some(version) = txn.roll_version(exclusive)? else {
             return Ok(());
         };
+        batch.roll_version = Some(version);
         if self.roll_seen == Some(version) {
             return Ok(());
         }
@@ -270,8 +305,11 @@ impl Core {
             || !batch.presence.is_empty()
             || !batch.checked.is_empty()
             || batch.meetings.is_some();
-        if changed && self.roll_seen.is_some() {
-            self.roll_seen = txn.roll_version()?;
+        if changed && let Some(before) = batch.roll_version {
+            // Held since the batch began: the one change since is its own.
+            // Anything else means another hub's change to read again.
+            let after = txn.roll_version(true)?;
+            self.roll_seen = after.filter(|a| *a == before + 1);
         }
         Ok(())
     }

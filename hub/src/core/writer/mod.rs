@@ -46,6 +46,10 @@ use crate::core::tally::BallotInput;
 /// this much of waking (timers do not count the time asleep).
 const CLOCK_LOOK: Duration = Duration::from_secs(1);
 
+/// How soon the writer looks again at a deadline that this machine's clock
+/// says has passed and the store's clock does not yet.
+const SKEWED_LOOK: Duration = Duration::from_millis(100);
+
 pub(crate) enum Command {
     Create(SessionSpec, Reply<(Uuid, Vec<String>)>),
     Import(Vec<(usize, SessionSpec)>, Reply<Vec<Uuid>>),
@@ -101,6 +105,26 @@ impl Command {
             | Command::Extend(id, ..) => Some(*id),
             _ => None,
         }
+    }
+
+    /// Whether the command changes the roll, attendance or meetings: its
+    /// batch holds the roll's version until it commits.
+    fn changes_roll(&self) -> bool {
+        matches!(
+            self,
+            Command::Register(..)
+                | Command::EditMember(..)
+                | Command::Reissue(..)
+                | Command::GiveProxy(..)
+                | Command::RevokeProxy(..)
+                | Command::SetPresence(..)
+                | Command::StartMeeting(..)
+        )
+    }
+
+    /// Whether the command moves other sessions' places on the agenda.
+    fn moves_agenda(&self) -> bool {
+        matches!(self, Command::Reorder(..) | Command::Delete(..))
     }
 
     /// Answers the command with `e` (a batch that could not be recorded).
@@ -225,6 +249,9 @@ pub(crate) struct Batch {
     /// Sessions another hub changed, read in part: the log's new leaves,
     /// its newest head, and who voted since.
     pub caught_up: Vec<CaughtUp>,
+    /// The roll's version in the store when the batch began (a shared
+    /// store's).
+    pub roll_version: Option<u64>,
     /// The roll, presence, check-ins and meetings before another hub's
     /// changes to them were read in this batch.
     pub roll_before: Option<Box<RollBefore>>,
@@ -332,10 +359,15 @@ impl Writer {
                         // A deadline may be due: a batch of no commands
                         // closes it.
                         Err(_) => {
-                            backoff = if self.batch(Vec::new()) {
-                                Duration::ZERO
-                            } else {
+                            backoff = if !self.batch(Vec::new()) {
                                 CLOCK_LOOK
+                            } else if !self.core.due_candidates(Time::now()).is_empty() {
+                                // Due by this machine's clock, not yet by
+                                // the store's (a cluster's database): look
+                                // again shortly rather than spin.
+                                SKEWED_LOOK
+                            } else {
+                                Duration::ZERO
                             };
                             continue;
                         }
@@ -404,14 +436,24 @@ impl Writer {
             roll_len: self.core.roll.len(),
             ..Batch::default()
         };
-        {
-            let mut txn = self.store.begin()?;
-            self.core.catch_up_roll(&mut *txn, &mut batch)?;
+        let read = self.store.begin().and_then(|mut txn| {
+            self.core.catch_up_roll(&mut *txn, &mut batch, false)?;
             if let Locked::Seqs(seqs) = txn.seqs(ids)? {
-                self.core.refresh(seqs, &mut *txn, &mut batch)?;
+                self.core.forget_missing(ids, &seqs, &mut batch);
+                self.core.refresh(seqs, &mut *txn, &mut batch, true)?;
             }
+            Ok(())
+        });
+        if let Err(e) = read {
+            // Memory goes back to what readers see; the next follow reads
+            // it again.
+            self.core.undo(&batch);
+            return Err(e.into());
         }
-        if !batch.reloaded.is_empty() || !batch.caught_up.is_empty() || batch.roll_before.is_some()
+        if !batch.reloaded.is_empty()
+            || !batch.caught_up.is_empty()
+            || !batch.deleted.is_empty()
+            || batch.roll_before.is_some()
         {
             // New sessions from another hub change the agenda's list.
             batch.listed |= batch.before.iter().any(|(_, before)| before.is_none());
@@ -440,8 +482,8 @@ impl Writer {
     /// closing the timed votes whose deadline has passed. False when the
     /// store failed.
     fn batch(&mut self, commands: Vec<Command>) -> bool {
-        let due = self.core.due_candidates(Time::now());
-        if commands.is_empty() && due.is_empty() {
+        // A first look, by this machine's clock: anything to do?
+        if commands.is_empty() && self.core.due_candidates(Time::now()).is_empty() {
             return true;
         }
         let mut batch = Batch {
@@ -455,17 +497,32 @@ impl Writer {
                 return false;
             }
         };
-        let mut locked: Vec<Uuid> = commands.iter().filter_map(Command::session).collect();
-        locked.extend(&due);
-        locked.sort_unstable();
-        locked.dedup();
+        let changes_roll = commands.iter().any(Command::changes_roll);
         let prepared = txn.now().and_then(|now| {
             batch.now = Some(now);
+            // The store's clock decides which votes are due.
+            let due = self.core.due_candidates(now);
+            // Every session whose state the batch may write is locked (and
+            // read again if another hub changed it): the ones commands
+            // name, the ones due, and for a reorder or a deletion, the
+            // current meeting's, whose places move.
+            let mut locked: Vec<Uuid> = commands.iter().filter_map(Command::session).collect();
+            if commands.iter().any(Command::moves_agenda) {
+                locked.extend(self.core.meeting_sessions());
+            }
+            // A roll change is logged in every open vote on the roll.
+            if changes_roll {
+                locked.extend(self.core.open_roll_sessions());
+            }
+            locked.extend(&due);
+            locked.sort_unstable();
+            locked.dedup();
             match txn.lock_sessions(&locked)? {
                 Locked::Current => {}
-                Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch)?,
+                Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch, false)?,
             }
-            self.core.catch_up_roll(&mut *txn, &mut batch)?;
+            self.core
+                .catch_up_roll(&mut *txn, &mut batch, changes_roll)?;
             self.core.close_due(&due, &mut *txn, &mut batch)
         });
         if let Err(e) = prepared {

@@ -406,11 +406,34 @@ impl Core {
             .sessions
             .get(&id)
             .is_some_and(|s| s.meta.rule.quorum_present.is_some());
-        if counts_presence && txn.roll_version()?.is_some() {
+        if counts_presence && txn.roll_version(false)?.is_some() {
             self.roll_seen = None;
-            self.catch_up_roll(txn, batch)?;
+            self.catch_up_roll(txn, batch, false)?;
         }
         Ok(())
+    }
+
+    /// The sessions of the current meeting (a reorder or a deletion moves
+    /// their places).
+    pub fn meeting_sessions(&self) -> Vec<Uuid> {
+        let meeting = self.current_meeting();
+        self.sessions
+            .values()
+            .filter(|s| s.meta.meeting == meeting)
+            .map(|s| s.meta.id)
+            .collect()
+    }
+
+    /// The open votes on the roll (a roll change is logged in each).
+    pub fn open_roll_sessions(&self) -> Vec<Uuid> {
+        self.sessions
+            .values()
+            .filter(|s| {
+                s.state.status == Status::Open
+                    && s.meta.electorate == crate::core::session::Electorate::Roll
+            })
+            .map(|s| s.meta.id)
+            .collect()
     }
 
     /// The open timed votes whose deadline has passed, by what this

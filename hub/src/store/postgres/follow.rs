@@ -20,9 +20,8 @@ use super::{CHANNEL, url_without_password};
 use crate::core::Hub;
 
 /// How long a node waits before listening again after losing the
-/// database, and at most for a connection.
+/// database.
 const RETRY: Duration = Duration::from_millis(500);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Notifications waiting to be read at most; more are merged (one read of
 /// every session), never queued without bound.
 const PENDING: usize = 4096;
@@ -36,7 +35,7 @@ pub async fn follow(url: String, hub: Hub, shutdown: CancellationToken) {
             return;
         }
     };
-    config.connect_timeout(CONNECT_TIMEOUT);
+    super::bound(&mut config);
     config.application_name("votehub-follow");
     loop {
         tokio::select! {
@@ -63,6 +62,10 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?;
     let (tx, mut rx) = mpsc::channel::<Option<(Uuid, u64)>>(PENDING);
+    // Set when a notification found the queue full: everything is read
+    // again once the queue is drained.
+    let overflow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let overflowed = overflow.clone();
     // The connection's messages: notifications go to the loop below; its
     // end ends the loop.
     let driver = tokio::spawn(async move {
@@ -76,7 +79,7 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
                         .and_then(|(id, seq)| Some((Uuid::parse_str(id).ok()?, seq.parse().ok()?)));
                     // A full queue: read everything once instead.
                     if tx.try_send(parsed).is_err() {
-                        let _ = tx.try_send(None);
+                        overflowed.store(true, std::sync::atomic::Ordering::Release);
                     }
                 }
                 Ok(_) => {}
@@ -106,6 +109,7 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
                     None => all = true,
                 }
             }
+            all |= overflow.swap(false, std::sync::atomic::Ordering::AcqRel);
             let ids = if all {
                 Vec::new()
             } else {

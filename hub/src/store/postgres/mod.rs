@@ -24,8 +24,15 @@ pub use store::PostgresStore;
 pub const CHANNEL: &str = "votehub";
 
 impl From<tokio_postgres::Error> for StoreError {
+    /// The database's own words for its error, but never their detail:
+    /// PostgreSQL's detail may quote a row ("Failing row contains …"),
+    /// and a row may hold a voting code or a secret ballot.
     fn from(e: tokio_postgres::Error) -> StoreError {
-        StoreError::Database(Box::new(e))
+        let said = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        StoreError::Database(said.into())
     }
 }
 
@@ -42,6 +49,16 @@ pub const POOL_SIZE: usize = 8;
 
 /// How long a node waits at most for a connection to the database.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection's own bounds: connecting, and a database cut off without
+/// a word (no reset, no answer), noticed within half a minute.
+pub(crate) fn bound(config: &mut tokio_postgres::Config) {
+    config.connect_timeout(TIMEOUT);
+    config.keepalives_idle(std::time::Duration::from_secs(10));
+    config.keepalives_interval(std::time::Duration::from_secs(5));
+    config.keepalives_retries(3);
+    config.tcp_user_timeout(std::time::Duration::from_secs(30));
+}
 
 /// A pool of connections to the database at `url`, whose schema is
 /// brought up to date (by this node, or one started at the same moment).
@@ -60,9 +77,7 @@ pub async fn connect(url: &str) -> Result<Pool, StoreError> {
          -c idle_in_transaction_session_timeout=30s",
     );
     config.application_name("votehub");
-    config.connect_timeout(TIMEOUT);
-    // A database cut off without a word is noticed within a minute.
-    config.keepalives_idle(std::time::Duration::from_secs(30));
+    bound(&mut config);
     let manager = Manager::from_config(
         config,
         tokio_postgres::NoTls,

@@ -111,7 +111,8 @@ pub async fn changes(
     let voted = c
         .query(
             "SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2
-             UNION SELECT member_id FROM secret_voted WHERE session_id = $1 AND seq > $2",
+             UNION SELECT member_id FROM secret_voted WHERE session_id = $1
+                AND (seq > $2 OR seq IS NULL)",
             &[&key, &since],
         )
         .await?

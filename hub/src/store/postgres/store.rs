@@ -91,6 +91,7 @@ impl Store for PostgresStore {
             roll_bumped: false,
             locked: Vec::new(),
             pending: Vec::new(),
+            created: Vec::new(),
         }))
     }
 
@@ -115,9 +116,19 @@ impl Store for PostgresStore {
     /// its segments: docs/CLUSTER.md).
     fn scrub(&mut self) -> Result<bool, StoreError> {
         let c = self.client()?;
-        self.rt
-            .block_on(c.batch_execute("VACUUM FULL secret_ballots, secret_voted"))?;
-        Ok(true)
+        // Not waiting on the tables' readers: if they are busy, the writer
+        // tries again after its next commits.
+        let done = self.rt.block_on(c.batch_execute(
+            "SET lock_timeout = '500ms'; VACUUM FULL secret_ballots, secret_voted; RESET lock_timeout",
+        ));
+        match done {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                let _ = self.rt.block_on(c.batch_execute("RESET lock_timeout"));
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -137,6 +148,8 @@ struct PgTxn<'a> {
     /// a ballot's rows ride with the next ballot's read instead of costing
     /// a round trip each.
     pending: Vec<(&'static str, Vec<Cell>)>,
+    /// Sessions this transaction made (or edited, as drafts, locked).
+    created: Vec<Uuid>,
 }
 
 /// A value of a queued write, owned until it is sent.
@@ -269,6 +282,7 @@ impl PgTxn<'_> {
     }
 
     fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
+        self.created.push(m.id);
         let (scale, options, seats, method, min, max) = match &m.kind {
             SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
             SessionKind::Election(e) => (
@@ -390,9 +404,17 @@ impl Txn for PgTxn<'_> {
         Ok(Time::from_millis(ms))
     }
 
-    fn roll_version(&mut self) -> Result<Option<u64>, StoreError> {
+    fn roll_version(&mut self, exclusive: bool) -> Result<Option<u64>, StoreError> {
+        // Locked after the sessions (every batch takes them in that
+        // order): shared by batches that only read the roll, exclusive for
+        // one that changes it.
+        let sql = if exclusive {
+            "SELECT n FROM roll_version FOR UPDATE"
+        } else {
+            "SELECT n FROM roll_version FOR SHARE"
+        };
         let n: i64 = self.run(async |c| {
-            let stmt = c.prepare_cached("SELECT n FROM roll_version").await?;
+            let stmt = c.prepare_cached(sql).await?;
             Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
         })?;
         Ok(Some(n.max(0) as u64))
@@ -493,6 +515,11 @@ impl Txn for PgTxn<'_> {
                     )?;
                 }
                 self.exec("DELETE FROM sessions WHERE id = $1", &[&id])?;
+                // The others forget it once this commits.
+                self.queue(
+                    "SELECT pg_notify($1, $2)",
+                    vec![Cell::text(super::CHANNEL), Cell::text(format!("{id} 0"))],
+                );
             }
             Write::Ballot { session, record } => {
                 let c = columns::ballot(&record.ballot);
@@ -540,6 +567,15 @@ impl Txn for PgTxn<'_> {
                 );
             }
             Write::State { session, state } => {
+                // A state written from memory that this batch did not lock
+                // (and so may be older than the stored one) is refused: it
+                // would put back what another hub has moved on from.
+                if !self.locked.iter().any(|(s, _)| s == session) && !self.created.contains(session)
+                {
+                    return Err(StoreError::Inconsistent(format!(
+                        "session {session}'s state written without its lock"
+                    )));
+                }
                 let elected = Some(columns::ids(&state.elected.elected)).filter(|s| !s.is_empty());
                 let tied = Some(columns::ids(&state.elected.tied)).filter(|s| !s.is_empty());
                 let seq =
