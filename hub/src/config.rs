@@ -42,13 +42,15 @@ pub struct HubArgs {
     #[arg(long, env = "VOTEHUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Where to keep everything: `sqlite` (in the data dir) or a postgres://… URL shared by several hubs.
+    // Read as text and checked at start: clap would repeat a refused
+    // value, password and all, in its error.
     #[arg(
         long,
         env = "VOTEHUB_STORE",
         default_value = "sqlite",
         hide_env_values = true
     )]
-    pub store: StoreChoice,
+    pub store: String,
 }
 
 impl HubArgs {
@@ -63,7 +65,7 @@ impl HubArgs {
         settings.max_connections = self.max_connections;
         settings.max_proxies = self.max_proxies;
         settings.tls = tls_files(self.tls_cert, self.tls_key);
-        settings.store = self.store;
+        settings.store = self.store.parse().unwrap_or_else(StoreChoice::Unusable);
         settings
     }
 }

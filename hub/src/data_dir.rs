@@ -51,9 +51,6 @@ fn create_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// The hub's signing key, made at first start (64 hex digits, mode 0600).
-/// A damaged key file is refused, never replaced: the heads signed with it
-/// must stay checkable.
 /// A signing key from the hex of its 32-byte seed (as kept on disk, or in
 /// a cluster's database).
 pub fn key_from_hex(text: &str) -> Option<Key> {
@@ -62,6 +59,9 @@ pub fn key_from_hex(text: &str) -> Option<Key> {
     Some(Key::from_seed(&seed))
 }
 
+/// The hub's signing key, made at first start (64 hex digits, mode 0600).
+/// A damaged key file is refused, never replaced: the heads signed with it
+/// must stay checkable.
 pub fn load_or_create_key(dir: &Path) -> Result<Key, TokenError> {
     let path = dir.join(KEY_FILE);
     let io = |source| TokenError::Io {

@@ -42,6 +42,8 @@ pub enum StoreChoice {
     Sqlite,
     /// A PostgreSQL database, shared by any number of hubs.
     Postgres(String),
+    /// What was given is neither: why (the start stops with it).
+    Unusable(String),
 }
 
 impl std::str::FromStr for StoreChoice {
@@ -54,7 +56,7 @@ impl std::str::FromStr for StoreChoice {
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Ok(StoreChoice::Postgres(s.to_owned()))
         } else {
-            Err("expected `sqlite` or a postgres://… URL".into())
+            Err("--store (VOTEHUB_STORE) takes `sqlite` or a postgres://… URL".into())
         }
     }
 }
@@ -155,6 +157,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         ..Limits::default()
     };
     let (hub, admin_token, token_created) = match &settings.store {
+        StoreChoice::Unusable(why) => {
+            return Err(StartError::Store(StoreError::Inconsistent(why.clone())));
+        }
         StoreChoice::Sqlite => {
             let store = SqliteStore::open(&settings.data)?;
             let (admin_token, token_created) = match given {
@@ -212,7 +217,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             .join(data_dir::TOKEN_FILE)
             .display()
             .to_string(),
-        StoreChoice::Postgres(_) => "the database, shared by every node".into(),
+        StoreChoice::Postgres(_) | StoreChoice::Unusable(_) => {
+            "the database, shared by every node".into()
+        }
     };
     let shutdown = CancellationToken::new();
     if let StoreChoice::Postgres(url) = &settings.store {

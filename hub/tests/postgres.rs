@@ -126,3 +126,24 @@ async fn a_url_that_is_not_one_is_refused_with_its_reason() {
     assert!(text.contains("not a PostgreSQL URL"), "{text}");
     assert!(!text.contains(":pw@"), "the password stays out: {text}");
 }
+
+#[test]
+fn a_store_that_is_neither_stops_the_start_and_keeps_its_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(common::binary())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            "postgress://hub:pw-42@db/v",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--store"), "{said}");
+    assert!(!said.contains("pw-42"), "{said}");
+}

@@ -192,7 +192,24 @@ pub async fn migrate(client: &mut Client, url: &str) -> Result<(), StoreError> {
 
 /// A database URL fit for a log line or an error: its password left out.
 pub fn url_without_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    // A password in the query (`?password=…`) goes too.
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .map(|kv| {
+                    if kv.starts_with("password=") {
+                        "password=***"
+                    } else {
+                        kv
+                    }
+                })
+                .collect();
+            (base, Some(kept.join("&")))
+        }
+        None => (url, None),
+    };
+    let base = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
@@ -201,6 +218,10 @@ pub fn url_without_password(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    };
+    match query {
+        Some(query) => format!("{base}?{query}"),
+        None => base,
     }
 }
 
@@ -221,6 +242,12 @@ mod tests {
         assert_eq!(
             url_without_password("postgres:///votehub"),
             "postgres:///votehub"
+        );
+        assert_eq!(
+            url_without_password(
+                "postgres://db.lan/votehub?user=hub&password=s3cret&sslmode=require"
+            ),
+            "postgres://db.lan/votehub?user=hub&password=***&sslmode=require"
         );
     }
 }
