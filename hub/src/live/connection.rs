@@ -205,7 +205,8 @@ impl Connection {
         (request.action == Action::Subscribe
             && !id.is_nil()
             && !self.unknown.contains(&id)
-            && self.door.hub.published(id).is_none())
+            && self.door.hub.published(id).is_none()
+            && self.door.hub.may_look_up())
         .then_some(id)
     }
 

@@ -89,7 +89,7 @@ impl Hub {
                 .is_some_and(|v| v.status == Status::Closed)
         };
         let mut closed = is_closed(self);
-        if !closed && self.clustered() {
+        if !closed && self.session(session).is_some() && self.may_look_up() {
             // Closed on another node a moment ago, perhaps: asked for now
             // that it is public, it is read from the store first.
             self.follow(vec![session]).await?;

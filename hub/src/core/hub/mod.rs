@@ -192,6 +192,9 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
+/// Sessions not seen yet looked up in the store, per second at most.
+const LOOKUPS_PER_SECOND: u32 = 50;
+
 struct Inner {
     commands: mpsc::Sender<Command>,
     board: Board,
@@ -206,6 +209,10 @@ struct Inner {
     /// alone on SQLite; on PostgreSQL, while it listens to the others).
     following: std::sync::atomic::AtomicBool,
     clustered: std::sync::atomic::AtomicBool,
+    /// Reads of sessions this hub has not seen, asked for by anyone (a
+    /// subscription, an audit file): at most `LOOKUPS_PER_SECOND`, so that
+    /// made-up ids cannot keep the writer busy.
+    lookups: std::sync::Mutex<(std::time::Instant, u32)>,
     /// The audit files of the last closed sessions asked for: a closed log
     /// never changes, and at the close of a secret vote every phone fetches
     /// its file — read once through the writer, not once per phone. The
@@ -262,6 +269,7 @@ impl Hub {
                 key: public,
                 following: std::sync::atomic::AtomicBool::new(true),
                 clustered: std::sync::atomic::AtomicBool::new(false),
+                lookups: std::sync::Mutex::new((std::time::Instant::now(), 0)),
             }),
         })
     }
@@ -334,6 +342,21 @@ impl Hub {
     /// on the same store changed (every session, when `ids` is empty).
     pub async fn follow(&self, ids: Vec<Uuid>) -> Result<(), HubError> {
         self.call(|r| Command::Follow(ids, r)).await
+    }
+
+    /// May a session this hub has not seen be looked up in the store now?
+    /// On a cluster, at most `LOOKUPS_PER_SECOND` times a second.
+    pub fn may_look_up(&self) -> bool {
+        if !self.clustered() {
+            return false;
+        }
+        let mut lookups = self.inner.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if now.duration_since(lookups.0) >= std::time::Duration::from_secs(1) {
+            *lookups = (now, 0);
+        }
+        lookups.1 += 1;
+        lookups.1 <= LOOKUPS_PER_SECOND
     }
 
     /// Whether other hubs share this one's store (PostgreSQL).
