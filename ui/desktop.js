@@ -28,6 +28,17 @@ async function qr(url) {
 
 let shownUrls = '';
 async function renderStatus(status, connections) {
+  // The addresses and their QR codes are made first, so that the window
+  // says "running" only once it shows where participants go.
+  let items = null;
+  const key = status.state === 'running' ? status.join_urls.join(' ') : shownUrls;
+  if (key !== shownUrls) {
+    items = await Promise.all(status.join_urls.map(async (url) =>
+      el('figure', { class: 'join-item' },
+        el('img', { src: await qr(url), alt: '', width: '160', height: '160' }),
+        el('figcaption', { class: 'join-url', 'data-url': url, text: url }))));
+    shownUrls = key;
+  }
   const state = $('hub-state');
   state.dataset.state = status.state;
   state.textContent = status.state === 'running' ? t('hubRunning', { port: status.port })
@@ -44,14 +55,7 @@ async function renderStatus(status, connections) {
   $('connections').dataset.count = String(connections);
   $('admin-token').textContent = t('adminToken', { token: status.admin_token });
   $('data-dir').textContent = t('dataDir', { dir: status.data_dir });
-  const key = status.join_urls.join(' ');
-  if (key === shownUrls) return;
-  shownUrls = key;
-  const items = await Promise.all(status.join_urls.map(async (url) =>
-    el('figure', { class: 'join-item' },
-      el('img', { src: await qr(url), alt: '', width: '160', height: '160' }),
-      el('figcaption', { class: 'join-url', 'data-url': url, text: url }))));
-  $('join-list').replaceChildren(...items);
+  if (items) $('join-list').replaceChildren(...items);
 }
 
 $('port-form').addEventListener('submit', async (e) => {
