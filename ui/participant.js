@@ -71,12 +71,18 @@ async function clock() {
   } catch { /* offline: keep the last offset */ }
 }
 
+let refreshRetry = null;
 async function refresh() {
   let list;
   try {
-    const r = await fetch('/api/sessions', { cache: 'no-store' });
+    // Bounded like a ballot: on a lossy link a request can hang for long;
+    // one that fails is tried again shortly (one retry pending at most).
+    const r = await fetch('/api/sessions', { cache: 'no-store', signal: AbortSignal.timeout(8000) });
     list = await r.json();
-  } catch { return; }
+  } catch {
+    refreshRetry ??= setTimeout(() => { refreshRetry = null; refresh(); }, 2000);
+    return;
+  }
   // Drafts are the organisers' until they open.
   list = list.filter((m) => m.status !== 'draft');
   const seen = new Set();
