@@ -147,3 +147,70 @@ pub fn ballot_record(r: &impl Cells) -> Result<BallotRecord, StoreError> {
         holder: r.maybe(8)?,
     })
 }
+
+/// Who is present: those checked in by a moderator, and those who cast or
+/// held a ballot of the meeting unless checked out. From the check-ins and
+/// check-outs, and the members whose ballots the meeting holds.
+pub fn present(checked: &[(String, bool)], voted: Vec<String>) -> Vec<String> {
+    let explicit: std::collections::HashMap<&str, bool> =
+        checked.iter().map(|(m, p)| (m.as_str(), *p)).collect();
+    let mut present: Vec<String> = checked
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(m, _)| m.clone())
+        .collect();
+    present.extend(
+        voted
+            .into_iter()
+            .filter(|m| !explicit.contains_key(m.as_str())),
+    );
+    present
+}
+
+/// A session's settings as the `sessions` table's columns (both stores).
+pub struct SessionColumns {
+    pub kind: &'static str,
+    pub scale: &'static str,
+    pub options: Option<String>,
+    pub seats: Option<i64>,
+    pub method: Option<&'static str>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub deadline_at: Option<String>,
+    pub duration_s: Option<i64>,
+}
+
+impl SessionColumns {
+    pub fn of(m: &SessionMeta) -> Result<SessionColumns, StoreError> {
+        let (scale, options, seats, method, min, max) = match &m.kind {
+            SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
+            SessionKind::Election(e) => (
+                crate::core::tally::Scale::Choice,
+                Some(columns::names(&e.options)?),
+                Some(i64::from(e.seats)),
+                Some(e.method.as_str()),
+                Some(i64::from(e.min)),
+                Some(i64::from(e.max)),
+            ),
+        };
+        let (deadline_at, duration_s) = match m.deadline {
+            Some(Deadline::At(at)) => (Some(at.to_rfc3339()), None),
+            Some(Deadline::After(s)) => (None, Some(i64::from(s))),
+            None => (None, None),
+        };
+        Ok(SessionColumns {
+            kind: match m.kind {
+                SessionKind::Motion { .. } => "motion",
+                SessionKind::Election(_) => "election",
+            },
+            scale: columns::scale(scale),
+            options,
+            seats,
+            method,
+            min,
+            max,
+            deadline_at,
+            duration_s,
+        })
+    }
+}

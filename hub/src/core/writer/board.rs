@@ -166,7 +166,7 @@ impl Core {
             batch.log_before.push((id, self.logs.get(&id).cloned()));
         }
         let stored = changes.session;
-        let meta = Arc::new(stored.meta);
+        let meta = Arc::new(stored.meta.clone());
         let mut leaves = Vec::with_capacity(changes.entries.len());
         if let Some(log) = self.logs.get_mut(&id) {
             for entry in &changes.entries {
@@ -184,17 +184,7 @@ impl Core {
         } else {
             Vec::new()
         };
-        let state = SessionState {
-            status: stored.status,
-            position: stored.position,
-            opened_at: stored.opened_at,
-            closes_at: stored.closes_at,
-            closed_at: stored.closed_at,
-            result: stored.result,
-            elected: stored.elected,
-            tally: changes.tally,
-            seq: stored.seq,
-        };
+        let state = state_of(&stored, changes.tally);
         self.sessions.insert(id, CoreSession { meta, state });
         batch.caught_up.push((id, leaves, changes.head, voted));
         Ok(true)
@@ -493,7 +483,7 @@ struct Rebuilt {
 
 impl Rebuilt {
     fn of(stored: StoredSession) -> Rebuilt {
-        let meta = Arc::new(stored.meta);
+        let meta = Arc::new(stored.meta.clone());
         let mut tally = Tally::new(meta.kind.shape());
         for b in &stored.ballots {
             tally.add(&b.ballot, b.weight, &b.groups);
@@ -517,21 +507,26 @@ impl Rebuilt {
                 .chain(stored.voted.iter().cloned())
                 .collect()
         });
-        let state = SessionState {
-            status: stored.status,
-            position: stored.position,
-            opened_at: stored.opened_at,
-            closes_at: stored.closes_at,
-            closed_at: stored.closed_at,
-            result: stored.result,
-            elected: stored.elected,
-            tally,
-            seq: stored.seq,
-        };
+        let state = state_of(&stored, tally);
         Rebuilt {
             session: CoreSession { meta, state },
             log,
             voted,
         }
+    }
+}
+
+/// Where a stored session stands, with its tally.
+fn state_of(stored: &StoredSession, tally: Tally) -> SessionState {
+    SessionState {
+        status: stored.status,
+        position: stored.position,
+        opened_at: stored.opened_at,
+        closes_at: stored.closes_at,
+        closed_at: stored.closed_at,
+        result: stored.result,
+        elected: stored.elected.clone(),
+        tally,
+        seq: stored.seq,
     }
 }

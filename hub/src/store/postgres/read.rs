@@ -392,17 +392,5 @@ pub async fn presence(
         .iter()
         .map(|r| r.text(0))
         .collect::<Result<_, _>>()?;
-    let explicit: std::collections::HashMap<&str, bool> =
-        checked.iter().map(|(m, p)| (m.as_str(), *p)).collect();
-    let mut present: Vec<String> = checked
-        .iter()
-        .filter(|(_, p)| *p)
-        .map(|(m, _)| m.clone())
-        .collect();
-    present.extend(
-        voted
-            .into_iter()
-            .filter(|m| !explicit.contains_key(m.as_str())),
-    );
-    Ok((present, checked))
+    Ok((crate::store::rows::present(&checked, voted), checked))
 }

@@ -12,12 +12,11 @@ use uuid::Uuid;
 
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
-use crate::core::session::{Deadline, SessionKind, SessionMeta};
+use crate::core::session::SessionMeta;
 use crate::core::store::{
     BallotRecord, Changes, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
     Txn, Voted, Write,
 };
-use crate::core::tally::Scale;
 use crate::store::columns;
 use crate::store::rows::Cells;
 
@@ -283,26 +282,7 @@ impl PgTxn<'_> {
 
     fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
         self.created.push(m.id);
-        let (scale, options, seats, method, min, max) = match &m.kind {
-            SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
-            SessionKind::Election(e) => (
-                Scale::Choice,
-                Some(columns::names(&e.options)?),
-                Some(i64::from(e.seats)),
-                Some(e.method.as_str()),
-                Some(i64::from(e.min)),
-                Some(i64::from(e.max)),
-            ),
-        };
-        let (deadline_at, duration_s) = match m.deadline {
-            Some(Deadline::At(at)) => (Some(at.to_rfc3339()), None),
-            Some(Deadline::After(s)) => (None, Some(i64::from(s))),
-            None => (None, None),
-        };
-        let kind = match m.kind {
-            SessionKind::Motion { .. } => "motion",
-            SessionKind::Election(_) => "election",
-        };
+        let c = crate::store::rows::SessionColumns::of(m)?;
         self.exec(
             "INSERT INTO sessions (id, meeting_id, title, description, kind, scale, options, seats,
                 method, min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,
@@ -321,17 +301,17 @@ impl PgTxn<'_> {
                 &m.meeting.to_string(),
                 &m.title,
                 &m.description,
-                &kind,
-                &columns::scale(scale),
-                &options,
-                &seats,
-                &method,
-                &min,
-                &max,
+                &c.kind,
+                &c.scale,
+                &c.options,
+                &c.seats,
+                &c.method,
+                &c.min,
+                &c.max,
                 &columns::rule(&m.rule)?,
                 &columns::electorate(m.electorate),
-                &deadline_at,
-                &duration_s,
+                &c.deadline_at,
+                &c.duration_s,
                 &m.created_at.to_rfc3339(),
                 &columns::secrecy(m.secrecy),
                 &i64::from(m.w_from_roll),

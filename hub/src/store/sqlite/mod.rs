@@ -16,12 +16,11 @@ use uuid::Uuid;
 use crate::core::clock::Time;
 use crate::core::meeting::Meeting;
 use crate::core::roll::Member;
-use crate::core::session::{Deadline, SessionKind, SessionMeta};
+use crate::core::session::SessionMeta;
 use crate::core::store::{
     BallotRecord, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
     StoredSession, Txn, Voted, Write,
 };
-use crate::core::tally::Scale;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
@@ -230,26 +229,7 @@ impl SqliteTxn<'_> {
     }
 
     fn write_session(&mut self, m: &SessionMeta) -> Result<(), StoreError> {
-        let (scale, options, seats, method, min, max) = match &m.kind {
-            SessionKind::Motion { scale } => (*scale, None, None, None, None, None),
-            SessionKind::Election(e) => (
-                Scale::Choice,
-                Some(columns::names(&e.options)?),
-                Some(i64::from(e.seats)),
-                Some(e.method.as_str()),
-                Some(i64::from(e.min)),
-                Some(i64::from(e.max)),
-            ),
-        };
-        let (deadline_at, duration_s) = match m.deadline {
-            Some(Deadline::At(at)) => (Some(at.to_rfc3339()), None),
-            Some(Deadline::After(s)) => (None, Some(i64::from(s))),
-            None => (None, None),
-        };
-        let kind = match m.kind {
-            SessionKind::Motion { .. } => "motion",
-            SessionKind::Election(_) => "election",
-        };
+        let c = crate::store::rows::SessionColumns::of(m)?;
         // A new session is inserted; a draft edited keeps its state columns.
         self.tx
             .prepare_cached(
@@ -271,17 +251,17 @@ impl SqliteTxn<'_> {
                 m.meeting.to_string(),
                 m.title,
                 m.description,
-                kind,
-                columns::scale(scale),
-                options,
-                seats,
-                method,
-                min,
-                max,
+                c.kind,
+                c.scale,
+                c.options,
+                c.seats,
+                c.method,
+                c.min,
+                c.max,
                 columns::rule(&m.rule)?,
                 columns::electorate(m.electorate),
-                deadline_at,
-                duration_s,
+                c.deadline_at,
+                c.duration_s,
                 m.created_at.to_rfc3339(),
                 columns::secrecy(m.secrecy),
                 i64::from(m.w_from_roll),

@@ -3,7 +3,9 @@ use rusqlite::{Connection, params};
 use super::*;
 use crate::core::audit::signing::SignedHead;
 use crate::core::rules::{Method, Outcome, Rule};
+use crate::core::session::{Deadline, SessionKind};
 use crate::core::session::{Election, Electorate, Secrecy, SessionState, Status};
+use crate::core::tally::Scale;
 use crate::core::tally::{Ballot, Choice};
 
 fn meta(id: Uuid, meeting: Uuid) -> SessionMeta {
