@@ -2,6 +2,7 @@
 //! on port 0) and real HTTP and WebSocket clients over loopback.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod failing_store;
 pub mod postgres;
 pub mod raw;

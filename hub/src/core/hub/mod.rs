@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 mod audit;
+mod cluster;
 
 use crate::core::audit::bundle::{Bundle, FORMAT, FinalHead, Proof, ProofError, prove};
 use crate::core::audit::signing::{HeadWire, Key};
@@ -192,9 +193,6 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-/// Sessions not seen yet looked up in the store, per second at most.
-const LOOKUPS_PER_SECOND: u32 = 50;
-
 struct Inner {
     commands: mpsc::Sender<Command>,
     board: Board,
@@ -205,14 +203,8 @@ struct Inner {
     /// at: a count walks the roll, and the window and projector ask often.
     attendance: std::sync::Mutex<Option<(u64, Attendance)>>,
     key: KeyInfo,
-    /// Whether this hub sees what other hubs on its store commit (always,
-    /// alone on SQLite; on PostgreSQL, while it listens to the others).
-    following: std::sync::atomic::AtomicBool,
-    clustered: std::sync::atomic::AtomicBool,
-    /// Reads of sessions this hub has not seen, asked for by anyone (a
-    /// subscription, an audit file): at most `LOOKUPS_PER_SECOND`, so that
-    /// made-up ids cannot keep the writer busy.
-    lookups: std::sync::Mutex<(std::time::Instant, u32)>,
+    /// Its place among other hubs on a shared store (`cluster.rs`).
+    cluster: cluster::Cluster,
     /// The audit files of the last closed sessions asked for: a closed log
     /// never changes, and at the close of a secret vote every phone fetches
     /// its file — read once through the writer, not once per phone. The
@@ -267,9 +259,7 @@ impl Hub {
                 attendance: std::sync::Mutex::new(None),
                 audit_files: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
                 key: public,
-                following: std::sync::atomic::AtomicBool::new(true),
-                clustered: std::sync::atomic::AtomicBool::new(false),
-                lookups: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+                cluster: cluster::Cluster::alone(),
             }),
         })
     }
@@ -336,57 +326,6 @@ impl Hub {
     pub async fn cast(&self, session: Uuid, request: CastRequest) -> Result<String, HubError> {
         self.call(|reply| Command::Cast(session, request, reply))
             .await
-    }
-
-    /// Reads again, and shows this hub's readers, the sessions another hub
-    /// on the same store changed (every session, when `ids` is empty).
-    pub async fn follow(&self, ids: Vec<Uuid>) -> Result<(), HubError> {
-        self.call(|r| Command::Follow(ids, r)).await
-    }
-
-    /// May a session this hub has not seen be looked up in the store now?
-    /// On a cluster, at most `LOOKUPS_PER_SECOND` times a second.
-    pub fn may_look_up(&self) -> bool {
-        if !self.clustered() {
-            return false;
-        }
-        let mut lookups = self.inner.lookups.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        if now.duration_since(lookups.0) >= std::time::Duration::from_secs(1) {
-            *lookups = (now, 0);
-        }
-        lookups.1 += 1;
-        lookups.1 <= LOOKUPS_PER_SECOND
-    }
-
-    /// Whether other hubs share this one's store (PostgreSQL).
-    pub fn clustered(&self) -> bool {
-        self.inner
-            .clustered
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// This hub shares its store with others: it does not see what they
-    /// commit until it follows them ([`Hub::set_following`]).
-    pub fn join_cluster(&self) {
-        self.inner
-            .clustered
-            .store(true, std::sync::atomic::Ordering::Release);
-        self.set_following(false);
-    }
-
-    /// Whether this hub sees what the others commit: `/health` answers 503
-    /// while it does not (a load balancer then sends no one to it).
-    pub fn following(&self) -> bool {
-        self.inner
-            .following
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub fn set_following(&self, following: bool) {
-        self.inner
-            .following
-            .store(following, std::sync::atomic::Ordering::Release);
     }
 
     /// Closes a session, or returns the stored result if it already is.

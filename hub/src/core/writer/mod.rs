@@ -13,6 +13,7 @@
 
 mod ballots;
 mod board;
+mod follow;
 mod log;
 mod roll;
 mod sessions;
@@ -426,40 +427,6 @@ impl Writer {
             return Err(HubError::SessionNotFound);
         }
         Ok(self.store.ballots(id)?)
-    }
-
-    /// Reads again the sessions another hub changed since this one saw
-    /// them, and shows them to readers. Nothing is written: the read-only
-    /// transaction is dropped.
-    fn follow(&mut self, ids: &[Uuid]) -> Result<(), HubError> {
-        let mut batch = Batch {
-            roll_len: self.core.roll.len(),
-            ..Batch::default()
-        };
-        let read = self.store.begin().and_then(|mut txn| {
-            self.core.catch_up_roll(&mut *txn, &mut batch, false)?;
-            if let Locked::Seqs(seqs) = txn.seqs(ids)? {
-                self.core.forget_missing(ids, &seqs, &mut batch);
-                self.core.refresh(seqs, &mut *txn, &mut batch, true)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = read {
-            // Memory goes back to what readers see; the next follow reads
-            // it again.
-            self.core.undo(&batch);
-            return Err(e.into());
-        }
-        if !batch.reloaded.is_empty()
-            || !batch.caught_up.is_empty()
-            || !batch.deleted.is_empty()
-            || batch.roll_before.is_some()
-        {
-            // New sessions from another hub change the agenda's list.
-            batch.listed |= batch.before.iter().any(|(_, before)| before.is_none());
-            self.core.publish(&batch);
-        }
-        Ok(())
     }
 
     fn log(&mut self, id: Uuid) -> Result<LogRecord, HubError> {

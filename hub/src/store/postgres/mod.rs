@@ -5,6 +5,7 @@
 //! Only this module knows PostgreSQL.
 
 mod follow;
+mod pipeline;
 mod read;
 mod schema;
 mod store;

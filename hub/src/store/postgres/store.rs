@@ -10,6 +10,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::pipeline::{Cell, send};
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
 use crate::core::session::SessionMeta;
@@ -151,38 +152,6 @@ struct PgTxn<'a> {
     created: Vec<Uuid>,
 }
 
-/// A value of a queued write, owned until it is sent.
-#[derive(Debug)]
-enum Cell {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
-
-impl Cell {
-    fn text(s: impl Into<String>) -> Cell {
-        Cell::Text(Some(s.into()))
-    }
-}
-
-impl ToSql for Cell {
-    fn to_sql(
-        &self,
-        ty: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Cell::Text(v) => v.to_sql(ty, out),
-            Cell::Int(v) => v.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        <Option<String> as ToSql>::accepts(ty) || <Option<i64> as ToSql>::accepts(ty)
-    }
-
-    tokio_postgres::types::to_sql_checked!();
-}
-
 impl Drop for PgTxn<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
@@ -230,23 +199,7 @@ impl PgTxn<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         let c = self.client()?;
-        self.rt.block_on(async {
-            // Prepared first (cached: no round trip), so that the writes
-            // leave in the order they were queued.
-            let mut statements = Vec::with_capacity(pending.len());
-            for (sql, _) in &pending {
-                statements.push(c.prepare_cached(sql).await?);
-            }
-            let writes = pending.iter().zip(&statements).map(|((_, cells), stmt)| {
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-                async move { c.execute(stmt, &params).await }
-            });
-            for done in futures_util::future::join_all(writes).await {
-                done?;
-            }
-            Ok(())
-        })
+        self.rt.block_on(send(c, &pending))
     }
 
     /// The mark of the rows this batch writes for `session`: its `seq`

@@ -1,0 +1,63 @@
+//! A batch's writes sent together: queued with owned values (`Cell`),
+//! then sent in order on one connection, which pipelines them — a ballot's
+//! rows ride with the next read instead of costing a round trip each.
+
+use deadpool_postgres::Object;
+use tokio_postgres::types::ToSql;
+
+use crate::core::store::StoreError;
+
+/// A value of a queued write, owned until it is sent.
+#[derive(Debug)]
+pub(super) enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Cell {
+    pub(super) fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(Some(s.into()))
+    }
+}
+
+impl ToSql for Cell {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Cell::Text(v) => v.to_sql(ty, out),
+            Cell::Int(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <Option<String> as ToSql>::accepts(ty) || <Option<i64> as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Sends `pending` in order and waits for every answer: any error fails
+/// the batch.
+pub(super) async fn send(
+    c: &Object,
+    pending: &[(&'static str, Vec<Cell>)],
+) -> Result<(), StoreError> {
+    // Prepared first (cached: no round trip), so that the writes leave in
+    // the order they were queued.
+    let mut statements = Vec::with_capacity(pending.len());
+    for (sql, _) in pending {
+        statements.push(c.prepare_cached(sql).await?);
+    }
+    let writes = pending.iter().zip(&statements).map(|((_, cells), stmt)| {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        async move { c.execute(stmt, &params).await }
+    });
+    for done in futures_util::future::join_all(writes).await {
+        done?;
+    }
+    Ok(())
+}
