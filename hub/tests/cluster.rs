@@ -43,6 +43,67 @@ async fn a_ballot_on_one_node_counts_on_the_other_and_a_retry_anywhere_is_one_ba
     assert_eq!(ballots.len(), 31, "{ballots:?}");
 }
 
+/// Changes of mind spread over two nodes: each batch reads the voters'
+/// earlier ballots at once (after what the other node committed), and a
+/// voter's second ballot in the same batch sees their first.
+#[tokio::test]
+async fn changes_of_mind_on_both_nodes_leave_one_ballot_per_voter() {
+    let pg = Postgres::start();
+    let url = pg.url("votehub");
+    let (nodes, _dirs) = nodes_on(&url, 2);
+    let id = nodes[0].api().create_titled("Changes of mind").await;
+    // Each voter alternates nodes and choices, one ballot after another:
+    // the last one counts, whatever node took the ones before.
+    let mut voters = Vec::new();
+    for v in 0..16 {
+        let apis = [nodes[0].api(), nodes[1].api()];
+        let id = id.clone();
+        voters.push(tokio::spawn(async move {
+            for k in 0..6 {
+                let choice = if (v + k) % 2 == 0 { "for" } else { "against" };
+                let (status, answer) = apis[k % 2].vote(&id, &format!("v{v}"), choice).await;
+                assert_eq!(status, 200, "{answer}");
+            }
+        }));
+    }
+    for v in voters {
+        v.await.expect("voter");
+    }
+    // The last of 6 is k = 5: "for" when v is odd.
+    let session = nodes[1].api().session(&id).await;
+    assert_eq!(session["tally"]["for"], 8, "{session}");
+    assert_eq!(session["tally"]["against"], 8, "{session}");
+    // Four ballots of each voter at once on one node: some share a batch.
+    let mut sent = Vec::new();
+    for v in 0..16 {
+        for k in 0..4 {
+            let api = nodes[v % 2].api();
+            let id = id.clone();
+            sent.push(tokio::spawn(async move {
+                let choice = if k % 2 == 0 { "for" } else { "against" };
+                api.vote(&id, &format!("v{v}"), choice).await
+            }));
+        }
+    }
+    for s in sent {
+        let (status, answer) = s.await.expect("ballot");
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, closed) = nodes[0]
+        .api()
+        .admin(&format!("/api/sessions/{id}/close"), None)
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let counted = closed["tally"]["for"].as_u64().unwrap_or(0)
+        + closed["tally"]["against"].as_u64().unwrap_or(0);
+    assert_eq!(counted, 16, "{closed}");
+    // One row per voter in the export (rows, not a map that would merge
+    // two of one voter).
+    let csv = nodes[1].api().csv(&id).await;
+    let rows = csv.split("\n\n").nth(1).map_or(0, |b| b.lines().count());
+    assert_eq!(rows, 17, "a header and 16 ballots: {csv}");
+}
+
 #[tokio::test]
 async fn three_nodes_one_tally_on_every_screen() {
     let pg = Postgres::start();

@@ -122,6 +122,16 @@ pub struct Changes {
     pub head: Option<SignedHead>,
 }
 
+/// What one ballot of a batch will ask the store: the voter's current
+/// ballot in the session and, for a retry, the answer kept under its
+/// `ballot_id` ([`Txn::read_ahead`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub session: Uuid,
+    pub voter: String,
+    pub ballot_id: Option<String>,
+}
+
 /// A session's log as stored.
 #[derive(Debug, Clone, Default)]
 pub struct StoredLog {
@@ -314,6 +324,13 @@ pub trait Txn {
     /// A session with everything of it (its ballots, its log…), read
     /// inside the transaction: for a session another hub changed.
     fn session(&mut self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;
+    /// Reads at once what a batch's ballots will ask ([`Txn::ballot`],
+    /// [`Txn::answer`]), so that a store across a network answers them
+    /// from memory instead of a round trip each, under the session's lock.
+    /// A local store reads as it goes and need not.
+    fn read_ahead(&mut self, _wanted: &[Wanted]) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// A voter's current ballot in a session.
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError>;
     /// Whether a member voted in a secret session.

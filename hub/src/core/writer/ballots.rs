@@ -14,7 +14,7 @@ use crate::core::error::HubError;
 use crate::core::limits::{MAX_BALLOT_ID, MAX_TRACKER, MAX_VOTER, MIN_TRACKER};
 use crate::core::roll::normalise_code;
 use crate::core::session::{Electorate, Receipt, Secrecy, Status, VoteReceipt};
-use crate::core::store::{BallotRecord, SecretBallot, StoreError, Txn, Voted, Write};
+use crate::core::store::{BallotRecord, SecretBallot, StoreError, Txn, Voted, Wanted, Write};
 
 /// Who a ballot counts for, and with what.
 struct Counted {
@@ -364,6 +364,36 @@ impl Core {
             self.ballot_checks_in(&member, txn, batch)?;
         }
         Ok(Ok(answer))
+    }
+
+    /// Asks the store at once what the batch's named ballots will ask one
+    /// by one: each voter's current ballot and each retry's first answer
+    /// (a secret ballot asks whether its member voted: not read ahead).
+    pub(super) fn read_ahead<'a>(
+        &self,
+        casts: impl Iterator<Item = (Uuid, &'a CastRequest)>,
+        txn: &mut dyn Txn,
+    ) -> Result<(), StoreError> {
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for (id, req) in casts {
+            let Some(session) = self.sessions.get(&id) else {
+                continue;
+            };
+            if session.meta.secrecy == Secrecy::Secret {
+                continue;
+            }
+            if let Some(voter) = self.retry_key(session.meta.electorate, req) {
+                wanted.push(Wanted {
+                    session: id,
+                    voter,
+                    ballot_id: req.ballot_id.clone(),
+                });
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        txn.read_ahead(&wanted)
     }
 
     /// Writes the batch's secret ballots in an order unrelated to their

@@ -498,13 +498,19 @@ impl Writer {
             fail_all(commands, batch, e);
             return false;
         }
+        let mut outcome = self.core.read_ahead(
+            commands.iter().filter_map(|c| match c {
+                Command::Cast(id, req, _) => Some((*id, req)),
+                _ => None,
+            }),
+            &mut *txn,
+        );
         let mut commands = commands.into_iter();
-        let mut outcome: Result<(), StoreError> = Ok(());
-        for cmd in commands.by_ref() {
-            if let Err(e) = self.core.apply(cmd, &mut *txn, &mut batch) {
-                outcome = Err(e);
-                break;
-            }
+        // On a failure the rest stay in `commands`, answered below.
+        while outcome.is_ok()
+            && let Some(cmd) = commands.next()
+        {
+            outcome = self.core.apply(cmd, &mut *txn, &mut batch);
         }
         if outcome.is_ok() {
             outcome = self

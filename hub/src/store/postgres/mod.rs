@@ -4,6 +4,7 @@
 //! on the server's disk; and the schema brought up to date at connection.
 //! Only this module knows PostgreSQL.
 
+mod ahead;
 mod follow;
 mod pipeline;
 mod read;

@@ -95,52 +95,65 @@ pub async fn changes(
     logged: Option<u64>,
 ) -> Result<Option<Changes>, StoreError> {
     let key = id.to_string();
-    let Some(row) = c
-        .query_opt(
-            &format!("SELECT {SESSION_COLUMNS}, tally FROM sessions WHERE id = $1"),
-            &[&key],
-        )
-        .await?
-    else {
+    // Sent together (the connection pipelines them): one round trip for
+    // the row, who voted and the log, one for the log's new part.
+    let (row, voted, log) = tokio::try_join!(
+        async {
+            let sql = format!("SELECT {SESSION_COLUMNS}, tally FROM sessions WHERE id = $1");
+            Ok::<_, StoreError>(c.query_opt(&sql, &[&key]).await?)
+        },
+        async {
+            Ok::<_, StoreError>(
+                c.query(
+                    "SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2
+                     UNION SELECT member_id FROM secret_voted WHERE session_id = $1
+                        AND (seq > $2 OR seq IS NULL)",
+                    &[&key, &since],
+                )
+                .await?,
+            )
+        },
+        log_id(c, id),
+    )?;
+    let Some(row) = row else {
         return Ok(None);
     };
     let Some(tally) = row.maybe(27)? else {
         return Ok(None);
     };
     let session = session_from(&row)?;
-    let voted = c
-        .query(
-            "SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2
-             UNION SELECT member_id FROM secret_voted WHERE session_id = $1
-                AND (seq > $2 OR seq IS NULL)",
-            &[&key, &since],
-        )
-        .await?
+    let voted = voted
         .iter()
         .map(|r| r.text(0))
         .collect::<Result<_, _>>()?;
-    let log = log_id(c, id).await?;
     let (entries, head) = match (log, logged) {
         (None, _) => (Vec::new(), None),
         (Some(_), None) => return Ok(None),
         (Some(log), Some(n)) => {
             let from = i64::try_from(n).map_err(|_| StoreError::Inconsistent("log size".into()))?;
-            let entries = c
-                .query(
-                    "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
-                    &[&((log << 32) | from), &((log << 32) | LOG_MASK)],
-                )
-                .await?
+            let (first, next, last) = (log << 32, (log << 32) | from, (log << 32) | LOG_MASK);
+            let (entries, head) = tokio::try_join!(
+                async {
+                    c.query(
+                        "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
+                        &[&next, &last],
+                    )
+                    .await
+                },
+                async {
+                    c.query_opt(
+                        "SELECT id, root, signature FROM log_entries
+                         WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id DESC LIMIT 1",
+                        &[&first, &last],
+                    )
+                    .await
+                },
+            )?;
+            let entries = entries
                 .iter()
                 .map(|r| r.text(0))
                 .collect::<Result<_, _>>()?;
-            let head = c
-                .query_opt(
-                    "SELECT id, root, signature FROM log_entries
-                     WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id DESC LIMIT 1",
-                    &[&(log << 32), &((log << 32) | LOG_MASK)],
-                )
-                .await?
+            let head = head
                 .map(|r| {
                     head_of(
                         r.try_get::<_, i64>(0)? & LOG_MASK,
@@ -213,6 +226,45 @@ pub async fn ballot(
     .as_ref()
     .map(ballot_record)
     .transpose()
+}
+
+/// The current ballots of these voters in a session.
+pub async fn ballots_of(
+    c: &Client,
+    session: Uuid,
+    voters: &[String],
+) -> Result<Vec<BallotRecord>, StoreError> {
+    c.query(
+        &format!("SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 AND voter = ANY($2)"),
+        &[&session.to_string(), &voters],
+    )
+    .await?
+    .iter()
+    .map(ballot_record)
+    .collect()
+}
+
+/// The answers kept for these voters under these ballot ids (voter,
+/// ballot id, answer): a superset of the pairs asked, which the caller
+/// picks from.
+pub async fn answers_of(
+    c: &Client,
+    session: Uuid,
+    voters: &[String],
+    ballot_ids: &[String],
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    if ballot_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    c.query(
+        "SELECT voter, ballot_id, answer FROM answers
+         WHERE session_id = $1 AND voter = ANY($2) AND ballot_id = ANY($3)",
+        &[&session.to_string(), &voters, &ballot_ids],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+    .collect()
 }
 
 /// A secret session's ballots (in the order kept: random once closed) and

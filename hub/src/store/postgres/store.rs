@@ -10,13 +10,14 @@ use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::ahead::Ahead;
 use super::pipeline::{Cell, send};
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
 use crate::core::session::SessionMeta;
 use crate::core::store::{
     BallotRecord, Changes, Loaded, Locked, LogRecord, SecretBallot, SecretVoter, Store, StoreError,
-    Txn, Voted, Write,
+    Txn, Voted, Wanted, Write,
 };
 use crate::store::columns;
 use crate::store::rows::Cells;
@@ -92,6 +93,7 @@ impl Store for PostgresStore {
             locked: Vec::new(),
             pending: Vec::new(),
             created: Vec::new(),
+            ahead: Ahead::default(),
         }))
     }
 
@@ -150,6 +152,8 @@ struct PgTxn<'a> {
     pending: Vec<(&'static str, Vec<Cell>)>,
     /// Sessions this transaction made (or edited, as drafts, locked).
     created: Vec<Uuid>,
+    /// What the batch's ballots will ask, read at once.
+    ahead: Ahead,
 }
 
 impl Drop for PgTxn<'_> {
@@ -364,7 +368,18 @@ impl Txn for PgTxn<'_> {
         self.run(async |c| read::session(c, id).await)
     }
 
+    fn read_ahead(&mut self, wanted: &[Wanted]) -> Result<(), StoreError> {
+        self.flush()?;
+        let c = self.client.as_ref().ok_or_else(|| {
+            StoreError::Inconsistent("the transaction has ended".into())
+        })?;
+        self.rt.block_on(self.ahead.fill(c, wanted))
+    }
+
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {
+        if let Some(known) = self.ahead.ballot(session, voter) {
+            return Ok(known);
+        }
         self.run(async |c| read::ballot(c, session, voter).await)
     }
 
@@ -401,6 +416,9 @@ impl Txn for PgTxn<'_> {
         voter: &str,
         ballot_id: &str,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(known) = self.ahead.answer(session, voter, ballot_id) {
+            return Ok(known);
+        }
         self.run(async |c| {
             let row = c
                 .query_opt(
@@ -434,6 +452,7 @@ impl Txn for PgTxn<'_> {
                     )?;
                 }
                 self.logs.retain(|(s, _)| s != id);
+                self.ahead.forget(*id);
                 let id = id.to_string();
                 for table in [
                     "answers",
@@ -455,6 +474,7 @@ impl Txn for PgTxn<'_> {
                 );
             }
             Write::Ballot { session, record } => {
+                self.ahead.wrote_ballot(*session, record);
                 let c = columns::ballot(&record.ballot);
                 let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
                 let marker = self.marker(*session);
@@ -489,6 +509,7 @@ impl Txn for PgTxn<'_> {
                 ballot_id,
                 answer,
             } => {
+                self.ahead.wrote_answer(*session, voter, ballot_id, answer);
                 self.queue(
                     "INSERT INTO answers (session_id, voter, ballot_id, answer) VALUES ($1, $2, $3, $4)",
                     vec![
