@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use tokio_postgres::Client;
+use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
 
 use super::read;
@@ -30,7 +30,7 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Reads what `wanted` names, inside the transaction (after the
     /// batch's queued writes: the caller flushes them first).
-    pub async fn fill(&mut self, c: &Client, wanted: &[Wanted]) -> Result<(), StoreError> {
+    pub async fn fill(&mut self, c: &ClientWrapper, wanted: &[Wanted]) -> Result<(), StoreError> {
         let mut by_session: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
         for w in wanted {
             let (voters, ids) = by_session.entry(w.session).or_default();

@@ -5,6 +5,7 @@
 //! Only this module knows PostgreSQL.
 
 mod ahead;
+mod bulk;
 mod follow;
 mod pipeline;
 mod read;

@@ -12,6 +12,9 @@ use crate::core::store::StoreError;
 pub(super) enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
+    /// A column of a multi-row write (`unnest`).
+    Texts(Vec<Option<String>>),
+    Ints(Vec<Option<i64>>),
 }
 
 impl Cell {
@@ -29,11 +32,16 @@ impl ToSql for Cell {
         match self {
             Cell::Text(v) => v.to_sql(ty, out),
             Cell::Int(v) => v.to_sql(ty, out),
+            Cell::Texts(v) => v.to_sql(ty, out),
+            Cell::Ints(v) => v.to_sql(ty, out),
         }
     }
 
     fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        <Option<String> as ToSql>::accepts(ty) || <Option<i64> as ToSql>::accepts(ty)
+        <Option<String> as ToSql>::accepts(ty)
+            || <Option<i64> as ToSql>::accepts(ty)
+            || <Vec<Option<String>> as ToSql>::accepts(ty)
+            || <Vec<Option<i64>> as ToSql>::accepts(ty)
     }
 
     tokio_postgres::types::to_sql_checked!();

@@ -2,7 +2,8 @@
 //! decoded by `store::rows`. Each runs on the connection it is given: a
 //! transaction's, to read under its locks, or the pool's.
 
-use tokio_postgres::{Client, Row};
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::core::audit::signing::SignedHead;
@@ -31,7 +32,7 @@ impl Cells for Row {
 
 /// The roll (in registration order), the meetings (in the order they
 /// began) and the current meeting's attendance; no sessions.
-pub async fn roll(c: &Client) -> Result<Loaded, StoreError> {
+pub async fn roll(c: &ClientWrapper) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
     for r in c
         .query(
@@ -70,7 +71,7 @@ pub async fn roll(c: &Client) -> Result<Loaded, StoreError> {
 }
 
 /// A session with everything of it: its row, ballots, secret lists, log.
-pub async fn session(c: &Client, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
+pub async fn session(c: &ClientWrapper, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
     let row = c
         .query_opt(
             &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"),
@@ -89,7 +90,7 @@ pub async fn session(c: &Client, id: Uuid) -> Result<Option<StoredSession>, Stor
 /// then holding `logged` entries; `None` when it must be read whole (a
 /// tally not kept yet, a log begun since).
 pub async fn changes(
-    c: &Client,
+    c: &ClientWrapper,
     id: Uuid,
     since: i64,
     logged: Option<u64>,
@@ -100,18 +101,18 @@ pub async fn changes(
     let (row, voted, log) = tokio::try_join!(
         async {
             let sql = format!("SELECT {SESSION_COLUMNS}, tally FROM sessions WHERE id = $1");
-            Ok::<_, StoreError>(c.query_opt(&sql, &[&key]).await?)
+            let stmt = c.prepare_cached(&sql).await?;
+            Ok::<_, StoreError>(c.query_opt(&stmt, &[&key]).await?)
         },
         async {
-            Ok::<_, StoreError>(
-                c.query(
+            let stmt = c
+                .prepare_cached(
                     "SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2
                      UNION SELECT member_id FROM secret_voted WHERE session_id = $1
                         AND (seq > $2 OR seq IS NULL)",
-                    &[&key, &since],
                 )
-                .await?,
-            )
+                .await?;
+            Ok::<_, StoreError>(c.query(&stmt, &[&key, &since]).await?)
         },
         log_id(c, id),
     )?;
@@ -122,10 +123,7 @@ pub async fn changes(
         return Ok(None);
     };
     let session = session_from(&row)?;
-    let voted = voted
-        .iter()
-        .map(|r| r.text(0))
-        .collect::<Result<_, _>>()?;
+    let voted = voted.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?;
     let (entries, head) = match (log, logged) {
         (None, _) => (Vec::new(), None),
         (Some(_), None) => return Ok(None),
@@ -134,19 +132,22 @@ pub async fn changes(
             let (first, next, last) = (log << 32, (log << 32) | from, (log << 32) | LOG_MASK);
             let (entries, head) = tokio::try_join!(
                 async {
-                    c.query(
-                        "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
-                        &[&next, &last],
-                    )
-                    .await
+                    let stmt = c
+                        .prepare_cached(
+                            "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
+                        )
+                        .await?;
+                    c.query(&stmt, &[&next, &last]).await
                 },
                 async {
-                    c.query_opt(
-                        "SELECT id, root, signature FROM log_entries
-                         WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id DESC LIMIT 1",
-                        &[&first, &last],
-                    )
-                    .await
+                    let stmt = c
+                        .prepare_cached(
+                            "SELECT id, root, signature FROM log_entries
+                             WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL
+                             ORDER BY id DESC LIMIT 1",
+                        )
+                        .await?;
+                    c.query_opt(&stmt, &[&first, &last]).await
                 },
             )?;
             let entries = entries
@@ -175,7 +176,7 @@ pub async fn changes(
 }
 
 /// Reads a session's ballots, secret lists and log into it.
-pub async fn fill(c: &Client, s: &mut StoredSession) -> Result<(), StoreError> {
+pub async fn fill(c: &ClientWrapper, s: &mut StoredSession) -> Result<(), StoreError> {
     let id = s.meta.id;
     s.ballots = ballots(c, id).await?;
     (s.secret, s.voted) = secret(c, id).await?;
@@ -184,7 +185,7 @@ pub async fn fill(c: &Client, s: &mut StoredSession) -> Result<(), StoreError> {
 }
 
 /// Every session, in creation order, with its row only.
-pub async fn sessions(c: &Client) -> Result<Vec<StoredSession>, StoreError> {
+pub async fn sessions(c: &ClientWrapper) -> Result<Vec<StoredSession>, StoreError> {
     c.query(
         &format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY ord"),
         &[],
@@ -199,7 +200,7 @@ const BALLOT_COLUMNS: &str =
     "voter, choice, grade, options, marks, cast_at, weight, groups, holder";
 
 /// Every ballot of a session, in the order they were last cast.
-pub async fn ballots(c: &Client, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
+pub async fn ballots(c: &ClientWrapper, session: Uuid) -> Result<Vec<BallotRecord>, StoreError> {
     c.query(
         &format!(
             "SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 ORDER BY cast_at, voter"
@@ -214,7 +215,7 @@ pub async fn ballots(c: &Client, session: Uuid) -> Result<Vec<BallotRecord>, Sto
 
 /// A voter's current ballot in a session.
 pub async fn ballot(
-    c: &Client,
+    c: &ClientWrapper,
     session: Uuid,
     voter: &str,
 ) -> Result<Option<BallotRecord>, StoreError> {
@@ -230,25 +231,25 @@ pub async fn ballot(
 
 /// The current ballots of these voters in a session.
 pub async fn ballots_of(
-    c: &Client,
+    c: &ClientWrapper,
     session: Uuid,
     voters: &[String],
 ) -> Result<Vec<BallotRecord>, StoreError> {
-    c.query(
-        &format!("SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 AND voter = ANY($2)"),
-        &[&session.to_string(), &voters],
-    )
-    .await?
-    .iter()
-    .map(ballot_record)
-    .collect()
+    let sql =
+        format!("SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 AND voter = ANY($2)");
+    let stmt = c.prepare_cached(&sql).await?;
+    c.query(&stmt, &[&session.to_string(), &voters])
+        .await?
+        .iter()
+        .map(ballot_record)
+        .collect()
 }
 
 /// The answers kept for these voters under these ballot ids (voter,
 /// ballot id, answer): a superset of the pairs asked, which the caller
 /// picks from.
 pub async fn answers_of(
-    c: &Client,
+    c: &ClientWrapper,
     session: Uuid,
     voters: &[String],
     ballot_ids: &[String],
@@ -256,21 +257,23 @@ pub async fn answers_of(
     if ballot_ids.is_empty() {
         return Ok(Vec::new());
     }
-    c.query(
-        "SELECT voter, ballot_id, answer FROM answers
-         WHERE session_id = $1 AND voter = ANY($2) AND ballot_id = ANY($3)",
-        &[&session.to_string(), &voters, &ballot_ids],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
-    .collect()
+    let stmt = c
+        .prepare_cached(
+            "SELECT voter, ballot_id, answer FROM answers
+             WHERE session_id = $1 AND voter = ANY($2) AND ballot_id = ANY($3)",
+        )
+        .await?;
+    c.query(&stmt, &[&session.to_string(), &voters, &ballot_ids])
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+        .collect()
 }
 
 /// A secret session's ballots (in the order kept: random once closed) and
 /// the ids of the members who voted (in id order).
 pub async fn secret(
-    c: &Client,
+    c: &ClientWrapper,
     session: Uuid,
 ) -> Result<(Vec<SecretBallot>, Vec<String>), StoreError> {
     let id = session.to_string();
@@ -303,7 +306,10 @@ pub async fn secret(
 }
 
 /// Who voted in a secret session, with whom it checked in and the weight.
-pub async fn secret_voters(c: &Client, session: Uuid) -> Result<Vec<SecretVoter>, StoreError> {
+pub async fn secret_voters(
+    c: &ClientWrapper,
+    session: Uuid,
+) -> Result<Vec<SecretVoter>, StoreError> {
     c.query(
         "SELECT member_id, holder, weight FROM secret_voted WHERE session_id = $1 ORDER BY member_id",
         &[&session.to_string()],
@@ -321,17 +327,17 @@ pub async fn secret_voters(c: &Client, session: Uuid) -> Result<Vec<SecretVoter>
 }
 
 /// The integer id of `session`'s log, when it has one.
-pub async fn log_id(c: &Client, session: Uuid) -> Result<Option<i64>, StoreError> {
-    Ok(c.query_opt(
-        "SELECT id FROM logs WHERE session_id = $1",
-        &[&session.to_string()],
-    )
-    .await?
-    .map(|r| r.try_get(0))
-    .transpose()?)
+pub async fn log_id(c: &ClientWrapper, session: Uuid) -> Result<Option<i64>, StoreError> {
+    let stmt = c
+        .prepare_cached("SELECT id FROM logs WHERE session_id = $1")
+        .await?;
+    Ok(c.query_opt(&stmt, &[&session.to_string()])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
 }
 
-async fn entries(c: &Client, log: i64) -> Result<Vec<String>, StoreError> {
+async fn entries(c: &ClientWrapper, log: i64) -> Result<Vec<String>, StoreError> {
     c.query(
         "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
         &[&(log << 32), &((log << 32) | LOG_MASK)],
@@ -343,7 +349,7 @@ async fn entries(c: &Client, log: i64) -> Result<Vec<String>, StoreError> {
 }
 
 /// The heads signed for log `log` (each on the last entry it covers).
-async fn heads(c: &Client, log: i64) -> Result<Vec<SignedHead>, StoreError> {
+async fn heads(c: &ClientWrapper, log: i64) -> Result<Vec<SignedHead>, StoreError> {
     c.query(
         "SELECT id, root, signature FROM log_entries
          WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL ORDER BY id",
@@ -371,7 +377,7 @@ fn head_of(last: i64, root: Vec<u8>, signature: Vec<u8>) -> Result<SignedHead, S
 }
 
 /// A session's log as the writer needs it: key, entries, newest head.
-pub async fn log(c: &Client, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
+pub async fn log(c: &ClientWrapper, session: Uuid) -> Result<Option<StoredLog>, StoreError> {
     let Some(row) = c
         .query_opt(
             "SELECT id, log_key FROM logs WHERE session_id = $1",
@@ -393,7 +399,7 @@ pub async fn log(c: &Client, session: Uuid) -> Result<Option<StoredLog>, StoreEr
 }
 
 /// A session's whole log, for its audit file.
-pub async fn log_record(c: &Client, session: Uuid) -> Result<LogRecord, StoreError> {
+pub async fn log_record(c: &ClientWrapper, session: Uuid) -> Result<LogRecord, StoreError> {
     let Some(row) = c
         .query_opt(
             "SELECT id, roll FROM logs WHERE session_id = $1",
@@ -418,7 +424,7 @@ pub async fn log_record(c: &Client, session: Uuid) -> Result<LogRecord, StoreErr
 /// Who is present at meeting `meeting` (member ids), and the moderators'
 /// check-ins and check-outs: as SQLite's `read_presence`.
 pub async fn presence(
-    c: &Client,
+    c: &ClientWrapper,
     meeting: Uuid,
 ) -> Result<(Vec<String>, Vec<(String, bool)>), StoreError> {
     let id = meeting.to_string();

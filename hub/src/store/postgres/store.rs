@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::ahead::Ahead;
+use super::bulk::{BallotRow, Bulk};
 use super::pipeline::{Cell, send};
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
@@ -94,6 +95,7 @@ impl Store for PostgresStore {
             pending: Vec::new(),
             created: Vec::new(),
             ahead: Ahead::default(),
+            bulk: Bulk::default(),
         }))
     }
 
@@ -154,6 +156,9 @@ struct PgTxn<'a> {
     created: Vec<Uuid>,
     /// What the batch's ballots will ask, read at once.
     ahead: Ahead,
+    /// Ballots, log entries and answers gathered for one statement each,
+    /// sent before anything queued after them.
+    bulk: Bulk,
 }
 
 impl Drop for PgTxn<'_> {
@@ -192,12 +197,14 @@ impl PgTxn<'_> {
     }
 
     fn queue(&mut self, sql: &'static str, cells: Vec<Cell>) {
+        self.bulk.spill(&mut self.pending);
         self.pending.push((sql, cells));
     }
 
     /// Sends the queued writes at once (the connection pipelines them, in
     /// order) and waits for all their answers: any error fails the batch.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.bulk.spill(&mut self.pending);
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -330,12 +337,10 @@ impl Txn for PgTxn<'_> {
     fn now(&mut self) -> Result<Time, StoreError> {
         // The database's clock decides deadlines, whatever node asks.
         let ms: i64 = self.run(async |c| {
-            let row = c
-                .query_one(
-                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-                    &[],
-                )
+            let stmt = c
+                .prepare_cached("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
                 .await?;
+            let row = c.query_one(&stmt, &[]).await?;
             Ok(row.try_get(0)?)
         })?;
         Ok(Time::from_millis(ms))
@@ -370,9 +375,10 @@ impl Txn for PgTxn<'_> {
 
     fn read_ahead(&mut self, wanted: &[Wanted]) -> Result<(), StoreError> {
         self.flush()?;
-        let c = self.client.as_ref().ok_or_else(|| {
-            StoreError::Inconsistent("the transaction has ended".into())
-        })?;
+        let c = self
+            .client
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
         self.rt.block_on(self.ahead.fill(c, wanted))
     }
 
@@ -479,29 +485,19 @@ impl Txn for PgTxn<'_> {
                 let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
                 let marker = self.marker(*session);
                 let weight = columns::weight(record.weight)?;
-                self.queue(
-                    "INSERT INTO ballots (session_id, voter, choice, grade, options, marks, cast_at,
-                        weight, groups, holder, seq)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                     ON CONFLICT (session_id, voter) DO UPDATE
-                     SET choice = excluded.choice, grade = excluded.grade, options = excluded.options,
-                         marks = excluded.marks, cast_at = excluded.cast_at,
-                         weight = excluded.weight, groups = excluded.groups, holder = excluded.holder,
-                         seq = excluded.seq",
-                    vec![
-                        Cell::text(session.to_string()),
-                        Cell::text(record.voter.clone()),
-                        Cell::Text(c.choice.map(str::to_owned)),
-                        Cell::Int(c.grade),
-                        Cell::Text(c.options),
-                        Cell::Text(c.marks),
-                        Cell::text(record.cast_at.to_rfc3339()),
-                        Cell::Int(Some(weight)),
-                        Cell::Text(groups),
-                        Cell::Text(record.holder.clone()),
-                        Cell::Int(marker),
-                    ],
-                );
+                self.bulk.ballot(BallotRow {
+                    session: session.to_string(),
+                    voter: record.voter.clone(),
+                    choice: c.choice.map(str::to_owned),
+                    grade: c.grade,
+                    options: c.options,
+                    marks: c.marks,
+                    cast_at: record.cast_at.to_rfc3339(),
+                    weight,
+                    groups,
+                    holder: record.holder.clone(),
+                    seq: marker,
+                });
             }
             Write::Answer {
                 session,
@@ -510,15 +506,12 @@ impl Txn for PgTxn<'_> {
                 answer,
             } => {
                 self.ahead.wrote_answer(*session, voter, ballot_id, answer);
-                self.queue(
-                    "INSERT INTO answers (session_id, voter, ballot_id, answer) VALUES ($1, $2, $3, $4)",
-                    vec![
-                        Cell::text(session.to_string()),
-                        Cell::text(voter.clone()),
-                        Cell::text(ballot_id.clone()),
-                        Cell::text(answer.clone()),
-                    ],
-                );
+                self.bulk.answer([
+                    session.to_string(),
+                    voter.clone(),
+                    ballot_id.clone(),
+                    answer.clone(),
+                ]);
             }
             Write::State { session, state } => {
                 // A state written from memory that this batch did not lock
@@ -631,10 +624,7 @@ impl Txn for PgTxn<'_> {
                 entry,
             } => {
                 let row = self.log_row(*session, *index)?;
-                self.queue(
-                    "INSERT INTO log_entries (id, entry) VALUES ($1, $2)",
-                    vec![Cell::Int(Some(row)), Cell::text(entry.clone())],
-                );
+                self.bulk.entry(row, entry.clone());
             }
             Write::Head { session, head } => {
                 // Kept on the last entry it covers, written in this commit.
