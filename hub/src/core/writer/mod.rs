@@ -167,6 +167,9 @@ pub(crate) struct Writer {
     core: Core,
     /// A secret vote closed and the store has not scrubbed its files yet.
     scrub_pending: bool,
+    /// A command taken while a batch gathered late ballots, and not for
+    /// it: the first of the next batch.
+    carry: Option<Command>,
 }
 
 /// Everything the writer decides with; the store stays apart so that a
@@ -318,6 +321,7 @@ impl Writer {
             store,
             core,
             scrub_pending: false,
+            carry: None,
         };
         if writer.core.meetings.is_empty() {
             let meeting = Meeting {
@@ -334,7 +338,7 @@ impl Writer {
         }
         // Deadlines that passed while the hub was down close before anyone
         // can see the vote open.
-        writer.batch(Vec::new());
+        writer.batch(Vec::new(), None);
         Ok(writer)
     }
 
@@ -352,15 +356,16 @@ impl Writer {
                 .core
                 .next_deadline()
                 .map(|at| Time::now().until(at).min(CLOCK_LOOK).max(backoff));
-            let first = match (wait, &timer) {
-                (Some(wait), Ok(timer)) => {
+            let first = match (self.carry.take(), wait, &timer) {
+                (Some(carried), ..) => Some(carried),
+                (None, Some(wait), Ok(timer)) => {
                     // The timer is made inside the runtime it belongs to.
                     match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                         Ok(first) => first,
                         // A deadline may be due: a batch of no commands
                         // closes it.
                         Err(_) => {
-                            backoff = if !self.batch(Vec::new()) {
+                            backoff = if !self.batch(Vec::new(), None) {
                                 CLOCK_LOOK
                             } else if !self.core.due_candidates(Time::now()).is_empty() {
                                 // Due by this machine's clock, not yet by
@@ -390,30 +395,30 @@ impl Writer {
             for cmd in taken {
                 match cmd {
                     Command::Stop => {
-                        self.batch(std::mem::take(&mut batch));
+                        self.batch(std::mem::take(&mut batch), None);
                         break 'serve;
                     }
                     // A read sees everything queued before it: commit first.
                     Command::Ballots(id, reply) => {
-                        self.batch(std::mem::take(&mut batch));
+                        self.batch(std::mem::take(&mut batch), None);
                         let _ = reply.send(self.ballots(id));
                     }
                     Command::Secret(id, reply) => {
-                        self.batch(std::mem::take(&mut batch));
+                        self.batch(std::mem::take(&mut batch), None);
                         let _ = reply.send(self.secret(id));
                     }
                     Command::Log(id, reply) => {
-                        self.batch(std::mem::take(&mut batch));
+                        self.batch(std::mem::take(&mut batch), None);
                         let _ = reply.send(self.log(id));
                     }
                     Command::Follow(ids, reply) => {
-                        self.batch(std::mem::take(&mut batch));
+                        self.batch(std::mem::take(&mut batch), None);
                         let _ = reply.send(self.follow(&ids));
                     }
                     cmd => batch.push(cmd),
                 }
             }
-            self.batch(batch);
+            self.batch(batch, Some(&mut rx));
         }
         // Whatever raced the stop is dropped, which answers it "shutting down".
         rx.close();
@@ -446,9 +451,13 @@ impl Writer {
     }
 
     /// Decides, writes and commits `commands` as one transaction, after
-    /// closing the timed votes whose deadline has passed. False when the
-    /// store failed.
-    fn batch(&mut self, commands: Vec<Command>) -> bool {
+    /// closing the timed votes whose deadline has passed; with `late`,
+    /// ballots that came meanwhile join it. False when the store failed.
+    fn batch(
+        &mut self,
+        commands: Vec<Command>,
+        late: Option<&mut mpsc::Receiver<Command>>,
+    ) -> bool {
         // A first look, by this machine's clock: anything to do?
         if commands.is_empty() && self.core.due_candidates(Time::now()).is_empty() {
             return true;
@@ -465,6 +474,7 @@ impl Writer {
             }
         };
         let changes_roll = commands.iter().any(Command::changes_roll);
+        let mut locked: Vec<Uuid> = Vec::new();
         let prepared = txn.now().and_then(|now| {
             batch.now = Some(now);
             // The store's clock decides which votes are due.
@@ -473,7 +483,7 @@ impl Writer {
             // read again if another hub changed it): the ones commands
             // name, the ones due, and for a reorder or a deletion, the
             // current meeting's, whose places move.
-            let mut locked: Vec<Uuid> = commands.iter().filter_map(Command::session).collect();
+            locked.extend(commands.iter().filter_map(Command::session));
             if commands.iter().any(Command::moves_agenda) {
                 locked.extend(self.core.meeting_sessions());
             }
@@ -497,6 +507,11 @@ impl Writer {
             self.core.undo(&batch);
             fail_all(commands, batch, e);
             return false;
+        }
+        let mut commands = commands;
+        if let Some(rx) = late {
+            let max_batch = self.core.limits.max_batch;
+            join_late(&mut commands, &locked, rx, &mut self.carry, max_batch);
         }
         let mut outcome = self.core.read_ahead(
             commands.iter().filter_map(|c| match c {
@@ -554,6 +569,32 @@ impl Writer {
                 fail_all(commands.collect(), batch, e);
                 false
             }
+        }
+    }
+}
+
+/// Ballots that came while a batch waited for its sessions' locks join it
+/// when they are for a session it holds: on a shared store that lock is
+/// what every hub's ballots wait on, and each batch costs one commit
+/// whatever its size. The first command that cannot join is kept in
+/// `carry` for the next batch, so that order is kept.
+fn join_late(
+    commands: &mut Vec<Command>,
+    locked: &[Uuid],
+    rx: &mut mpsc::Receiver<Command>,
+    carry: &mut Option<Command>,
+    max_batch: usize,
+) {
+    while commands.len() < max_batch.max(1) {
+        match rx.try_recv() {
+            Ok(cmd @ Command::Cast(id, ..)) if locked.binary_search(&id).is_ok() => {
+                commands.push(cmd);
+            }
+            Ok(other) => {
+                *carry = Some(other);
+                break;
+            }
+            Err(_) => break,
         }
     }
 }

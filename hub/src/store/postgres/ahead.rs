@@ -31,18 +31,21 @@ impl Ahead {
     /// Reads what `wanted` names, inside the transaction (after the
     /// batch's queued writes: the caller flushes them first).
     pub async fn fill(&mut self, c: &ClientWrapper, wanted: &[Wanted]) -> Result<(), StoreError> {
-        let mut by_session: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+        // Per session: the voters, and the (voter, ballot id) pairs of
+        // the retries as two columns.
+        let mut by_session: HashMap<Uuid, [Vec<String>; 3]> = HashMap::new();
         for w in wanted {
-            let (voters, ids) = by_session.entry(w.session).or_default();
+            let [voters, retried, ids] = by_session.entry(w.session).or_default();
             voters.push(w.voter.clone());
             if let Some(id) = &w.ballot_id {
+                retried.push(w.voter.clone());
                 ids.push(id.clone());
             }
         }
-        for (session, (voters, ids)) in by_session {
+        for (session, [voters, retried, ids]) in by_session {
             let (ballots, answers) = tokio::try_join!(
                 read::ballots_of(c, session, &voters),
-                read::answers_of(c, session, &voters, &ids),
+                read::answers_of(c, session, &retried, &ids),
             )?;
             let known = self.sessions.entry(session).or_default();
             for voter in voters {

@@ -229,7 +229,9 @@ pub async fn ballot(
     .transpose()
 }
 
-/// The current ballots of these voters in a session.
+/// The current ballots of these voters in a session. Planned at each call
+/// (not prepared once): a plan made while the table was small and kept
+/// scans the session's every ballot once it is large.
 pub async fn ballots_of(
     c: &ClientWrapper,
     session: Uuid,
@@ -237,17 +239,16 @@ pub async fn ballots_of(
 ) -> Result<Vec<BallotRecord>, StoreError> {
     let sql =
         format!("SELECT {BALLOT_COLUMNS} FROM ballots WHERE session_id = $1 AND voter = ANY($2)");
-    let stmt = c.prepare_cached(&sql).await?;
-    c.query(&stmt, &[&session.to_string(), &voters])
+    c.query(&sql, &[&session.to_string(), &voters])
         .await?
         .iter()
         .map(ballot_record)
         .collect()
 }
 
-/// The answers kept for these voters under these ballot ids (voter,
-/// ballot id, answer): a superset of the pairs asked, which the caller
-/// picks from.
+/// The answers kept under these (voter, ballot id) pairs, given as two
+/// columns: (voter, ballot id, answer) for those found. Planned at each
+/// call, like [`ballots_of`].
 pub async fn answers_of(
     c: &ClientWrapper,
     session: Uuid,
@@ -257,17 +258,17 @@ pub async fn answers_of(
     if ballot_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let stmt = c
-        .prepare_cached(
-            "SELECT voter, ballot_id, answer FROM answers
-             WHERE session_id = $1 AND voter = ANY($2) AND ballot_id = ANY($3)",
-        )
-        .await?;
-    c.query(&stmt, &[&session.to_string(), &voters, &ballot_ids])
-        .await?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
-        .collect()
+    c.query(
+        "SELECT w.voter, w.ballot_id, a.answer
+         FROM unnest($2::text[], $3::text[]) AS w(voter, ballot_id) CROSS JOIN LATERAL
+            (SELECT answer FROM answers
+             WHERE session_id = $1 AND voter = w.voter AND ballot_id = w.ballot_id) a",
+        &[&session.to_string(), &voters, &ballot_ids],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+    .collect()
 }
 
 /// A secret session's ballots (in the order kept: random once closed) and
