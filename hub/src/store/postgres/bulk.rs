@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::pipeline::Cell;
+use super::pipeline::{Cell, Queued};
 
 /// One ballot row, as its columns.
 pub(super) struct BallotRow {
@@ -58,11 +58,11 @@ impl Bulk {
 
     /// Appends the gathered rows to `pending` as one statement per table,
     /// and starts again empty.
-    pub fn spill(&mut self, pending: &mut Vec<(&'static str, Vec<Cell>)>) {
+    pub fn spill(&mut self, pending: &mut Vec<Queued>) {
         let ballots = std::mem::take(&mut self.ballots);
         self.ballot_at.clear();
         if !ballots.is_empty() {
-            pending.push((INSERT_BALLOTS, ballot_columns(ballots)));
+            pending.push(Queued::new(INSERT_BALLOTS, ballot_columns(ballots)));
         }
         let entries = std::mem::take(&mut self.entries);
         if !entries.is_empty() {
@@ -70,7 +70,10 @@ impl Bulk {
                 .into_iter()
                 .map(|(id, text)| (Some(id), Some(text)))
                 .unzip();
-            pending.push((INSERT_ENTRIES, vec![Cell::Ints(ids), Cell::Texts(texts)]));
+            pending.push(Queued::new(
+                INSERT_ENTRIES,
+                vec![Cell::Ints(ids), Cell::Texts(texts)],
+            ));
         }
         let answers = std::mem::take(&mut self.answers);
         if !answers.is_empty() {
@@ -80,7 +83,7 @@ impl Bulk {
                     column.push(Some(value));
                 }
             }
-            pending.push((
+            pending.push(Queued::new(
                 INSERT_ANSWERS,
                 columns.into_iter().map(Cell::Texts).collect(),
             ));

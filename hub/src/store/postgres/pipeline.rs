@@ -12,6 +12,7 @@ use crate::core::store::StoreError;
 pub(super) enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
+    Bytes(Vec<u8>),
     /// A column of a multi-row write (`unnest`).
     Texts(Vec<Option<String>>),
     Ints(Vec<Option<i64>>),
@@ -32,6 +33,7 @@ impl ToSql for Cell {
         match self {
             Cell::Text(v) => v.to_sql(ty, out),
             Cell::Int(v) => v.to_sql(ty, out),
+            Cell::Bytes(v) => v.to_sql(ty, out),
             Cell::Texts(v) => v.to_sql(ty, out),
             Cell::Ints(v) => v.to_sql(ty, out),
         }
@@ -40,6 +42,7 @@ impl ToSql for Cell {
     fn accepts(ty: &tokio_postgres::types::Type) -> bool {
         <Option<String> as ToSql>::accepts(ty)
             || <Option<i64> as ToSql>::accepts(ty)
+            || <Vec<u8> as ToSql>::accepts(ty)
             || <Vec<Option<String>> as ToSql>::accepts(ty)
             || <Vec<Option<i64>> as ToSql>::accepts(ty)
     }
@@ -47,25 +50,47 @@ impl ToSql for Cell {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// A write waiting to be sent.
+pub(super) struct Queued {
+    pub sql: &'static str,
+    pub cells: Vec<Cell>,
+    /// The number of rows it must change, and what it means when it does
+    /// not (the batch fails).
+    pub expect: Option<(u64, String)>,
+}
+
+impl Queued {
+    pub fn new(sql: &'static str, cells: Vec<Cell>) -> Queued {
+        Queued {
+            sql,
+            cells,
+            expect: None,
+        }
+    }
+}
+
 /// Sends `pending` in order and waits for every answer: any error fails
 /// the batch.
-pub(super) async fn send(
-    c: &Object,
-    pending: &[(&'static str, Vec<Cell>)],
-) -> Result<(), StoreError> {
+pub(super) async fn send(c: &Object, pending: &[Queued]) -> Result<(), StoreError> {
     // Prepared first (cached: no round trip), so that the writes leave in
     // the order they were queued.
     let mut statements = Vec::with_capacity(pending.len());
-    for (sql, _) in pending {
-        statements.push(c.prepare_cached(sql).await?);
+    for q in pending {
+        statements.push(c.prepare_cached(q.sql).await?);
     }
-    let writes = pending.iter().zip(&statements).map(|((_, cells), stmt)| {
+    let writes = pending.iter().zip(&statements).map(|(q, stmt)| {
         let params: Vec<&(dyn ToSql + Sync)> =
-            cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+            q.cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         async move { c.execute(stmt, &params).await }
     });
-    for done in futures_util::future::join_all(writes).await {
-        done?;
+    let done = futures_util::future::join_all(writes).await;
+    for (q, changed) in pending.iter().zip(done) {
+        let changed = changed?;
+        if let Some((want, meaning)) = &q.expect
+            && changed != *want
+        {
+            return Err(StoreError::Inconsistent(meaning.clone()));
+        }
     }
     Ok(())
 }

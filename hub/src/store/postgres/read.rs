@@ -96,9 +96,13 @@ pub async fn changes(
     logged: Option<u64>,
 ) -> Result<Option<Changes>, StoreError> {
     let key = id.to_string();
-    // Sent together (the connection pipelines them): one round trip for
-    // the row, who voted and the log, one for the log's new part.
-    let (row, voted, log) = tokio::try_join!(
+    // The log's new part, found by the session's id: its rows are keyed
+    // `(log << 32) | index`.
+    let from = logged
+        .map(|n| i64::try_from(n).map_err(|_| StoreError::Inconsistent("log size".into())))
+        .transpose()?;
+    // All sent together (the connection pipelines them): one round trip.
+    let (row, voted, log, entries, head) = tokio::try_join!(
         async {
             let sql = format!("SELECT {SESSION_COLUMNS}, tally FROM sessions WHERE id = $1");
             let stmt = c.prepare_cached(&sql).await?;
@@ -115,6 +119,37 @@ pub async fn changes(
             Ok::<_, StoreError>(c.query(&stmt, &[&key, &since]).await?)
         },
         log_id(c, id),
+        async {
+            let Some(from) = from else {
+                return Ok::<_, StoreError>(Vec::new());
+            };
+            let stmt = c
+                .prepare_cached(
+                    "SELECT e.entry FROM logs l JOIN log_entries e
+                        ON e.id BETWEEN (l.id << 32) + $2 AND (l.id << 32) + $3
+                     WHERE l.session_id = $1 ORDER BY e.id",
+                )
+                .await?;
+            Ok(c.query(&stmt, &[&key, &from, &LOG_MASK]).await?)
+        },
+        async {
+            if from.is_none() {
+                return Ok::<_, StoreError>(None);
+            }
+            let stmt = c
+                .prepare_cached(
+                    // Within the session's log (LATERAL: a plan kept
+                    // for the statement's life walks this log alone).
+                    "SELECT h.id, h.root, h.signature FROM logs l CROSS JOIN LATERAL
+                        (SELECT id, root, signature FROM log_entries
+                         WHERE id BETWEEN l.id << 32 AND (l.id << 32) + $2
+                            AND signature IS NOT NULL
+                         ORDER BY id DESC LIMIT 1) h
+                     WHERE l.session_id = $1",
+                )
+                .await?;
+            Ok(c.query_opt(&stmt, &[&key, &LOG_MASK]).await?)
+        },
     )?;
     let Some(row) = row else {
         return Ok(None);
@@ -124,32 +159,10 @@ pub async fn changes(
     };
     let session = session_from(&row)?;
     let voted = voted.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?;
-    let (entries, head) = match (log, logged) {
+    let (entries, head) = match (log, from) {
         (None, _) => (Vec::new(), None),
         (Some(_), None) => return Ok(None),
-        (Some(log), Some(n)) => {
-            let from = i64::try_from(n).map_err(|_| StoreError::Inconsistent("log size".into()))?;
-            let (first, next, last) = (log << 32, (log << 32) | from, (log << 32) | LOG_MASK);
-            let (entries, head) = tokio::try_join!(
-                async {
-                    let stmt = c
-                        .prepare_cached(
-                            "SELECT entry FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
-                        )
-                        .await?;
-                    c.query(&stmt, &[&next, &last]).await
-                },
-                async {
-                    let stmt = c
-                        .prepare_cached(
-                            "SELECT id, root, signature FROM log_entries
-                             WHERE id BETWEEN $1 AND $2 AND signature IS NOT NULL
-                             ORDER BY id DESC LIMIT 1",
-                        )
-                        .await?;
-                    c.query_opt(&stmt, &[&first, &last]).await
-                },
-            )?;
+        (Some(_), Some(_)) => {
             let entries = entries
                 .iter()
                 .map(|r| r.text(0))

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::ahead::Ahead;
 use super::bulk::{BallotRow, Bulk};
-use super::pipeline::{Cell, send};
+use super::pipeline::{Cell, Queued, send};
 use super::read::{self, LOG_MASK};
 use crate::core::clock::Time;
 use crate::core::session::SessionMeta;
@@ -151,7 +151,7 @@ struct PgTxn<'a> {
     /// Writes sent together, in order, before the next read or the commit:
     /// a ballot's rows ride with the next ballot's read instead of costing
     /// a round trip each.
-    pending: Vec<(&'static str, Vec<Cell>)>,
+    pending: Vec<Queued>,
     /// Sessions this transaction made (or edited, as drafts, locked).
     created: Vec<Uuid>,
     /// What the batch's ballots will ask, read at once.
@@ -198,7 +198,7 @@ impl PgTxn<'_> {
 
     fn queue(&mut self, sql: &'static str, cells: Vec<Cell>) {
         self.bulk.spill(&mut self.pending);
-        self.pending.push((sql, cells));
+        self.pending.push(Queued::new(sql, cells));
     }
 
     /// Sends the queued writes at once (the connection pipelines them, in
@@ -633,16 +633,24 @@ impl Txn for PgTxn<'_> {
                     .checked_sub(1)
                     .ok_or_else(|| StoreError::Inconsistent("a head of an empty log".into()))?;
                 let row = self.log_row(*session, last)?;
-                let changed = self.exec(
-                    "UPDATE log_entries SET root = $2, signature = $3 WHERE id = $1",
-                    &[&row, &head.root.as_slice(), &head.signature.as_slice()],
-                )?;
-                if changed != 1 {
-                    return Err(StoreError::Inconsistent(format!(
-                        "a head of {} entries signed over a log without them",
-                        head.size
-                    )));
-                }
+                // Sent with the batch's other writes; checked before the
+                // commit.
+                self.bulk.spill(&mut self.pending);
+                self.pending.push(Queued {
+                    sql: "UPDATE log_entries SET root = $2, signature = $3 WHERE id = $1",
+                    cells: vec![
+                        Cell::Int(Some(row)),
+                        Cell::Bytes(head.root.to_vec()),
+                        Cell::Bytes(head.signature.to_vec()),
+                    ],
+                    expect: Some((
+                        1,
+                        format!(
+                            "a head of {} entries signed over a log without them",
+                            head.size
+                        ),
+                    )),
+                });
             }
             Write::ShuffleSecret(session) => {
                 // Rewritten in a random order under new slots, and who voted
