@@ -392,6 +392,7 @@ impl Writer {
                 }
             }
             let mut batch = Vec::with_capacity(taken.len());
+            let mut follows = Vec::new();
             for cmd in taken {
                 match cmd {
                     Command::Stop => {
@@ -411,14 +412,31 @@ impl Writer {
                         self.batch(std::mem::take(&mut batch), None);
                         let _ = reply.send(self.log(id));
                     }
-                    Command::Follow(ids, reply) => {
-                        self.batch(std::mem::take(&mut batch), None);
-                        let _ = reply.send(self.follow(&ids));
-                    }
+                    // After the batch (which reads again, under their
+                    // locks, the sessions it takes ballots for): a
+                    // notification does not split a batch in two.
+                    Command::Follow(ids, reply) => follows.push((ids, reply)),
                     cmd => batch.push(cmd),
                 }
             }
             self.batch(batch, Some(&mut rx));
+            if !follows.is_empty() {
+                let all = follows.iter().any(|(ids, _)| ids.is_empty());
+                let mut ids: Vec<Uuid> = if all {
+                    Vec::new()
+                } else {
+                    follows
+                        .iter()
+                        .flat_map(|(ids, _)| ids.iter().copied())
+                        .collect()
+                };
+                ids.sort_unstable();
+                ids.dedup();
+                let read = self.follow(&ids);
+                for (_, reply) in follows.drain(..) {
+                    let _ = reply.send(read.clone());
+                }
+            }
         }
         // Whatever raced the stop is dropped, which answers it "shutting down".
         rx.close();

@@ -100,14 +100,17 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
             // Everything that came meanwhile, in one read.
             let mut all = first.is_none();
             let mut ids = BTreeSet::new();
-            ids.extend(first.map(|(id, _)| id));
-            while let Ok(next) = rx.try_recv() {
-                match next {
-                    Some((id, _)) => {
+            for told in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                match told {
+                    Some((id, seq)) if !seen_past(hub, id, seq) => {
                         ids.insert(id);
                     }
+                    Some(_) => {}
                     None => all = true,
                 }
+            }
+            if !all && ids.is_empty() && !overflow.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
             }
             all |= overflow.swap(false, std::sync::atomic::Ordering::AcqRel);
             let ids = if all {
@@ -126,4 +129,12 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
         (Ok(()), Ok(reason)) => Err(reason),
         (Ok(()), Err(_)) => Err("the connection ended".into()),
     }
+}
+
+/// Whether this hub already shows a later state of the session than the
+/// one a notification announces: a batch of its own locked the session
+/// after that commit and read it then (`seq` orders a session's commits
+/// across nodes). Seq 0 announces a deletion: never seen past.
+fn seen_past(hub: &Hub, id: Uuid, seq: u64) -> bool {
+    seq > 0 && hub.published(id).is_some_and(|p| p.state.seq > seq)
 }
