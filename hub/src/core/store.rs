@@ -282,8 +282,11 @@ pub trait Store: Send + 'static {
 pub trait Txn {
     /// Locks these sessions until the end of the transaction, in the order
     /// given (callers sort them, so that two writers never wait on each
-    /// other in a circle).
-    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError>;
+    /// other in a circle). A store with other writers then locks the
+    /// roll's version — `roll_exclusive` for a batch that changes the
+    /// roll, else shared — in the same breath, and [`Txn::roll_version`]
+    /// answers from it.
+    fn lock_sessions(&mut self, ids: &[Uuid], roll_exclusive: bool) -> Result<Locked, StoreError>;
     /// The time that decides deadlines in this transaction: the store's
     /// clock (the database's, when several hubs share one).
     fn now(&mut self) -> Result<Time, StoreError>;

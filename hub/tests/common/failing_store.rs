@@ -110,8 +110,8 @@ struct FailingTxn<'a> {
 }
 
 impl Txn for FailingTxn<'_> {
-    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
-        self.inner.lock_sessions(ids)
+    fn lock_sessions(&mut self, ids: &[Uuid], roll: bool) -> Result<Locked, StoreError> {
+        self.inner.lock_sessions(ids, roll)
     }
 
     fn now(&mut self) -> Result<Time, StoreError> {

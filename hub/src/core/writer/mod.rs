@@ -493,6 +493,7 @@ impl Writer {
         };
         let changes_roll = commands.iter().any(Command::changes_roll);
         let mut locked: Vec<Uuid> = Vec::new();
+        let mut commands = commands;
         let prepared = txn.now().and_then(|now| {
             batch.now = Some(now);
             // The store's clock decides which votes are due.
@@ -512,7 +513,21 @@ impl Writer {
             locked.extend(&due);
             locked.sort_unstable();
             locked.dedup();
-            match txn.lock_sessions(&locked)? {
+            let seqs = txn.lock_sessions(&locked, changes_roll)?;
+            if let Some(rx) = late {
+                let max_batch = self.core.limits.max_batch;
+                join_late(&mut commands, &locked, rx, &mut self.carry, max_batch);
+            }
+            // Asked now, so that a store across a network reads it with
+            // what other hubs changed.
+            self.core.read_ahead(
+                commands.iter().filter_map(|c| match c {
+                    Command::Cast(id, req, _) => Some((*id, req)),
+                    _ => None,
+                }),
+                &mut *txn,
+            )?;
+            match seqs {
                 Locked::Current => {}
                 Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch, false)?,
             }
@@ -526,18 +541,7 @@ impl Writer {
             fail_all(commands, batch, e);
             return false;
         }
-        let mut commands = commands;
-        if let Some(rx) = late {
-            let max_batch = self.core.limits.max_batch;
-            join_late(&mut commands, &locked, rx, &mut self.carry, max_batch);
-        }
-        let mut outcome = self.core.read_ahead(
-            commands.iter().filter_map(|c| match c {
-                Command::Cast(id, req, _) => Some((*id, req)),
-                _ => None,
-            }),
-            &mut *txn,
-        );
+        let mut outcome = Ok(());
         let mut commands = commands.into_iter();
         // On a failure the rest stay in `commands`, answered below.
         while outcome.is_ok()

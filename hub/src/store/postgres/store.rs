@@ -5,6 +5,8 @@
 //! in id order (which also orders their `seq` across nodes), every
 //! decision read inside it, committed with `synchronous_commit` on.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::{Object, Pool};
 use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
@@ -26,6 +28,9 @@ use crate::store::rows::Cells;
 pub struct PostgresStore {
     rt: Runtime,
     pool: Pool,
+    /// The integer id of each session's log, once committed: it never
+    /// changes (ids are not reused), so a batch need not look it up.
+    log_ids: HashMap<Uuid, i64>,
 }
 
 impl PostgresStore {
@@ -38,7 +43,11 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let pool = rt.block_on(super::connect(url))?;
-        Ok(PostgresStore { rt, pool })
+        Ok(PostgresStore {
+            rt,
+            pool,
+            log_ids: HashMap::new(),
+        })
     }
 
     /// A value every node shares (the admin token, the signing key's
@@ -89,12 +98,15 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTxn {
             rt: &self.rt,
             client: Some(client),
+            log_ids: &mut self.log_ids,
             logs: Vec::new(),
             roll_bumped: false,
+            roll_held: None,
             locked: Vec::new(),
             pending: Vec::new(),
             created: Vec::new(),
             ahead: Ahead::default(),
+            wanted: Vec::new(),
             bulk: Bulk::default(),
         }))
     }
@@ -136,15 +148,34 @@ impl Store for PostgresStore {
     }
 }
 
+/// The lock on the roll's version: shared by batches that only read the
+/// roll, exclusive for one that changes it.
+fn roll_lock(exclusive: bool) -> &'static str {
+    if exclusive {
+        "SELECT n FROM roll_version FOR UPDATE"
+    } else {
+        "SELECT n FROM roll_version FOR SHARE"
+    }
+}
+
+fn ended() -> StoreError {
+    StoreError::Inconsistent("the transaction has ended".into())
+}
+
 /// One batch's transaction; rolled back when dropped uncommitted.
 struct PgTxn<'a> {
     rt: &'a Runtime,
     /// Taken by the commit.
     client: Option<Object>,
-    /// The integer ids of the logs written to, looked up once per batch.
+    /// The store's known log ids, which this transaction adds to when it
+    /// commits.
+    log_ids: &'a mut HashMap<Uuid, i64>,
+    /// The log ids this transaction looked up or made.
     logs: Vec<(Uuid, i64)>,
     /// The roll's version was moved on by this transaction.
     roll_bumped: bool,
+    /// The roll's version as locked with the sessions (exclusive or not).
+    roll_held: Option<(bool, u64)>,
     /// The sessions locked, with their `seq` then: the rows this batch
     /// writes for them are marked `seq + 1`.
     locked: Vec<(Uuid, i64)>,
@@ -154,8 +185,10 @@ struct PgTxn<'a> {
     pending: Vec<Queued>,
     /// Sessions this transaction made (or edited, as drafts, locked).
     created: Vec<Uuid>,
-    /// What the batch's ballots will ask, read at once.
+    /// What the batch's ballots will ask, read at once…
     ahead: Ahead,
+    /// …once this is sent.
+    wanted: Vec<Wanted>,
     /// Ballots, log entries and answers gathered for one statement each,
     /// sent before anything queued after them.
     bulk: Bulk,
@@ -173,9 +206,18 @@ impl Drop for PgTxn<'_> {
 
 impl PgTxn<'_> {
     fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))
+        self.client.as_ref().ok_or_else(ended)
+    }
+
+    /// Reads what was asked ahead and not read yet.
+    fn fill_ahead(&mut self) -> Result<(), StoreError> {
+        if self.wanted.is_empty() {
+            return Ok(());
+        }
+        let wanted = std::mem::take(&mut self.wanted);
+        self.flush()?;
+        let c = self.client.as_ref().ok_or_else(ended)?;
+        self.rt.block_on(self.ahead.fill(c, &wanted))
     }
 
     /// Runs `f` on the transaction's connection, after the queued writes
@@ -225,8 +267,14 @@ impl PgTxn<'_> {
 
     /// The row id of entry `index` of `session`'s log.
     fn log_row(&mut self, session: Uuid, index: u64) -> Result<i64, StoreError> {
-        let log = match self.logs.iter().find(|(s, _)| *s == session) {
-            Some((_, log)) => *log,
+        let known = self
+            .logs
+            .iter()
+            .find(|(s, _)| *s == session)
+            .map(|(_, log)| *log)
+            .or_else(|| self.log_ids.get(&session).copied());
+        let log = match known {
+            Some(log) => log,
             None => {
                 let log = self
                     .run(async |c| read::log_id(c, session).await)?
@@ -286,19 +334,29 @@ impl PgTxn<'_> {
 }
 
 impl Txn for PgTxn<'_> {
-    fn lock_sessions(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
-        if ids.is_empty() {
-            return Ok(Locked::Seqs(Vec::new()));
-        }
+    fn lock_sessions(&mut self, ids: &[Uuid], roll_exclusive: bool) -> Result<Locked, StoreError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let rows = self.run(async |c| {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT id, seq FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                )
-                .await?;
-            Ok(c.query(&stmt, &[&ids]).await?)
+        // Sessions first, then the roll (every batch takes them in that
+        // order): the two sent together, one round trip.
+        let (rows, roll) = self.run(async |c| {
+            let sessions = async {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT id, seq FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    )
+                    .await?;
+                c.query(&stmt, &[&ids]).await
+            };
+            let roll = async {
+                let stmt = c.prepare_cached(roll_lock(roll_exclusive)).await?;
+                c.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)
+            };
+            Ok(tokio::try_join!(sessions, roll)?)
         })?;
+        self.roll_held = Some((roll_exclusive, roll.max(0) as u64));
         let seqs: Vec<(Uuid, u64)> = rows
             .iter()
             .map(|r| Ok((columns::uuid_from(&r.text(0)?)?, r.int(1)?.max(0) as u64)))
@@ -314,7 +372,16 @@ impl Txn for PgTxn<'_> {
         logged: Option<u64>,
     ) -> Result<Option<Changes>, StoreError> {
         let since = i64::try_from(seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
-        self.run(async |c| read::changes(c, id, since, logged).await)
+        let wanted = std::mem::take(&mut self.wanted);
+        self.flush()?;
+        let c = self.client.as_ref().ok_or_else(ended)?;
+        self.rt.block_on(async {
+            let (changes, ()) = tokio::try_join!(
+                read::changes(c, id, since, logged),
+                self.ahead.fill(c, &wanted)
+            )?;
+            Ok(changes)
+        })
     }
 
     fn seqs(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
@@ -347,16 +414,16 @@ impl Txn for PgTxn<'_> {
     }
 
     fn roll_version(&mut self, exclusive: bool) -> Result<Option<u64>, StoreError> {
-        // Locked after the sessions (every batch takes them in that
-        // order): shared by batches that only read the roll, exclusive for
-        // one that changes it.
-        let sql = if exclusive {
-            "SELECT n FROM roll_version FOR UPDATE"
-        } else {
-            "SELECT n FROM roll_version FOR SHARE"
-        };
+        // Locked with the sessions, unless this batch has moved it on
+        // since, or needs it exclusive now.
+        if let Some((held, n)) = self.roll_held
+            && !self.roll_bumped
+            && (held || !exclusive)
+        {
+            return Ok(Some(n));
+        }
         let n: i64 = self.run(async |c| {
-            let stmt = c.prepare_cached(sql).await?;
+            let stmt = c.prepare_cached(roll_lock(exclusive)).await?;
             Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
         })?;
         Ok(Some(n.max(0) as u64))
@@ -374,15 +441,14 @@ impl Txn for PgTxn<'_> {
     }
 
     fn read_ahead(&mut self, wanted: &[Wanted]) -> Result<(), StoreError> {
-        self.flush()?;
-        let c = self
-            .client
-            .as_ref()
-            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
-        self.rt.block_on(self.ahead.fill(c, wanted))
+        // Sent with the next read of what other hubs changed, or before
+        // the first ballot asked.
+        self.wanted.extend_from_slice(wanted);
+        Ok(())
     }
 
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError> {
+        self.fill_ahead()?;
         if let Some(known) = self.ahead.ballot(session, voter) {
             return Ok(known);
         }
@@ -422,6 +488,7 @@ impl Txn for PgTxn<'_> {
         voter: &str,
         ballot_id: &str,
     ) -> Result<Option<String>, StoreError> {
+        self.fill_ahead()?;
         if let Some(known) = self.ahead.answer(session, voter, ballot_id) {
             return Ok(known);
         }
@@ -458,6 +525,7 @@ impl Txn for PgTxn<'_> {
                     )?;
                 }
                 self.logs.retain(|(s, _)| s != id);
+                self.log_ids.remove(id);
                 self.ahead.forget(*id);
                 let id = id.to_string();
                 for table in [
@@ -713,6 +781,7 @@ impl Txn for PgTxn<'_> {
             .take()
             .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
         self.rt.block_on(client.batch_execute("COMMIT"))?;
+        self.log_ids.extend(self.logs.drain(..));
         Ok(())
     }
 }

@@ -271,7 +271,7 @@ impl SqliteTxn<'_> {
 }
 
 impl Txn for SqliteTxn<'_> {
-    fn lock_sessions(&mut self, _ids: &[Uuid]) -> Result<Locked, StoreError> {
+    fn lock_sessions(&mut self, _ids: &[Uuid], _roll: bool) -> Result<Locked, StoreError> {
         // This process is the file's only writer.
         Ok(Locked::Current)
     }
