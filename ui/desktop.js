@@ -725,6 +725,7 @@ function apply(next) {
   renderSessions(next.sessions);
   renderAttendance(next.attendance);
   $('key-fingerprint').textContent = next.key ? t('auditKey', { fingerprint: next.key.fingerprint }) : '';
+  $('version').textContent = `votehub ${next.version}`;
   // The roll may be long: read again at most once a second while it moves.
   if (next.roll_version !== lastRoll && !rollTimer) {
     lastRoll = next.roll_version;

@@ -19,6 +19,10 @@
 //! `core` ← `store`; `core` ← `http`, `live` ← `server` ← `launch` ← the
 //! binaries and the desktop shell.
 
+/// votehub's one version (the workspace's): `votehub --version`,
+/// `/health`, the pages, the window and the packages show it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod config;
 pub mod core;
 pub mod data_dir;

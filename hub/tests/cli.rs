@@ -70,6 +70,28 @@ fn assert_one_line_exit_2(out: &Output, mentions: &str) {
     );
 }
 
+/// One version: the workspace's, which `/health` and the packages show too.
+#[test]
+fn version_is_the_workspaces() {
+    let out = Command::new(binary())
+        .arg("--version")
+        .output()
+        .expect("votehub --version");
+    assert!(out.status.success());
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .expect("the workspace's Cargo.toml");
+    let workspace = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("[workspace.package] version");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("votehub {workspace}")
+    );
+    assert_eq!(votehub::VERSION, workspace);
+}
+
 #[test]
 fn bad_flags_exit_2_with_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");

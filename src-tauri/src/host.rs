@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub attendance: Attendance,
     /// The key that signs the logs' heads.
     pub key: Option<KeyInfo>,
+    /// votehub's version (the hub's and this app's: one workspace).
+    pub version: &'static str,
 }
 
 pub const EVENT: &str = "hub-changed";
@@ -95,6 +97,7 @@ impl Host {
             roll_version: hub.as_ref().map(Hub::roll_version).unwrap_or(0),
             attendance: hub.as_ref().map(Hub::attendance).unwrap_or_default(),
             key: hub.as_ref().map(Hub::key),
+            version: votehub::VERSION,
         }
     }
 

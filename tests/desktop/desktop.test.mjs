@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -137,6 +137,12 @@ test('create, watch and close a session from the real window', { timeout: 180000
     const urls = await wd.run("return [...document.querySelectorAll('.join-url')].map(e => e.dataset.url)");
     assert.deepEqual(urls, [`${hub}/`], 'the window shows the address participants open');
     assert.equal(await wd.run("return document.querySelectorAll('.join-item img[src^=\"data:image/svg+xml\"]').length"), 1, 'with its QR code');
+    // One version everywhere: the window's is the hub's /health and the workspace's.
+    const health = await (await fetch(`${hub}/health`)).json();
+    const workspace = readFileSync(join(ROOT, 'Cargo.toml'), 'utf8').match(/^version = "([^"]+)"/m)[1];
+    assert.equal(health.version, workspace, '/health shows the workspace version');
+    assert.equal(await wd.run("return document.querySelector('#version').textContent"), `votehub ${workspace}`,
+      'the window shows the version');
 
     // The moderator creates a session in the window.
     await wd.type('#new-title', 'Budget 2027');

@@ -146,16 +146,25 @@ fn up(shape: Shape, max_seconds: u64) -> Result<(), String> {
             .name("signals".into())
             .spawn(move || {
                 runtime.block_on(async {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let (Ok(mut term), Ok(mut int)) = (
-                        signal(SignalKind::terminate()),
-                        signal(SignalKind::interrupt()),
-                    ) else {
+                    // The room itself is Linux's (namespaces); the signals
+                    // are Unix's, and Ctrl-C elsewhere.
+                    #[cfg(unix)]
+                    {
+                        use tokio::signal::unix::{SignalKind, signal};
+                        let (Ok(mut term), Ok(mut int)) = (
+                            signal(SignalKind::terminate()),
+                            signal(SignalKind::interrupt()),
+                        ) else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = int.recv() => {}
+                        }
+                    }
+                    #[cfg(not(unix))]
+                    if tokio::signal::ctrl_c().await.is_err() {
                         return;
-                    };
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
                     }
                     let _ = tx.send(Event::Signal);
                 });

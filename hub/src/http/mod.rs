@@ -130,7 +130,7 @@ async fn health(State(door): State<HttpDoor>) -> (StatusCode, Json<Health>) {
         code,
         Json(Health {
             status,
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::VERSION,
         }),
     )
 }

@@ -120,7 +120,7 @@ pub struct Info {
 
 async fn info(State(door): State<HttpDoor>) -> Json<Info> {
     Json(Info {
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::VERSION,
         join_urls: crate::net::join_urls(door.local_addr, door.tls.as_ref()),
         roll_size: door.hub.roll_size(),
         now: Time::now(),
