@@ -28,7 +28,7 @@ impl Writer {
             self.core.catch_up_roll(&mut *txn, &mut batch, false)?;
             if let Locked::Seqs(seqs) = txn.seqs(ids)? {
                 self.core.forget_missing(ids, &seqs, &mut batch);
-                self.core.refresh(seqs, &mut *txn, &mut batch, true)?;
+                self.core.refresh(seqs, &mut *txn, &mut batch, |_| true)?;
             }
             Ok(())
         });
@@ -63,10 +63,10 @@ impl Core {
         seqs: Vec<(Uuid, u64)>,
         txn: &mut dyn Txn,
         batch: &mut Batch,
-        told: bool,
+        told: impl Fn(Uuid) -> bool,
     ) -> Result<(), StoreError> {
         for (id, seq) in seqs {
-            if !told && self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
+            if !told(id) && self.sessions.get(&id).is_some_and(|s| s.state.seq == seq) {
                 continue;
             }
             if self.catch_up(id, txn, batch)? {

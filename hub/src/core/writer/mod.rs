@@ -20,7 +20,7 @@ mod sessions;
 
 pub use roll::Attendance;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,9 +167,10 @@ pub(crate) struct Writer {
     core: Core,
     /// A secret vote closed and the store has not scrubbed its files yet.
     scrub_pending: bool,
-    /// A command taken while a batch gathered late ballots, and not for
-    /// it: the first of the next batch.
-    carry: Option<Command>,
+    /// Commands taken while a batch gathered late ballots and not for it
+    /// (or put back: see `join_late`), in order: the first of the next
+    /// batch.
+    carry: VecDeque<Command>,
 }
 
 /// Everything the writer decides with; the store stays apart so that a
@@ -321,7 +322,7 @@ impl Writer {
             store,
             core,
             scrub_pending: false,
-            carry: None,
+            carry: VecDeque::new(),
         };
         if writer.core.meetings.is_empty() {
             let meeting = Meeting {
@@ -338,7 +339,7 @@ impl Writer {
         }
         // Deadlines that passed while the hub was down close before anyone
         // can see the vote open.
-        writer.batch(Vec::new(), None);
+        writer.batch(Vec::new(), None, &[]);
         Ok(writer)
     }
 
@@ -356,7 +357,7 @@ impl Writer {
                 .core
                 .next_deadline()
                 .map(|at| Time::now().until(at).min(CLOCK_LOOK).max(backoff));
-            let first = match (self.carry.take(), wait, &timer) {
+            let first = match (self.carry.pop_front(), wait, &timer) {
                 (Some(carried), ..) => Some(carried),
                 (None, Some(wait), Ok(timer)) => {
                     // The timer is made inside the runtime it belongs to.
@@ -365,7 +366,7 @@ impl Writer {
                         // A deadline may be due: a batch of no commands
                         // closes it.
                         Err(_) => {
-                            backoff = if !self.batch(Vec::new(), None) {
+                            backoff = if !self.batch(Vec::new(), None, &[]) {
                                 CLOCK_LOOK
                             } else if !self.core.due_candidates(Time::now()).is_empty() {
                                 // Due by this machine's clock, not yet by
@@ -386,9 +387,9 @@ impl Writer {
             };
             let mut taken = vec![first];
             while taken.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(cmd) => taken.push(cmd),
-                    Err(_) => break,
+                match self.carry.pop_front().or_else(|| rx.try_recv().ok()) {
+                    Some(cmd) => taken.push(cmd),
+                    None => break,
                 }
             }
             let mut batch = Vec::with_capacity(taken.len());
@@ -396,20 +397,21 @@ impl Writer {
             for cmd in taken {
                 match cmd {
                     Command::Stop => {
-                        self.batch(std::mem::take(&mut batch), None);
+                        self.batch(std::mem::take(&mut batch), None, &[]);
+                        self.follow_all(&mut follows);
                         break 'serve;
                     }
                     // A read sees everything queued before it: commit first.
                     Command::Ballots(id, reply) => {
-                        self.batch(std::mem::take(&mut batch), None);
+                        self.batch(std::mem::take(&mut batch), None, &[]);
                         let _ = reply.send(self.ballots(id));
                     }
                     Command::Secret(id, reply) => {
-                        self.batch(std::mem::take(&mut batch), None);
+                        self.batch(std::mem::take(&mut batch), None, &[]);
                         let _ = reply.send(self.secret(id));
                     }
                     Command::Log(id, reply) => {
-                        self.batch(std::mem::take(&mut batch), None);
+                        self.batch(std::mem::take(&mut batch), None, &[]);
                         let _ = reply.send(self.log(id));
                     }
                     // After the batch (which reads again, under their
@@ -419,29 +421,52 @@ impl Writer {
                     cmd => batch.push(cmd),
                 }
             }
-            self.batch(batch, Some(&mut rx));
-            if !follows.is_empty() {
-                let all = follows.iter().any(|(ids, _)| ids.is_empty());
-                let mut ids: Vec<Uuid> = if all {
-                    Vec::new()
-                } else {
-                    follows
-                        .iter()
-                        .flat_map(|(ids, _)| ids.iter().copied())
-                        .collect()
-                };
-                ids.sort_unstable();
-                ids.dedup();
-                let read = self.follow(&ids);
-                for (_, reply) in follows.drain(..) {
-                    let _ = reply.send(read.clone());
-                }
-            }
+            // The batch reads again, under their locks, the sessions it was
+            // told changed (even at the same `seq`: a place on the agenda).
+            let told = Self::told(&follows);
+            self.batch(batch, Some(&mut rx), &told);
+            self.follow_all(&mut follows);
         }
         // Whatever raced the stop is dropped, which answers it "shutting down".
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
             drop(cmd);
+        }
+    }
+
+    /// The sessions the follows name, for the batch to read again under
+    /// their locks (a nil id: every one).
+    fn told(follows: &[(Vec<Uuid>, Reply<()>)]) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = Vec::new();
+        for (named, _) in follows {
+            if named.is_empty() {
+                return vec![Uuid::nil()];
+            }
+            ids.extend(named);
+        }
+        ids
+    }
+
+    /// Reads what the follows name (all of it when one names nothing) and
+    /// answers each of them.
+    fn follow_all(&mut self, follows: &mut Vec<(Vec<Uuid>, Reply<()>)>) {
+        if follows.is_empty() {
+            return;
+        }
+        let all = follows.iter().any(|(ids, _)| ids.is_empty());
+        let mut ids: Vec<Uuid> = if all {
+            Vec::new()
+        } else {
+            follows
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().copied())
+                .collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let read = self.follow(&ids);
+        for (_, reply) in follows.drain(..) {
+            let _ = reply.send(read.clone());
         }
     }
 
@@ -470,11 +495,14 @@ impl Writer {
 
     /// Decides, writes and commits `commands` as one transaction, after
     /// closing the timed votes whose deadline has passed; with `late`,
-    /// ballots that came meanwhile join it. False when the store failed.
+    /// ballots that came meanwhile join it. `told`: sessions other hubs
+    /// said they changed (a nil id: all), read again under their locks even
+    /// at the same `seq`. False when the store failed.
     fn batch(
         &mut self,
         commands: Vec<Command>,
         late: Option<&mut mpsc::Receiver<Command>>,
+        told: &[Uuid],
     ) -> bool {
         // A first look, by this machine's clock: anything to do?
         if commands.is_empty() && self.core.due_candidates(Time::now()).is_empty() {
@@ -514,9 +542,18 @@ impl Writer {
             locked.sort_unstable();
             locked.dedup();
             let seqs = txn.lock_sessions(&locked, changes_roll)?;
+            let taken = commands.len();
             if let Some(rx) = late {
-                let max_batch = self.core.limits.max_batch;
-                join_late(&mut commands, &locked, rx, &mut self.carry, max_batch);
+                let untimed = |id: Uuid| {
+                    locked.binary_search(&id).is_ok()
+                        && self
+                            .core
+                            .sessions
+                            .get(&id)
+                            .is_some_and(|s| s.state.closes_at.is_none())
+                };
+                let max_batch = self.core.limits.max_batch.max(1);
+                join_late(&mut commands, untimed, rx, &mut self.carry, max_batch);
             }
             // Asked now, so that a store across a network reads it with
             // what other hubs changed.
@@ -529,7 +566,24 @@ impl Writer {
             )?;
             match seqs {
                 Locked::Current => {}
-                Locked::Seqs(seqs) => self.core.refresh(seqs, &mut *txn, &mut batch, false)?,
+                Locked::Seqs(seqs) => {
+                    let all = told.contains(&Uuid::nil());
+                    self.core
+                        .refresh(seqs, &mut *txn, &mut batch, |id| all || told.contains(&id))?;
+                }
+            }
+            // A late ballot joined for a vote with no deadline; if another
+            // hub has since given it one, it waits for the next batch (which
+            // reads the clock after it came), with every late command after
+            // it, so that order is kept.
+            let timed = |c: &Command| {
+                matches!(c, Command::Cast(id, ..)
+                    if self.core.sessions.get(id).is_some_and(|s| s.state.closes_at.is_some()))
+            };
+            if let Some(k) = commands[taken..].iter().position(timed) {
+                for cmd in commands.split_off(taken + k).into_iter().rev() {
+                    self.carry.push_front(cmd);
+                }
             }
             self.core
                 .catch_up_roll(&mut *txn, &mut batch, changes_roll)?;
@@ -596,24 +650,27 @@ impl Writer {
 }
 
 /// Ballots that came while a batch waited for its sessions' locks join it
-/// when they are for a session it holds: on a shared store that lock is
-/// what every hub's ballots wait on, and each batch costs one commit
-/// whatever its size. The first command that cannot join is kept in
-/// `carry` for the next batch, so that order is kept.
+/// when `joins` says their session may take them now (held by the batch,
+/// and with no deadline: the batch's clock was read before they came): on
+/// a shared store that lock is what every hub's ballots wait on, and each
+/// batch costs one commit whatever its size. The first command that cannot
+/// join waits in `carry` for the next batch, so that order is kept.
 fn join_late(
     commands: &mut Vec<Command>,
-    locked: &[Uuid],
+    joins: impl Fn(Uuid) -> bool,
     rx: &mut mpsc::Receiver<Command>,
-    carry: &mut Option<Command>,
+    carry: &mut VecDeque<Command>,
     max_batch: usize,
 ) {
-    while commands.len() < max_batch.max(1) {
+    // Whatever waits already goes first.
+    if !carry.is_empty() {
+        return;
+    }
+    while commands.len() < max_batch {
         match rx.try_recv() {
-            Ok(cmd @ Command::Cast(id, ..)) if locked.binary_search(&id).is_ok() => {
-                commands.push(cmd);
-            }
+            Ok(cmd @ Command::Cast(id, ..)) if joins(id) => commands.push(cmd),
             Ok(other) => {
-                *carry = Some(other);
+                carry.push_back(other);
                 break;
             }
             Err(_) => break,

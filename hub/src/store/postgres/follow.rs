@@ -132,9 +132,10 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) -> Result<(), String
 }
 
 /// Whether this hub already shows a later state of the session than the
-/// one a notification announces: a batch of its own locked the session
-/// after that commit and read it then (`seq` orders a session's commits
-/// across nodes). Seq 0 announces a deletion: never seen past.
+/// one a notification announces: a commit of its own came after that one
+/// (`seq` orders a session's commits across nodes, under its row lock), so
+/// the store holds nothing newer of it to read. Seq 0 announces a
+/// deletion: never seen past.
 fn seen_past(hub: &Hub, id: Uuid, seq: u64) -> bool {
     seq > 0 && hub.published(id).is_some_and(|p| p.state.seq > seq)
 }

@@ -1,6 +1,6 @@
 //! A batch's writes sent together: queued with owned values (`Cell`),
-//! then sent in order on one connection, which pipelines them — a ballot's
-//! rows ride with the next read instead of costing a round trip each.
+//! then sent in order on one connection, which pipelines them — before the
+//! next read or the commit, in one round trip.
 
 use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
@@ -30,6 +30,15 @@ impl ToSql for Cell {
         ty: &tokio_postgres::types::Type,
         out: &mut bytes::BytesMut,
     ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        // `accepts` answers for every variant at once: a column bound to a
+        // scalar, or a scalar to an array, is an error here rather than a
+        // panic in the encoder.
+        let array = matches!(ty.kind(), tokio_postgres::types::Kind::Array(_));
+        if array != matches!(self, Cell::Texts(_) | Cell::Ints(_)) {
+            // Named by its kind only: the values may be a voter's.
+            let kind = if array { "a single value" } else { "a column" };
+            return Err(format!("{kind} bound to a parameter of type {ty}").into());
+        }
         match self {
             Cell::Text(v) => v.to_sql(ty, out),
             Cell::Int(v) => v.to_sql(ty, out),

@@ -29,7 +29,9 @@ pub struct PostgresStore {
     rt: Runtime,
     pool: Pool,
     /// The integer id of each session's log, once committed: it never
-    /// changes (ids are not reused), so a batch need not look it up.
+    /// changes (ids are not reused), so a batch need not look it up. Only
+    /// drafts are deleted, and a draft has no log: an id here never names
+    /// another session's log, even after another node deleted one.
     log_ids: HashMap<Uuid, i64>,
 }
 
@@ -179,15 +181,16 @@ struct PgTxn<'a> {
     /// The sessions locked, with their `seq` then: the rows this batch
     /// writes for them are marked `seq + 1`.
     locked: Vec<(Uuid, i64)>,
-    /// Writes sent together, in order, before the next read or the commit:
-    /// a ballot's rows ride with the next ballot's read instead of costing
-    /// a round trip each.
+    /// Writes sent together, in order, before the next read or the commit,
+    /// in one round trip (the ballots, entries and answers among them as one
+    /// statement per table: `bulk`).
     pending: Vec<Queued>,
     /// Sessions this transaction made (or edited, as drafts, locked).
     created: Vec<Uuid>,
     /// What the batch's ballots will ask, read at once…
     ahead: Ahead,
-    /// …once this is sent.
+    /// …once this is sent: with the next read of what other hubs
+    /// changed, or before the first ballot asked.
     wanted: Vec<Wanted>,
     /// Ballots, log entries and answers gathered for one statement each,
     /// sent before anything queued after them.
