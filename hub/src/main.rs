@@ -316,7 +316,26 @@ async fn stop_on_signal(shutdown: CancellationToken) {
             }
         }
     }
-    #[cfg(not(unix))]
+    // Windows has no SIGTERM: a console's Ctrl-C or Ctrl-Break, its window
+    // closed, or the system shutting down.
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_shutdown};
+        match (ctrl_break(), ctrl_close(), ctrl_shutdown()) {
+            (Ok(mut brk), Ok(mut close), Ok(mut down)) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = brk.recv() => {}
+                    _ = close.recv() => {}
+                    _ = down.recv() => {}
+                }
+            }
+            _ => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
     shutdown.cancel();

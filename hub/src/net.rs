@@ -81,6 +81,11 @@ pub struct BoundedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     send_buffer: usize,
+    /// `TCP_NOTSENT_LOWAT`: set on Linux only (ARCHITECTURE.md, "Platforms").
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(dead_code)
+    )]
     unsent_limit: u32,
 }
 
