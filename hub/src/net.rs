@@ -82,10 +82,7 @@ pub struct BoundedListener {
     permits: Arc<Semaphore>,
     send_buffer: usize,
     /// `TCP_NOTSENT_LOWAT`: set on Linux only (ARCHITECTURE.md, "Platforms").
-    #[cfg_attr(
-        not(any(target_os = "linux", target_os = "android")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     unsent_limit: u32,
 }
 
