@@ -92,47 +92,29 @@ impl Bulk {
 }
 
 fn ballot_columns(rows: Vec<BallotRow>) -> Vec<Cell> {
-    let n = rows.len();
-    let mut text: [Vec<Option<String>>; 8] = Default::default();
-    let mut int: [Vec<Option<i64>>; 3] = Default::default();
-    for c in text.iter_mut() {
-        c.reserve(n);
+    fn column<T>(n: usize) -> Vec<T> {
+        Vec::with_capacity(n)
     }
+    let n = rows.len();
+    let (mut session, mut voter, mut choice, mut options) =
+        (column(n), column(n), column(n), column(n));
+    let (mut marks, mut cast_at, mut groups, mut holder) =
+        (column(n), column(n), column(n), column(n));
+    let (mut grade, mut weight, mut seq) = (column(n), column(n), column(n));
     for r in rows {
-        let [
-            session,
-            voter,
-            choice,
-            options,
-            marks,
-            cast_at,
-            groups,
-            holder,
-        ] = &mut text;
         session.push(Some(r.session));
         voter.push(Some(r.voter));
         choice.push(r.choice);
+        grade.push(r.grade);
         options.push(r.options);
         marks.push(r.marks);
         cast_at.push(Some(r.cast_at));
+        weight.push(Some(r.weight));
         groups.push(r.groups);
         holder.push(r.holder);
-        let [grade, weight, seq] = &mut int;
-        grade.push(r.grade);
-        weight.push(Some(r.weight));
         seq.push(r.seq);
     }
-    let [
-        session,
-        voter,
-        choice,
-        options,
-        marks,
-        cast_at,
-        groups,
-        holder,
-    ] = text;
-    let [grade, weight, seq] = int;
+    // In the order of INSERT_BALLOTS' columns.
     vec![
         Cell::Texts(session),
         Cell::Texts(voter),
