@@ -334,6 +334,11 @@ pub trait Txn {
     fn read_ahead(&mut self, _wanted: &[Wanted]) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Whether [`Txn::read_ahead`] does anything: when not, the writer
+    /// does not gather what to ask (a per-ballot cost for nothing).
+    fn reads_ahead(&self) -> bool {
+        false
+    }
     /// A voter's current ballot in a session.
     fn ballot(&mut self, session: Uuid, voter: &str) -> Result<Option<BallotRecord>, StoreError>;
     /// Whether a member voted in a secret session.

@@ -37,6 +37,17 @@ pub fn ballot_at(r: &impl Cells, at: usize) -> Result<Ballot, StoreError> {
     )
 }
 
+/// The tables that hold a session's rows beside its own (and its log's
+/// entries, keyed by the log): what deleting a draft empties, in this
+/// order, in both stores.
+pub const SESSION_TABLES: [&str; 5] = [
+    "answers",
+    "ballots",
+    "secret_voted",
+    "secret_ballots",
+    "logs",
+];
+
 pub const SESSION_COLUMNS: &str =
     "id, meeting_id, title, description, kind, scale, options, seats, method,
     min_marks, max_marks, rule, electorate, deadline_at, duration_s, created_at,

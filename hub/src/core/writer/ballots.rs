@@ -374,6 +374,9 @@ impl Core {
         casts: impl Iterator<Item = (Uuid, &'a CastRequest)>,
         txn: &mut dyn Txn,
     ) -> Result<(), StoreError> {
+        if !txn.reads_ahead() {
+            return Ok(());
+        }
         let mut wanted: Vec<Wanted> = Vec::new();
         for (id, req) in casts {
             let Some(session) = self.sessions.get(&id) else {

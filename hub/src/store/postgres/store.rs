@@ -446,6 +446,10 @@ impl Txn for PgTxn<'_> {
         self.run(async |c| read::session(c, id).await)
     }
 
+    fn reads_ahead(&self) -> bool {
+        true
+    }
+
     fn read_ahead(&mut self, wanted: &[Wanted]) -> Result<(), StoreError> {
         // Sent with the next read of what other hubs changed, or before
         // the first ballot asked.

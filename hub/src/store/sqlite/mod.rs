@@ -361,13 +361,7 @@ impl Txn for SqliteTxn<'_> {
                 }
                 self.logs.retain(|(s, _)| s != id);
                 let id = id.to_string();
-                for table in [
-                    "answers",
-                    "ballots",
-                    "secret_voted",
-                    "secret_ballots",
-                    "logs",
-                ] {
+                for table in crate::store::rows::SESSION_TABLES {
                     self.tx
                         .prepare_cached(&format!("DELETE FROM {table} WHERE session_id = ?1"))?
                         .execute(params![id])?;

@@ -39,13 +39,7 @@ impl PgTxn<'_> {
                 self.log_ids.remove(id);
                 self.ahead.forget(*id);
                 let id = id.to_string();
-                for table in [
-                    "answers",
-                    "ballots",
-                    "secret_voted",
-                    "secret_ballots",
-                    "logs",
-                ] {
+                for table in crate::store::rows::SESSION_TABLES {
                     self.exec(
                         &format!("DELETE FROM {table} WHERE session_id = $1"),
                         &[&id],
