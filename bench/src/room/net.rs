@@ -191,6 +191,19 @@ impl Room {
         let (hub, ap, room) = (l.hub_ns.as_str(), l.ap_ns.as_str(), l.room_ns.as_str());
         for ns in [hub, ap, room] {
             sh("ip", &["netns", "add", ns])?;
+            // The room speaks IPv4. Without IPv6, no address settles (DAD)
+            // after the room is up: Chromium takes each such change for a
+            // new network and aborts what it is loading
+            // (net::ERR_NETWORK_CHANGED), a phone's browser would not see.
+            in_ns(
+                ns,
+                "sysctl",
+                &[
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+            )?;
             in_ns(ns, "ip", &["link", "set", "lo", "up"])?;
         }
         let net = |last: u8, len: u8| format!("10.216.{id}.{last}/{len}");
