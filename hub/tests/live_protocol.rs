@@ -546,6 +546,52 @@ async fn a_slow_reader_gets_the_newest_tally_not_a_queue_of_old_ones() {
 }
 
 #[tokio::test]
+async fn a_burst_of_ballots_reaches_a_screen_at_most_once_per_pace() {
+    let hub = InProcess::start(|_| {}).await;
+    let api = hub.api();
+    let id = api.create_titled("Burst").await;
+    let mut screen = Live::connect(&hub.live_url()).await;
+    screen.subscribe(&id).await;
+    assert_eq!(screen.next_json().await["votes_total"], 0);
+
+    // A reader that takes every frame as it comes, noting when.
+    let n: u64 = 2000;
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            let update = screen.next_json().await;
+            let total = update["votes_total"].as_u64().expect("total");
+            seen.push((tokio::time::Instant::now(), total));
+            if total == n {
+                return seen;
+            }
+        }
+    });
+    api.votes_from_clients(&id, n, 16).await;
+    let seen = reader.await.expect("reader");
+
+    // Far fewer states than commits, newest last and only ever growing:
+    // sweeps of one session start at least PACE apart, so over the span the
+    // screen saw, it got at most one state per PACE (plus the first, and
+    // some slack for frames that took longer to arrive than others).
+    assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "{seen:?}");
+    let (first, last) = (seen[0].0, seen[seen.len() - 1].0);
+    let span = last - first + Duration::from_millis(50);
+    let allowed = (span.as_micros() / votehub::live::fanout::PACE.as_micros()) as usize + 2;
+    assert!(
+        seen.len() <= allowed,
+        "{} states in {span:?}: more than one per {:?}",
+        seen.len(),
+        votehub::live::fanout::PACE
+    );
+    assert!(
+        seen.len() < n as usize / 10,
+        "{} states for {n} ballots",
+        seen.len()
+    );
+}
+
+#[tokio::test]
 async fn one_connection_follows_several_sessions_and_unfollows_one() {
     let hub = InProcess::start(|_| {}).await;
     let api = hub.api();

@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use indexmap::IndexMap;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -19,6 +21,14 @@ use crate::live::outlet::Outlet;
 /// Followers visited between two looks at the session's newest state and
 /// two chances for the connections' own tasks to run.
 const STRIDE: usize = 256;
+
+/// The least time between two sweeps of one session: at most 100 states a
+/// second reach a screen, more than any screen shows. Under a burst of
+/// ballots (hundreds of commits a second) the CPU then goes to recording
+/// them rather than to writing states no one sees to every socket; at a
+/// room's pace (a ballot every few milliseconds at most) a state waits for
+/// at most this long.
+pub const PACE: Duration = Duration::from_millis(10);
 
 /// The cheap-to-clone handle over who follows what.
 #[derive(Clone, Default)]
@@ -98,30 +108,38 @@ impl Fanout {
         self.lock().keys().copied().collect()
     }
 
-    /// Writes every new state to its followers until `shutdown`.
+    /// Writes every new state to its followers until `shutdown`, each
+    /// session's at most once per [`PACE`].
     pub async fn run(self, hub: Hub, shutdown: CancellationToken) {
         let mut changes = hub.changes();
-        // Per session, the version the last sweep started from.
-        let mut swept: HashMap<Uuid, (u64, u32)> = HashMap::new();
+        // Per session, the version the last sweep started from and when.
+        let mut swept: HashMap<Uuid, (u64, u32, Instant)> = HashMap::new();
         while !shutdown.is_cancelled() {
             changes.borrow_and_update();
             let mut moved = false;
+            // The soonest a session that moved may be swept again.
+            let mut paced: Option<Instant> = None;
             let followed = self.followed();
             for &session in &followed {
                 let Some(newest) = hub.published(session) else {
                     continue;
                 };
-                if swept
-                    .get(&session)
-                    .is_some_and(|&version| version >= newest.version())
-                {
-                    continue;
+                let now = Instant::now();
+                if let Some(&(version, generation, at)) = swept.get(&session) {
+                    if (version, generation) >= newest.version() {
+                        continue;
+                    }
+                    if now < at + PACE {
+                        paced = Some(paced.map_or(at + PACE, |p| p.min(at + PACE)));
+                        continue;
+                    }
                 }
                 moved = true;
                 // The version the sweep starts from: if a newer state
                 // comes while it runs, the followers visited before get it
                 // on the next sweep.
-                swept.insert(session, newest.version());
+                let (version, generation) = newest.version();
+                swept.insert(session, (version, generation, now));
                 self.sweep(&hub, session, newest).await;
             }
             if moved {
@@ -130,8 +148,15 @@ impl Fanout {
                 tokio::task::yield_now().await;
             } else {
                 swept.retain(|session, _| followed.contains(session));
+                let pace = async {
+                    match paced {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
+                    () = pace => {}
                     () = shutdown.cancelled() => return,
                 }
             }
