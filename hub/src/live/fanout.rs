@@ -22,13 +22,17 @@ use crate::live::outlet::Outlet;
 /// two chances for the connections' own tasks to run.
 const STRIDE: usize = 256;
 
-/// The least time between two sweeps of one session: at most 100 states a
-/// second reach a screen, more than any screen shows. Under a burst of
-/// ballots (hundreds of commits a second) the CPU then goes to recording
-/// them rather than to writing states no one sees to every socket; at a
-/// room's pace (a ballot every few milliseconds at most) a state waits for
-/// at most this long.
-pub const PACE: Duration = Duration::from_millis(10);
+/// The pace of one session's sweeps, held on average: at most 200 states a
+/// second reach a screen (more than any screen shows), with bursts of up to
+/// [`BURST`] sweeps so that states arriving unevenly at a room's pace (a
+/// commit delayed by the disk, then the next on time) wait for nothing.
+/// Under a burst of ballots (a thousand commits a second) the CPU then goes
+/// to recording them rather than to writing states no one sees to every
+/// socket. (A cell rate limit, GCRA: one instant per session.)
+pub const PACE: Duration = Duration::from_millis(5);
+
+/// How many sweeps of one session may follow each other with no pause.
+pub const BURST: u32 = 4;
 
 /// The cheap-to-clone handle over who follows what.
 #[derive(Clone, Default)]
@@ -109,11 +113,13 @@ impl Fanout {
     }
 
     /// Writes every new state to its followers until `shutdown`, each
-    /// session's at most once per [`PACE`].
+    /// session's at the pace of [`PACE`] and [`BURST`].
     pub async fn run(self, hub: Hub, shutdown: CancellationToken) {
         let mut changes = hub.changes();
-        // Per session, the version the last sweep started from and when.
-        let mut swept: HashMap<Uuid, (u64, u32, Instant)> = HashMap::new();
+        // Per session, the version the last sweep started from, and when
+        // the next would be on time (GCRA's theoretical arrival time).
+        let mut swept: HashMap<Uuid, ((u64, u32), Instant)> = HashMap::new();
+        let tolerance = PACE * BURST.saturating_sub(1);
         while !shutdown.is_cancelled() {
             changes.borrow_and_update();
             let mut moved = false;
@@ -125,21 +131,23 @@ impl Fanout {
                     continue;
                 };
                 let now = Instant::now();
-                if let Some(&(version, generation, at)) = swept.get(&session) {
-                    if (version, generation) >= newest.version() {
+                let mut on_time = now;
+                if let Some(&(version, at)) = swept.get(&session) {
+                    if version >= newest.version() {
                         continue;
                     }
-                    if now < at + PACE {
-                        paced = Some(paced.map_or(at + PACE, |p| p.min(at + PACE)));
+                    if now + tolerance < at {
+                        let due = at - tolerance;
+                        paced = Some(paced.map_or(due, |p| p.min(due)));
                         continue;
                     }
+                    on_time = at.max(now);
                 }
                 moved = true;
                 // The version the sweep starts from: if a newer state
                 // comes while it runs, the followers visited before get it
                 // on the next sweep.
-                let (version, generation) = newest.version();
-                swept.insert(session, (version, generation, now));
+                swept.insert(session, (newest.version(), on_time + PACE));
                 self.sweep(&hub, session, newest).await;
             }
             if moved {
