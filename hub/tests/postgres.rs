@@ -147,3 +147,103 @@ fn a_store_that_is_neither_stops_the_start_and_keeps_its_password() {
     assert!(said.contains("--store"), "{said}");
     assert!(!said.contains("pw-42"), "{said}");
 }
+
+/// A batch's last writes leave with its COMMIT, in one round trip: a write
+/// that fails there aborts the transaction, the COMMIT rolls it back, and
+/// nothing of the batch is kept — nor anything lost of the next one.
+#[test]
+fn a_write_failing_beside_the_commit_keeps_nothing_of_its_batch() {
+    use votehub::core::audit::signing::SignedHead;
+    use votehub::core::clock::Time;
+    use votehub::core::meeting::Meeting;
+    use votehub::core::roll::Member;
+    use votehub::core::rules::Rule;
+    use votehub::core::session::{Electorate, Secrecy, SessionKind, SessionMeta};
+    use votehub::core::store::{Store, StoreError, Write};
+    use votehub::core::tally::Scale;
+
+    fn commit(store: &mut dyn Store, writes: &[Write]) -> Result<(), StoreError> {
+        let mut txn = store.begin()?;
+        for w in writes {
+            txn.write(w)?;
+        }
+        txn.commit()
+    }
+    let member = |id: &str| Member {
+        id: id.into(),
+        code: format!("code-{id}"),
+        name: id.into(),
+        groups: Vec::new(),
+        weight: 1,
+        proxy_to: None,
+    };
+
+    let pg = Postgres::start();
+    let mut store = postgres::PostgresStore::open(&pg.url("votehub")).expect("open");
+    let meeting = Meeting {
+        id: uuid::Uuid::new_v4(),
+        title: "AGM".into(),
+        started_at: Time::from_millis(1_795_000_000_000),
+        ended_at: None,
+    };
+    let session = uuid::Uuid::new_v4();
+    let meta = SessionMeta {
+        id: session,
+        meeting: meeting.id,
+        title: "Budget".into(),
+        description: String::new(),
+        kind: SessionKind::Motion {
+            scale: Scale::Choice,
+        },
+        rule: Rule::default(),
+        electorate: Electorate::Open,
+        secrecy: Secrecy::Named,
+        w_from_roll: false,
+        deadline: None,
+        created_at: Time::from_millis(1_795_000_000_000),
+    };
+    commit(
+        &mut store,
+        &[
+            Write::Meeting(meeting),
+            Write::Session(meta),
+            Write::Log {
+                session,
+                key: [7; 32],
+                roll: None,
+            },
+        ],
+    )
+    .expect("a session with an empty log");
+
+    // A member, then a head over entries the log does not have: the head's
+    // statement fails beside the COMMIT.
+    let err = commit(
+        &mut store,
+        &[
+            Write::Member(member("ann")),
+            Write::Head {
+                session,
+                head: SignedHead {
+                    size: 3,
+                    root: [1; 32],
+                    signature: [2; 64],
+                },
+            },
+        ],
+    )
+    .expect_err("a head over missing entries is refused");
+    assert!(err.to_string().contains("without its last entry"), "{err}");
+    let voters = |store: &mut postgres::PostgresStore| -> Vec<String> {
+        let loaded = store.load().expect("load");
+        loaded.voters.into_iter().map(|m| m.id).collect()
+    };
+    assert!(
+        voters(&mut store).is_empty(),
+        "the failed batch kept its member"
+    );
+
+    // The connection went back clean: the next batch commits whole.
+    commit(&mut store, &[Write::Member(member("bob"))]).expect("the next batch");
+    assert_eq!(voters(&mut store), ["bob"]);
+}

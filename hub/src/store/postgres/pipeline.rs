@@ -1,6 +1,6 @@
 //! A batch's writes sent together: queued with owned values (`Cell`),
 //! then sent in order on one connection, which pipelines them — before the
-//! next read or the commit, in one round trip.
+//! next read, or with the commit, in one round trip.
 
 use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
@@ -59,28 +59,46 @@ impl ToSql for Cell {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// A write waiting to be sent.
+/// A write waiting to be sent. Whatever it must find (a row to update) it
+/// checks in its SQL, failing the transaction: its answer may come only
+/// with the commit's.
 pub(super) struct Queued {
     pub sql: &'static str,
     pub cells: Vec<Cell>,
-    /// The number of rows it must change, and what it means when it does
-    /// not (the batch fails).
-    pub expect: Option<(u64, String)>,
 }
 
 impl Queued {
     pub fn new(sql: &'static str, cells: Vec<Cell>) -> Queued {
-        Queued {
-            sql,
-            cells,
-            expect: None,
-        }
+        Queued { sql, cells }
     }
 }
 
 /// Sends `pending` in order and waits for every answer: any error fails
 /// the batch.
 pub(super) async fn send(c: &Object, pending: &[Queued]) -> Result<(), StoreError> {
+    for done in writes(c, pending, None).await? {
+        done?;
+    }
+    Ok(())
+}
+
+/// Sends `pending` then `COMMIT`, in one round trip. A write that fails
+/// aborts the transaction, and the `COMMIT` after it then rolls back:
+/// nothing of the batch is kept, and its error is the batch's.
+pub(super) async fn commit(c: &Object, pending: &[Queued]) -> Result<(), StoreError> {
+    for done in writes(c, pending, Some("COMMIT")).await? {
+        done?;
+    }
+    Ok(())
+}
+
+/// Sends `pending` in order, then `last` (a statement without
+/// parameters), and gives every answer in order.
+async fn writes(
+    c: &Object,
+    pending: &[Queued],
+    last: Option<&str>,
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     // Prepared first (cached: no round trip), so that the writes leave in
     // the order they were queued.
     let mut statements = Vec::with_capacity(pending.len());
@@ -90,16 +108,22 @@ pub(super) async fn send(c: &Object, pending: &[Queued]) -> Result<(), StoreErro
     let writes = pending.iter().zip(&statements).map(|(q, stmt)| {
         let params: Vec<&(dyn ToSql + Sync)> =
             q.cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-        async move { c.execute(stmt, &params).await }
+        async move { c.execute(stmt, &params).await.map(drop) }
     });
-    let done = futures_util::future::join_all(writes).await;
-    for (q, changed) in pending.iter().zip(done) {
-        let changed = changed?;
-        if let Some((want, meaning)) = &q.expect
-            && changed != *want
-        {
-            return Err(StoreError::Inconsistent(meaning.clone()));
-        }
-    }
-    Ok(())
+    // Each request leaves when its future is first polled: the writes in
+    // order, then `last`.
+    let (done, last) =
+        futures_util::future::join(futures_util::future::join_all(writes), async move {
+            match last {
+                Some(sql) => c.batch_execute(sql).await,
+                None => Ok(()),
+            }
+        })
+        .await;
+    let mut done: Vec<Result<(), StoreError>> = done
+        .into_iter()
+        .map(|r| r.map_err(StoreError::from))
+        .collect();
+    done.push(last.map_err(StoreError::from));
+    Ok(done)
 }

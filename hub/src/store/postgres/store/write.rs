@@ -203,24 +203,23 @@ impl PgTxn<'_> {
                     .checked_sub(1)
                     .ok_or_else(|| StoreError::Inconsistent("a head of an empty log".into()))?;
                 let row = self.log_row(*session, last)?;
-                // Sent with the batch's other writes; checked before the
-                // commit.
+                // Sent with the batch's other writes and its commit: the
+                // statement itself fails the transaction if the entry is
+                // not there (a cast of the reason to a number, so that the
+                // reason is in the error).
                 self.bulk.spill(&mut self.pending);
-                self.pending.push(Queued {
-                    sql: "UPDATE log_entries SET root = $2, signature = $3 WHERE id = $1",
-                    cells: vec![
+                self.pending.push(Queued::new(
+                    "WITH signed AS (
+                        UPDATE log_entries SET root = $2, signature = $3 WHERE id = $1 RETURNING id)
+                     SELECT (CASE WHEN count(*) = 1 THEN '1'
+                        ELSE 'a head signed over a log without its last entry' END)::int
+                     FROM signed",
+                    vec![
                         Cell::Int(Some(row)),
                         Cell::Bytes(head.root.to_vec()),
                         Cell::Bytes(head.signature.to_vec()),
                     ],
-                    expect: Some((
-                        1,
-                        format!(
-                            "a head of {} entries signed over a log without them",
-                            head.size
-                        ),
-                    )),
-                });
+                ));
             }
             Write::ShuffleSecret(session) => {
                 // Rewritten in a random order under new slots, and who voted
