@@ -89,6 +89,47 @@ async fn changes_of_mind_on_both_nodes_leave_one_ballot_per_voter() {
         let (status, answer) = s.await.expect("ballot");
         assert_eq!(status, 200, "{answer}");
     }
+    // Voters new to the session, once both nodes know who voted before: a
+    // first ballot on one node, a change of mind on the other, which must
+    // learn of the first (another node's new voter) before taking it.
+    let mut sent = Vec::new();
+    for w in 0..16 {
+        let apis = [nodes[w % 2].api(), nodes[(w + 1) % 2].api()];
+        let id = id.clone();
+        sent.push(tokio::spawn(async move {
+            for (api, choice) in apis.iter().zip(["against", "for"]) {
+                let (status, answer) = api.vote(&id, &format!("w{w}"), choice).await;
+                assert_eq!(status, 200, "{answer}");
+            }
+        }));
+    }
+    for s in sent {
+        s.await.expect("voter");
+    }
+    // The same, one step at a time: node 0 records a ballot (and knows
+    // everyone who voted), node 1 a new voter's first, then node 0 that
+    // voter's change of mind.
+    for x in 0..4 {
+        for (node, voter, choice) in [
+            (0, format!("x{x}"), "for"),
+            (1, format!("y{x}"), "against"),
+            (0, format!("y{x}"), "for"),
+        ] {
+            let (status, answer) = nodes[node].api().vote(&id, &voter, choice).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    // Counted once each, before the close recounts: the tally each node
+    // keeps and serves (the last batch's node wrote it; the other read it).
+    for node in &nodes {
+        let tally = &node.api().session(&id).await["tally"];
+        assert_eq!(tally["ballots"], 40, "{tally}");
+        assert_eq!(
+            tally["for"].as_u64().unwrap_or(0) + tally["against"].as_u64().unwrap_or(0),
+            40,
+            "{tally}"
+        );
+    }
     let (status, closed) = nodes[0]
         .api()
         .admin(&format!("/api/sessions/{id}/close"), None)
@@ -96,12 +137,13 @@ async fn changes_of_mind_on_both_nodes_leave_one_ballot_per_voter() {
     assert_eq!(status, 200, "{closed}");
     let counted = closed["tally"]["for"].as_u64().unwrap_or(0)
         + closed["tally"]["against"].as_u64().unwrap_or(0);
-    assert_eq!(counted, 16, "{closed}");
+    assert_eq!(counted, 40, "{closed}");
+    assert_eq!(closed["tally"]["ballots"], 40, "{closed}");
     // One row per voter in the export (rows, not a map that would merge
     // two of one voter).
     let csv = nodes[1].api().csv(&id).await;
     let rows = csv.split("\n\n").nth(1).map_or(0, |b| b.lines().count());
-    assert_eq!(rows, 17, "a header and 16 ballots: {csv}");
+    assert_eq!(rows, 41, "a header and 40 ballots: {csv}");
 }
 
 #[tokio::test]

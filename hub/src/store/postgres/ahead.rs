@@ -12,6 +12,7 @@ use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
 
 use super::read;
+use super::voters::{Plan, Seen, Voters};
 use crate::core::store::{BallotRecord, StoreError, Wanted};
 
 /// One session's answers read ahead: `None` where the store has none.
@@ -30,7 +31,16 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Reads what `wanted` names, inside the transaction (after the
     /// batch's queued writes: the caller flushes them first).
-    pub async fn fill(&mut self, c: &ClientWrapper, wanted: &[Wanted]) -> Result<(), StoreError> {
+    /// Reads what `wanted` asks, under the sessions' locks (`locked`), and
+    /// gives what it learnt of who voted (for `sets`, once the batch
+    /// commits).
+    pub async fn fill(
+        &mut self,
+        c: &ClientWrapper,
+        wanted: &[Wanted],
+        sets: &Voters,
+        locked: &[(Uuid, i64)],
+    ) -> Result<Vec<(Uuid, Seen)>, StoreError> {
         // Per session: the voters, and the (voter, ballot id) pairs of
         // the retries as two columns.
         let mut by_session: HashMap<Uuid, [Vec<String>; 3]> = HashMap::new();
@@ -42,11 +52,62 @@ impl Ahead {
                 ids.push(id.clone());
             }
         }
+        let mut seen = Vec::new();
         for (session, [voters, retried, ids]) in by_session {
-            let (ballots, answers) = tokio::try_join!(
-                read::ballots_of(c, session, &voters),
-                read::answers_of(c, session, &retried, &ids),
-            )?;
+            let lock = locked.iter().find(|(s, _)| *s == session).map(|(_, q)| *q);
+            let plan = match lock {
+                Some(seq) => sets.plan(session, seq, &voters),
+                // Not locked (never so for a ballot): every voter asked.
+                None => Plan::Current {
+                    ask: voters.clone(),
+                },
+            };
+            let ask = |list: &[String]| {
+                let list = list.to_vec();
+                async move {
+                    if list.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    read::ballots_of(c, session, &list).await
+                }
+            };
+            let answers = read::answers_of(c, session, &retried, &ids);
+            let (ballots, answers) = match (&plan, lock) {
+                (Plan::All, Some(seq)) => {
+                    let (all, ballots, answers) = tokio::try_join!(
+                        read::voters_since(c, session, None),
+                        ask(&voters),
+                        answers
+                    )?;
+                    seen.push((session, Seen::All { seq, voters: all }));
+                    (ballots, answers)
+                }
+                (Plan::Since { since, ask: some }, Some(seq)) => {
+                    let (lately, mut ballots, answers) = tokio::try_join!(
+                        read::voters_since(c, session, Some(*since)),
+                        ask(some),
+                        answers
+                    )?;
+                    // Voters of this batch who voted on another node since:
+                    // their ballots too (a second round trip, rare).
+                    let more: Vec<String> = voters
+                        .iter()
+                        .filter(|v| !some.contains(*v) && lately.contains(*v))
+                        .cloned()
+                        .collect();
+                    ballots.extend(ask(&more).await?);
+                    seen.push((
+                        session,
+                        Seen::Since {
+                            seq,
+                            voters: lately,
+                        },
+                    ));
+                    (ballots, answers)
+                }
+                (Plan::Current { ask: some }, _) => tokio::try_join!(ask(some), answers)?,
+                (_, None) => tokio::try_join!(ask(&voters), answers)?,
+            };
             let known = self.sessions.entry(session).or_default();
             for voter in voters {
                 known.ballots.entry(voter).or_insert(None);
@@ -66,7 +127,7 @@ impl Ahead {
                 known.answers.insert((voter, id), Some(answer));
             }
         }
-        Ok(())
+        Ok(seen)
     }
 
     /// The voter's ballot, when it was read ahead.

@@ -11,6 +11,7 @@ mod pipeline;
 mod read;
 mod schema;
 mod store;
+mod voters;
 
 use std::str::FromStr;
 

@@ -263,6 +263,32 @@ pub async fn ballots_of(
         .collect()
 }
 
+/// The voters of `session`'s ballots: all of them, or those written by
+/// batches that began after the session's `seq` was `since` (rows are
+/// marked with that `seq` plus one).
+pub async fn voters_since(
+    c: &ClientWrapper,
+    session: Uuid,
+    since: Option<i64>,
+) -> Result<Vec<String>, StoreError> {
+    let session = session.to_string();
+    let rows = match since {
+        None => {
+            let stmt = c
+                .prepare_cached("SELECT voter FROM ballots WHERE session_id = $1")
+                .await?;
+            c.query(&stmt, &[&session]).await?
+        }
+        Some(since) => {
+            let stmt = c
+                .prepare_cached("SELECT voter FROM ballots WHERE session_id = $1 AND seq > $2")
+                .await?;
+            c.query(&stmt, &[&session, &since]).await?
+        }
+    };
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
 /// The answers kept under these (voter, ballot id) pairs, given as two
 /// columns: (voter, ballot id, answer) for those found. Planned at each
 /// call, in one round trip, like [`ballots_of`].

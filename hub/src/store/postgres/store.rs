@@ -16,6 +16,7 @@ use super::ahead::Ahead;
 use super::bulk::Bulk;
 use super::pipeline::{self, Cell, Queued, send};
 use super::read::{self, LOG_MASK};
+use super::voters::{Changed, Voters};
 use crate::core::clock::Time;
 use crate::core::session::SessionMeta;
 use crate::core::store::{
@@ -36,6 +37,8 @@ pub struct PostgresStore {
     /// drafts are deleted, and a draft has no log: an id here never names
     /// another session's log, even after another node deleted one.
     log_ids: HashMap<Uuid, i64>,
+    /// Who has a ballot in each session, as far as this node has read.
+    voters: Voters,
 }
 
 impl PostgresStore {
@@ -52,6 +55,7 @@ impl PostgresStore {
             rt,
             pool,
             log_ids: HashMap::new(),
+            voters: Voters::default(),
         })
     }
 
@@ -116,6 +120,8 @@ impl Store for PostgresStore {
             clock: Some(clock),
             client: Some(client),
             log_ids: &mut self.log_ids,
+            voters: &mut self.voters,
+            changed: Changed::default(),
             logs: Vec::new(),
             roll_bumped: false,
             roll_held: None,
@@ -194,6 +200,11 @@ struct PgTxn<'a> {
     log_ids: &'a mut HashMap<Uuid, i64>,
     /// The log ids this transaction looked up or made.
     logs: Vec<(Uuid, i64)>,
+    /// Who has a ballot in each session, as this node knows it, which this
+    /// transaction adds to when it commits…
+    voters: &'a mut Voters,
+    /// …with what it read and wrote.
+    changed: Changed,
     /// The roll's version was moved on by this transaction.
     roll_bumped: bool,
     /// The roll's version as locked with the sessions (exclusive or not).
@@ -240,7 +251,11 @@ impl PgTxn<'_> {
         let wanted = std::mem::take(&mut self.wanted);
         self.flush()?;
         let c = self.client.as_ref().ok_or_else(ended)?;
-        self.rt.block_on(self.ahead.fill(c, &wanted))
+        let seen = self
+            .rt
+            .block_on(self.ahead.fill(c, &wanted, self.voters, &self.locked))?;
+        self.changed.seen.extend(seen);
+        Ok(())
     }
 
     /// Runs `f` on the transaction's connection, after the queued writes
@@ -398,13 +413,14 @@ impl Txn for PgTxn<'_> {
         let wanted = std::mem::take(&mut self.wanted);
         self.flush()?;
         let c = self.client.as_ref().ok_or_else(ended)?;
-        self.rt.block_on(async {
-            let (changes, ()) = tokio::try_join!(
+        let (changes, seen) = self.rt.block_on(async {
+            tokio::try_join!(
                 read::changes(c, id, since, logged),
-                self.ahead.fill(c, &wanted)
-            )?;
-            Ok(changes)
-        })
+                self.ahead.fill(c, &wanted, self.voters, &self.locked)
+            )
+        })?;
+        self.changed.seen.extend(seen);
+        Ok(changes)
     }
 
     fn seqs(&mut self, ids: &[Uuid]) -> Result<Locked, StoreError> {
@@ -546,6 +562,9 @@ impl Txn for PgTxn<'_> {
             .take()
             .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
         self.rt.block_on(pipeline::commit(&client, &pending))?;
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.locked = self.locked.iter().copied().collect();
+        self.voters.commit(changed);
         self.log_ids.extend(self.logs.drain(..));
         Ok(())
     }

@@ -38,6 +38,7 @@ impl PgTxn<'_> {
                 self.logs.retain(|(s, _)| s != id);
                 self.log_ids.remove(id);
                 self.ahead.forget(*id);
+                self.changed.forget.push(*id);
                 let id = id.to_string();
                 for table in crate::store::rows::SESSION_TABLES {
                     self.exec(
@@ -54,6 +55,11 @@ impl PgTxn<'_> {
             }
             Write::Ballot { session, record } => {
                 self.ahead.wrote_ballot(*session, record);
+                self.changed
+                    .written
+                    .entry(*session)
+                    .or_default()
+                    .push(record.voter.clone());
                 let c = columns::ballot(&record.ballot);
                 let groups = Some(columns::names(&record.groups)?).filter(|g| g != "[]");
                 let marker = self.marker(*session);
@@ -100,6 +106,7 @@ impl PgTxn<'_> {
                 let tied = Some(columns::ids(&state.elected.tied)).filter(|s| !s.is_empty());
                 let seq =
                     i64::try_from(state.seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
+                self.changed.states.insert(*session, seq);
                 self.queue(
                     "UPDATE sessions SET status = $2, position = $3, opened_at = $4, closes_at = $5,
                         closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10, tally = $11
