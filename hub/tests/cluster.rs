@@ -109,6 +109,9 @@ async fn changes_of_mind_on_both_nodes_leave_one_ballot_per_voter() {
     // The same, one step at a time: node 0 records a ballot (and knows
     // everyone who voted), node 1 a new voter's first, then node 0 that
     // voter's change of mind.
+    let mut screen = common::Live::connect(&nodes[1].live_url()).await;
+    screen.subscribe(&id).await;
+    let mut last = 0;
     for x in 0..4 {
         for (node, voter, choice) in [
             (0, format!("x{x}"), "for"),
@@ -117,10 +120,18 @@ async fn changes_of_mind_on_both_nodes_leave_one_ballot_per_voter() {
         ] {
             let (status, answer) = nodes[node].api().vote(&id, &voter, choice).await;
             assert_eq!(status, 200, "{answer}");
+            last = answer["seq"].as_u64().expect("seq");
         }
     }
     // Counted once each, before the close recounts: the tally each node
-    // keeps and serves (the last batch's node wrote it; the other read it).
+    // keeps and serves (node 0 wrote it; node 1 read it once node 0 told
+    // it, which its screen shows).
+    loop {
+        let update = screen.next_json().await;
+        if update["event"] == "vote_update" && update["seq"].as_u64() >= Some(last) {
+            break;
+        }
+    }
     for node in &nodes {
         let tally = &node.api().session(&id).await["tally"];
         assert_eq!(tally["ballots"], 40, "{tally}");

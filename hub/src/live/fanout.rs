@@ -34,6 +34,18 @@ pub const PACE: Duration = Duration::from_millis(5);
 /// How many sweeps of one session may follow each other with no pause.
 pub const BURST: u32 = 4;
 
+/// Whether a session whose next sweep would be on time at `on_time` (none:
+/// never swept) may be swept at `now`: `Ok` with when the one after would
+/// be on time, or `Err` with when it may be.
+fn admit(on_time: Option<Instant>, now: Instant) -> Result<Instant, Instant> {
+    let tolerance = PACE * BURST.saturating_sub(1);
+    match on_time {
+        Some(at) if now + tolerance < at => Err(at - tolerance),
+        Some(at) => Ok(at.max(now) + PACE),
+        None => Ok(now + PACE),
+    }
+}
+
 /// The cheap-to-clone handle over who follows what.
 #[derive(Clone, Default)]
 pub struct Fanout {
@@ -119,7 +131,6 @@ impl Fanout {
         // Per session, the version the last sweep started from, and when
         // the next would be on time (GCRA's theoretical arrival time).
         let mut swept: HashMap<Uuid, ((u64, u32), Instant)> = HashMap::new();
-        let tolerance = PACE * BURST.saturating_sub(1);
         while !shutdown.is_cancelled() {
             changes.borrow_and_update();
             let mut moved = false;
@@ -130,24 +141,22 @@ impl Fanout {
                 let Some(newest) = hub.published(session) else {
                     continue;
                 };
-                let now = Instant::now();
-                let mut on_time = now;
-                if let Some(&(version, at)) = swept.get(&session) {
-                    if version >= newest.version() {
-                        continue;
-                    }
-                    if now + tolerance < at {
-                        let due = at - tolerance;
+                let last = swept.get(&session);
+                if last.is_some_and(|&(version, _)| version >= newest.version()) {
+                    continue;
+                }
+                let next = match admit(last.map(|&(_, at)| at), Instant::now()) {
+                    Ok(next) => next,
+                    Err(due) => {
                         paced = Some(paced.map_or(due, |p| p.min(due)));
                         continue;
                     }
-                    on_time = at.max(now);
-                }
+                };
                 moved = true;
                 // The version the sweep starts from: if a newer state
                 // comes while it runs, the followers visited before get it
                 // on the next sweep.
-                swept.insert(session, (newest.version(), on_time + PACE));
+                swept.insert(session, (newest.version(), next));
                 self.sweep(&hub, session, newest).await;
             }
             if moved {
@@ -190,5 +199,67 @@ impl Fanout {
             }
             outlet.send_news(frames, Some((session, &framed)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sweeps of one session asked for at `times` (offsets from a start):
+    /// which were let through.
+    fn admitted(times: &[Duration]) -> Vec<bool> {
+        let start = Instant::now();
+        let mut on_time = None;
+        times
+            .iter()
+            .map(|&t| match admit(on_time, start + t) {
+                Ok(next) => {
+                    on_time = Some(next);
+                    true
+                }
+                Err(due) => {
+                    assert!(due > start + t, "due in the past");
+                    false
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_pace_holds() {
+        let at_once = vec![Duration::ZERO; BURST as usize + 2];
+        let mut expected = vec![true; BURST as usize];
+        expected.extend([false, false]);
+        assert_eq!(admitted(&at_once), expected);
+        // One more may go a pace later, not before.
+        let mut times = vec![Duration::ZERO; BURST as usize];
+        times.push(PACE - Duration::from_micros(1));
+        times.push(PACE);
+        assert_eq!(admitted(&times)[BURST as usize..], [false, true]);
+    }
+
+    #[test]
+    fn states_at_the_pace_or_slower_never_wait_even_unevenly() {
+        // One every PACE, every other one late by most of a pace and the
+        // next one on time (a commit held up by the disk).
+        let times: Vec<Duration> = (0..200u32)
+            .map(|k| {
+                PACE * k
+                    + if k % 2 == 1 {
+                        PACE * 3 / 4
+                    } else {
+                        Duration::ZERO
+                    }
+            })
+            .collect();
+        assert!(admitted(&times).iter().all(|&a| a));
+    }
+
+    #[test]
+    fn a_pause_gives_the_burst_back() {
+        let mut times = vec![Duration::ZERO; BURST as usize];
+        times.extend(vec![PACE * (BURST + 1); BURST as usize]);
+        assert!(admitted(&times).iter().all(|&a| a));
     }
 }

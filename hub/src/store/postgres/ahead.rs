@@ -6,7 +6,7 @@
 //!
 //! [`Txn::read_ahead`]: crate::core::store::Txn::read_ahead
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
@@ -29,17 +29,19 @@ pub(super) struct Ahead {
 }
 
 impl Ahead {
-    /// Reads what `wanted` names, inside the transaction (after the
-    /// batch's queued writes: the caller flushes them first).
-    /// Reads what `wanted` asks, under the sessions' locks (`locked`), and
-    /// gives what it learnt of who voted (for `sets`, once the batch
-    /// commits).
+    /// Reads what `wanted` asks, inside the transaction (after the batch's
+    /// queued writes: the caller flushes them first) and under the
+    /// sessions' locks (`locked`); gives what it learnt of who voted, for
+    /// `sets` once the batch commits. `written`: the voters whose ballots
+    /// this transaction wrote already (asked like any voter who may have a
+    /// ballot).
     pub async fn fill(
         &mut self,
         c: &ClientWrapper,
         wanted: &[Wanted],
         sets: &Voters,
         locked: &[(Uuid, i64)],
+        written: &HashMap<Uuid, Vec<String>>,
     ) -> Result<Vec<(Uuid, Seen)>, StoreError> {
         // Per session: the voters, and the (voter, ballot id) pairs of
         // the retries as two columns.
@@ -54,48 +56,53 @@ impl Ahead {
         }
         let mut seen = Vec::new();
         for (session, [voters, retried, ids]) in by_session {
-            let lock = locked.iter().find(|(s, _)| *s == session).map(|(_, q)| *q);
-            let plan = match lock {
-                Some(seq) => sets.plan(session, seq, &voters),
+            let plan = match locked.iter().find(|(s, _)| *s == session) {
+                Some(&(_, seq)) => {
+                    let wrote = written.get(&session).map_or(&[][..], Vec::as_slice);
+                    sets.plan(session, seq, &voters, wrote)
+                }
                 // Not locked (never so for a ballot): every voter asked.
                 None => Plan::Current {
                     ask: voters.clone(),
                 },
             };
-            let ask = |list: &[String]| {
-                let list = list.to_vec();
-                async move {
-                    if list.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    read::ballots_of(c, session, &list).await
+            let ask = |list: Vec<String>| async move {
+                if list.is_empty() {
+                    return Ok(Vec::new());
                 }
+                read::ballots_of(c, session, &list).await
             };
             let answers = read::answers_of(c, session, &retried, &ids);
-            let (ballots, answers) = match (&plan, lock) {
-                (Plan::All, Some(seq)) => {
+            let (ballots, answers) = match plan {
+                Plan::All { seq } => {
                     let (all, ballots, answers) = tokio::try_join!(
                         read::voters_since(c, session, None),
-                        ask(&voters),
+                        ask(voters.clone()),
                         answers
                     )?;
                     seen.push((session, Seen::All { seq, voters: all }));
                     (ballots, answers)
                 }
-                (Plan::Since { since, ask: some }, Some(seq)) => {
+                Plan::Since {
+                    seq,
+                    since,
+                    ask: some,
+                } => {
+                    let asked: HashSet<String> = some.iter().cloned().collect();
                     let (lately, mut ballots, answers) = tokio::try_join!(
-                        read::voters_since(c, session, Some(*since)),
+                        read::voters_since(c, session, Some(since)),
                         ask(some),
                         answers
                     )?;
                     // Voters of this batch who voted on another node since:
                     // their ballots too (a second round trip, rare).
+                    let recent: HashSet<&String> = lately.iter().collect();
                     let more: Vec<String> = voters
                         .iter()
-                        .filter(|v| !some.contains(*v) && lately.contains(*v))
+                        .filter(|v| !asked.contains(*v) && recent.contains(v))
                         .cloned()
                         .collect();
-                    ballots.extend(ask(&more).await?);
+                    ballots.extend(ask(more).await?);
                     seen.push((
                         session,
                         Seen::Since {
@@ -105,8 +112,7 @@ impl Ahead {
                     ));
                     (ballots, answers)
                 }
-                (Plan::Current { ask: some }, _) => tokio::try_join!(ask(some), answers)?,
-                (_, None) => tokio::try_join!(ask(&voters), answers)?,
+                Plan::Current { ask: some } => tokio::try_join!(ask(some), answers)?,
             };
             let known = self.sessions.entry(session).or_default();
             for voter in voters {

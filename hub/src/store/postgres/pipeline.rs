@@ -22,6 +22,20 @@ impl Cell {
     pub(super) fn text(s: impl Into<String>) -> Cell {
         Cell::Text(Some(s.into()))
     }
+
+    /// Whether this value can be bound to a parameter of type `ty` (a
+    /// column to an array, a single value to a scalar, of a type it
+    /// encodes to).
+    fn fits(&self, ty: &tokio_postgres::types::Type) -> bool {
+        let array = matches!(ty.kind(), tokio_postgres::types::Kind::Array(_));
+        match self {
+            Cell::Text(_) => !array && <Option<String> as ToSql>::accepts(ty),
+            Cell::Int(_) => !array && <Option<i64> as ToSql>::accepts(ty),
+            Cell::Bytes(_) => !array && <Vec<u8> as ToSql>::accepts(ty),
+            Cell::Texts(_) => array && <Vec<Option<String>> as ToSql>::accepts(ty),
+            Cell::Ints(_) => array && <Vec<Option<i64>> as ToSql>::accepts(ty),
+        }
+    }
 }
 
 impl ToSql for Cell {
@@ -32,11 +46,15 @@ impl ToSql for Cell {
     ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         // `accepts` answers for every variant at once: a column bound to a
         // scalar, or a scalar to an array, is an error here rather than a
-        // panic in the encoder.
-        let array = matches!(ty.kind(), tokio_postgres::types::Kind::Array(_));
-        if array != matches!(self, Cell::Texts(_) | Cell::Ints(_)) {
+        // panic in the encoder. (`send` and `commit` check every value
+        // before anything leaves; this is for any other caller.)
+        if !self.fits(ty) {
             // Named by its kind only: the values may be a voter's.
-            let kind = if array { "a single value" } else { "a column" };
+            let kind = if matches!(self, Cell::Texts(_) | Cell::Ints(_)) {
+                "a column"
+            } else {
+                "a single value"
+            };
             return Err(format!("{kind} bound to a parameter of type {ty}").into());
         }
         match self {
@@ -82,9 +100,11 @@ pub(super) async fn send(c: &Object, pending: &[Queued]) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Sends `pending` then `COMMIT`, in one round trip. A write that fails
-/// aborts the transaction, and the `COMMIT` after it then rolls back:
-/// nothing of the batch is kept, and its error is the batch's.
+/// Sends `pending` then `COMMIT`, in one round trip. Every value is
+/// checked against its parameter before anything leaves, so a write can
+/// fail only at the server, which aborts the transaction: the `COMMIT`
+/// after it then rolls back, nothing of the batch is kept, and the write's
+/// error is the batch's.
 pub(super) async fn commit(c: &Object, pending: &[Queued]) -> Result<(), StoreError> {
     for done in writes(c, pending, Some("COMMIT")).await? {
         done?;
@@ -100,10 +120,24 @@ async fn writes(
     last: Option<&str>,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     // Prepared first (cached: no round trip), so that the writes leave in
-    // the order they were queued.
+    // the order they were queued; and their values checked against their
+    // parameters before anything leaves. A value the client cannot encode
+    // fails its write without the server seeing it: the transaction would
+    // not be aborted, and the COMMIT sent after it would keep the rest.
     let mut statements = Vec::with_capacity(pending.len());
     for q in pending {
-        statements.push(c.prepare_cached(q.sql).await?);
+        let stmt = c.prepare_cached(q.sql).await?;
+        let params = stmt.params();
+        if params.len() != q.cells.len()
+            || !q.cells.iter().zip(params).all(|(cell, ty)| cell.fits(ty))
+        {
+            // Named by its statement only: the values may be a voter's.
+            return Err(StoreError::Inconsistent(format!(
+                "values that do not fit the parameters of: {}",
+                q.sql
+            )));
+        }
+        statements.push(stmt);
     }
     let writes = pending.iter().zip(&statements).map(|(q, stmt)| {
         let params: Vec<&(dyn ToSql + Sync)> =
@@ -126,4 +160,24 @@ async fn writes(
         .collect();
     done.push(last.map_err(StoreError::from));
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::types::Type;
+
+    #[test]
+    fn a_value_fits_only_a_parameter_of_its_kind_and_type() {
+        assert!(Cell::text("a").fits(&Type::TEXT));
+        assert!(Cell::Int(Some(1)).fits(&Type::INT8));
+        assert!(Cell::Bytes(vec![1]).fits(&Type::BYTEA));
+        assert!(Cell::Texts(vec![None]).fits(&Type::TEXT_ARRAY));
+        assert!(Cell::Ints(vec![Some(1)]).fits(&Type::INT8_ARRAY));
+        // A column for a single value and the reverse; an i64 for an int4.
+        assert!(!Cell::Texts(vec![None]).fits(&Type::TEXT));
+        assert!(!Cell::text("a").fits(&Type::TEXT_ARRAY));
+        assert!(!Cell::Int(Some(1)).fits(&Type::INT4));
+        assert!(!Cell::Ints(vec![Some(1)]).fits(&Type::INT4_ARRAY));
+    }
 }

@@ -113,7 +113,16 @@ impl Store for PostgresStore {
             )
             .await;
             began?;
-            Ok::<i64, StoreError>(clock?.try_get(0)?)
+            let clock = clock
+                .map_err(StoreError::from)
+                .and_then(|row| Ok(row.try_get(0)?));
+            if clock.is_err() {
+                // The connection goes back to the pool: not inside a
+                // transaction (it is broken if this fails too, and the
+                // pool finds out).
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            clock
         })?;
         Ok(Box::new(PgTxn {
             rt: &self.rt,
@@ -185,10 +194,10 @@ fn ended() -> StoreError {
     StoreError::Inconsistent("the transaction has ended".into())
 }
 
-/// One batch's transaction; rolled back when dropped uncommitted.
 /// The database's clock, in milliseconds since the epoch.
 const CLOCK: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
+/// One batch's transaction; rolled back when dropped uncommitted.
 struct PgTxn<'a> {
     rt: &'a Runtime,
     /// The database's clock as the transaction began, not yet asked for.
@@ -251,9 +260,13 @@ impl PgTxn<'_> {
         let wanted = std::mem::take(&mut self.wanted);
         self.flush()?;
         let c = self.client.as_ref().ok_or_else(ended)?;
-        let seen = self
-            .rt
-            .block_on(self.ahead.fill(c, &wanted, self.voters, &self.locked))?;
+        let seen = self.rt.block_on(self.ahead.fill(
+            c,
+            &wanted,
+            self.voters,
+            &self.locked,
+            &self.changed.written,
+        ))?;
         self.changed.seen.extend(seen);
         Ok(())
     }
@@ -416,7 +429,8 @@ impl Txn for PgTxn<'_> {
         let (changes, seen) = self.rt.block_on(async {
             tokio::try_join!(
                 read::changes(c, id, since, logged),
-                self.ahead.fill(c, &wanted, self.voters, &self.locked)
+                self.ahead
+                    .fill(c, &wanted, self.voters, &self.locked, &self.changed.written)
             )
         })?;
         self.changed.seen.extend(seen);
@@ -557,11 +571,12 @@ impl Txn for PgTxn<'_> {
         // the sessions' locks are held one round trip less.
         self.bulk.spill(&mut self.pending);
         let pending = std::mem::take(&mut self.pending);
-        let client = self
-            .client
-            .take()
-            .ok_or_else(|| StoreError::Inconsistent("the transaction has ended".into()))?;
-        self.rt.block_on(pipeline::commit(&client, &pending))?;
+        // Kept until the COMMIT has succeeded: on any error (even one
+        // before anything was sent) the drop rolls the transaction back,
+        // so that the connection never goes back to the pool inside it.
+        let client = self.client.as_ref().ok_or_else(ended)?;
+        self.rt.block_on(pipeline::commit(client, &pending))?;
+        self.client = None;
         let mut changed = std::mem::take(&mut self.changed);
         changed.locked = self.locked.iter().copied().collect();
         self.voters.commit(changed);

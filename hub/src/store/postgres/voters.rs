@@ -36,14 +36,19 @@ impl Seen {
     }
 }
 
-/// How a batch finds its voters' earlier ballots in one session.
+/// How a batch finds its voters' earlier ballots in one session, locked at
+/// `seq`.
 pub(super) enum Plan {
-    /// Nothing known: read every voter of the session, and all these
-    /// ballots.
-    All,
+    /// Nothing known: read every voter of the session, and all the batch's
+    /// voters' ballots.
+    All { seq: i64 },
     /// Read who voted since `since`, and the ballots of `ask` (the rest may
-    /// be new only if they voted since).
-    Since { since: i64, ask: Vec<String> },
+    /// have one only if they voted since).
+    Since {
+        seq: i64,
+        since: i64,
+        ask: Vec<String>,
+    },
     /// The set is current: only `ask` may have a ballot.
     Current { ask: Vec<String> },
 }
@@ -65,28 +70,29 @@ pub(super) struct Changed {
     pub states: HashMap<Uuid, i64>,
     /// Per session: the `seq` the batch locked it at.
     pub locked: HashMap<Uuid, i64>,
-    /// Sessions whose ballots may have been written without a mark, or
-    /// removed: forgotten.
+    /// Sessions deleted or closed (no more ballots): forgotten.
     pub forget: Vec<Uuid>,
 }
 
 impl Voters {
     /// How to find the earlier ballots of `voters` in `session`, locked at
-    /// `locked`.
-    pub fn plan(&self, session: Uuid, locked: i64, voters: &[String]) -> Plan {
+    /// `locked`, by a transaction that has already written the ballots of
+    /// `written` there (not in the set until it commits).
+    pub fn plan(&self, session: Uuid, locked: i64, voters: &[String], written: &[String]) -> Plan {
         match self.sessions.get(&session) {
-            None => Plan::All,
-            Some(known) if known.seq > locked => Plan::All,
+            None => Plan::All { seq: locked },
+            Some(known) if known.seq > locked => Plan::All { seq: locked },
             Some(known) => {
                 let ask = voters
                     .iter()
-                    .filter(|v| known.voters.contains(*v))
+                    .filter(|v| known.voters.contains(*v) || written.contains(v))
                     .cloned()
                     .collect();
                 if known.seq == locked {
                     Plan::Current { ask }
                 } else {
                     Plan::Since {
+                        seq: locked,
                         since: known.seq,
                         ask,
                     }
@@ -118,9 +124,10 @@ impl Voters {
                 }
             }
         }
-        // A batch that wrote ballots for a session moved its `seq` on: the
-        // set stays complete if it was complete at the `seq` the batch
-        // locked the session at.
+        // The batch's own ballots join the set. A set stays complete as of
+        // its `seq` whatever a batch does (every ballot written since is
+        // marked above it), and moves on to the batch's new `seq` when the
+        // batch locked the session at the set's own.
         let touched: HashSet<Uuid> = changed
             .written
             .keys()
@@ -131,19 +138,28 @@ impl Voters {
             let Some(known) = self.sessions.get_mut(&session) else {
                 continue;
             };
-            let from = changed.locked.get(&session);
-            match changed.states.get(&session) {
-                Some(&seq) if from == Some(&known.seq) && seq >= known.seq => {
-                    if let Some(voters) = changed.written.get(&session) {
+            let written = changed.written.get(&session);
+            let state = changed.states.get(&session);
+            match changed.locked.get(&session) {
+                // Ballots written without the lock (rows without a mark), or
+                // with no new state (a `seq` others would mark theirs with
+                // too): not a history this set can follow.
+                None => {
+                    self.sessions.remove(&session);
+                }
+                Some(_) if written.is_some() && state.is_none() => {
+                    self.sessions.remove(&session);
+                }
+                Some(&from) => {
+                    if let Some(voters) = written {
                         known.voters.extend(voters.iter().cloned());
                     }
-                    known.seq = seq;
-                }
-                // Not a batch this set can follow (ballots with no new
-                // state, or changes by others since the set's `seq` that
-                // this batch did not read): read whole next time.
-                _ => {
-                    self.sessions.remove(&session);
+                    if let Some(&seq) = state
+                        && from == known.seq
+                        && seq >= known.seq
+                    {
+                        known.seq = seq;
+                    }
                 }
             }
         }
@@ -161,62 +177,63 @@ mod tests {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    #[test]
-    fn a_session_never_read_is_read_whole() {
-        let voters = Voters::default();
-        assert!(matches!(
-            voters.plan(Uuid::nil(), 3, &names(&["a"])),
-            Plan::All
-        ));
-    }
-
-    #[test]
-    fn a_current_set_asks_only_for_voters_it_holds() {
+    /// A set of `voters` read whole at `seq`.
+    fn read_at(seq: i64, voters: &[&str]) -> (Voters, Uuid) {
         let s = Uuid::new_v4();
-        let mut voters = Voters::default();
-        voters.commit(Changed {
+        let mut sets = Voters::default();
+        sets.commit(Changed {
             seen: vec![(
                 s,
                 Seen::All {
-                    seq: 5,
-                    voters: names(&["a", "b"]),
+                    seq,
+                    voters: names(voters),
                 },
             )],
             ..Changed::default()
         });
-        let Plan::Current { ask } = voters.plan(s, 5, &names(&["a", "c"])) else {
+        (sets, s)
+    }
+
+    #[test]
+    fn a_session_never_read_is_read_whole() {
+        let sets = Voters::default();
+        assert!(matches!(
+            sets.plan(Uuid::nil(), 3, &names(&["a"]), &[]),
+            Plan::All { seq: 3 }
+        ));
+    }
+
+    #[test]
+    fn a_current_set_asks_only_for_voters_it_holds_or_the_batch_wrote() {
+        let (sets, s) = read_at(5, &["a", "b"]);
+        let Plan::Current { ask } = sets.plan(s, 5, &names(&["a", "c", "d"]), &names(&["d"]))
+        else {
             panic!("current at the seq it was read at");
         };
-        assert_eq!(ask, ["a"]);
+        assert_eq!(ask, ["a", "d"]);
         // Another node wrote since: who voted since then is read first.
-        let Plan::Since { since, ask } = voters.plan(s, 7, &names(&["b", "c"])) else {
+        let Plan::Since { seq, since, ask } = sets.plan(s, 7, &names(&["b", "c"]), &[]) else {
             panic!("behind");
         };
-        assert_eq!((since, ask), (5, names(&["b"])));
+        assert_eq!((seq, since, ask), (7, 5, names(&["b"])));
     }
 
     #[test]
     fn own_ballots_and_later_voters_join_the_set() {
-        let s = Uuid::new_v4();
-        let mut voters = Voters::default();
-        voters.commit(Changed {
-            seen: vec![(
-                s,
-                Seen::All {
-                    seq: 5,
-                    voters: names(&["a"]),
-                },
-            )],
+        let (mut sets, s) = read_at(5, &["a"]);
+        sets.commit(Changed {
             written: HashMap::from([(s, names(&["b"]))]),
             states: HashMap::from([(s, 6)]),
             locked: HashMap::from([(s, 5)]),
-            forget: Vec::new(),
+            ..Changed::default()
         });
-        let Plan::Current { ask } = voters.plan(s, 6, &names(&["a", "b", "c"])) else {
+        let Plan::Current { ask } = sets.plan(s, 6, &names(&["a", "b", "c"]), &[]) else {
             panic!("current after its own batch");
         };
         assert_eq!(ask, ["a", "b"]);
-        voters.commit(Changed {
+        // One batch reads who voted since (c, on another node), writes d's
+        // ballot and moves the session from 9 to 10.
+        sets.commit(Changed {
             seen: vec![(
                 s,
                 Seen::Since {
@@ -224,56 +241,70 @@ mod tests {
                     voters: names(&["c"]),
                 },
             )],
-            ..Changed::default()
+            written: HashMap::from([(s, names(&["d"]))]),
+            states: HashMap::from([(s, 10)]),
+            locked: HashMap::from([(s, 9)]),
+            forget: Vec::new(),
         });
-        let Plan::Current { ask } = voters.plan(s, 9, &names(&["c", "d"])) else {
-            panic!("current after reading who voted since");
+        let Plan::Current { ask } = sets.plan(s, 10, &names(&["b", "c", "d", "e"]), &[]) else {
+            panic!("current after reading who voted since and its own ballots");
         };
-        assert_eq!(ask, ["c"]);
+        assert_eq!(ask, ["b", "c", "d"]);
     }
 
     #[test]
-    fn a_change_by_others_the_batch_did_not_read_forgets_the_set() {
-        let s = Uuid::new_v4();
-        let mut voters = Voters::default();
-        voters.commit(Changed {
-            seen: vec![(
-                s,
-                Seen::All {
-                    seq: 5,
-                    voters: Vec::new(),
-                },
-            )],
-            ..Changed::default()
-        });
-        // Locked at 7 (another node wrote 6 and 7), closed without reading
-        // who voted: the set cannot say who did.
-        voters.commit(Changed {
+    fn a_batch_that_did_not_read_others_changes_leaves_the_set_where_it_was() {
+        let (mut sets, s) = read_at(5, &["a"]);
+        // Locked at 7 (another node wrote 6 and 7), b's ballot written and
+        // the session moved to 8 without reading who voted since 5: the set
+        // holds b, and is still complete as of 5 only.
+        sets.commit(Changed {
+            written: HashMap::from([(s, names(&["b"]))]),
             states: HashMap::from([(s, 8)]),
             locked: HashMap::from([(s, 7)]),
             ..Changed::default()
         });
-        assert!(matches!(voters.plan(s, 8, &names(&["a"])), Plan::All));
+        let Plan::Since { since, ask, .. } = sets.plan(s, 8, &names(&["a", "b", "c"]), &[]) else {
+            panic!("still behind");
+        };
+        assert_eq!((since, ask), (5, names(&["a", "b"])));
     }
 
     #[test]
-    fn ballots_written_without_a_new_state_forget_the_set() {
-        let s = Uuid::new_v4();
-        let mut voters = Voters::default();
-        voters.commit(Changed {
-            seen: vec![(
-                s,
-                Seen::All {
-                    seq: 5,
-                    voters: Vec::new(),
-                },
-            )],
-            ..Changed::default()
-        });
-        voters.commit(Changed {
+    fn ballots_written_without_the_lock_or_a_new_state_forget_the_set() {
+        let (mut sets, s) = read_at(5, &[]);
+        sets.commit(Changed {
             written: HashMap::from([(s, names(&["a"]))]),
             ..Changed::default()
         });
-        assert!(matches!(voters.plan(s, 5, &names(&["a"])), Plan::All));
+        assert!(matches!(
+            sets.plan(s, 5, &names(&["a"]), &[]),
+            Plan::All { .. }
+        ));
+        let (mut sets, s) = read_at(5, &[]);
+        sets.commit(Changed {
+            written: HashMap::from([(s, names(&["a"]))]),
+            locked: HashMap::from([(s, 5)]),
+            ..Changed::default()
+        });
+        assert!(matches!(
+            sets.plan(s, 5, &names(&["a"]), &[]),
+            Plan::All { .. }
+        ));
+    }
+
+    #[test]
+    fn a_closed_session_is_forgotten() {
+        let (mut sets, s) = read_at(5, &["a"]);
+        sets.commit(Changed {
+            states: HashMap::from([(s, 6)]),
+            locked: HashMap::from([(s, 5)]),
+            forget: vec![s],
+            ..Changed::default()
+        });
+        assert!(matches!(
+            sets.plan(s, 6, &names(&["a"]), &[]),
+            Plan::All { .. }
+        ));
     }
 }

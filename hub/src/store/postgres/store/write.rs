@@ -107,6 +107,10 @@ impl PgTxn<'_> {
                 let seq =
                     i64::try_from(state.seq).map_err(|_| StoreError::Inconsistent("seq".into()))?;
                 self.changed.states.insert(*session, seq);
+                if state.status == crate::core::session::Status::Closed {
+                    // No more ballots: this node stops keeping its voters.
+                    self.changed.forget.push(*session);
+                }
                 self.queue(
                     "UPDATE sessions SET status = $2, position = $3, opened_at = $4, closes_at = $5,
                         closed_at = $6, result = $7, elected = $8, tied = $9, seq = $10, tally = $11
