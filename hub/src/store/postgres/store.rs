@@ -434,6 +434,14 @@ impl Txn for PgTxn<'_> {
             )
         })?;
         self.changed.seen.extend(seen);
+        // A vote another node closed takes no more ballots: its voters
+        // need not be kept.
+        if changes
+            .as_ref()
+            .is_some_and(|c| c.session.status == crate::core::session::Status::Closed)
+        {
+            self.changed.forget.push(id);
+        }
         Ok(changes)
     }
 
