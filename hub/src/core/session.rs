@@ -301,7 +301,8 @@ pub enum Receipt<'a> {
         /// canonical JSON): the voter's page checks that it says what
         /// they chose.
         entry: Box<serde_json::value::RawValue>,
-        head: crate::core::audit::signing::HeadWire,
+        /// A `HeadWire`, serialized once for every receipt of its commit.
+        head: &'a serde_json::value::RawValue,
     },
     Secret {
         tracker: &'a str,

@@ -381,7 +381,14 @@ impl Pseudonyms {
         let mut mac = self.0.clone();
         mac.update(voter.as_bytes());
         let tag = mac.finalize().into_bytes();
-        format!("v-{}", hex::encode(&tag[..16]))
+        // "v-" and 16 bytes in hex, written in place: one allocation a
+        // ballot.
+        let mut out = [0u8; 34];
+        out[..2].copy_from_slice(b"v-");
+        match hex::encode_to_slice(&tag[..16], &mut out[2..]) {
+            Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+            Err(_) => format!("v-{}", hex::encode(&tag[..16])),
+        }
     }
 }
 

@@ -71,6 +71,14 @@ impl Levels {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        self.push_hashed(leaf, &[]);
+    }
+
+    /// `push`, given the heads of the subtrees the leaf completes, smallest
+    /// first, as the writer's `Frontier` hashed them while appending: the
+    /// readers' tree then hashes nothing twice. A head not given is hashed
+    /// here.
+    pub fn push_hashed(&mut self, leaf: Hash, completed: &[Hash]) {
         let mut node = leaf;
         let mut k = 0;
         loop {
@@ -83,7 +91,15 @@ impl Levels {
             if n % 2 == 1 {
                 return;
             }
-            node = node_hash(&level[n - 2], &level[n - 1]);
+            node = match completed.get(k) {
+                Some(head) => {
+                    // Every test build checks that the heads given are
+                    // these leaves' own.
+                    debug_assert_eq!(*head, node_hash(&level[n - 2], &level[n - 1]));
+                    *head
+                }
+                None => node_hash(&level[n - 2], &level[n - 1]),
+            };
             k += 1;
         }
     }
@@ -283,6 +299,12 @@ impl Frontier {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        self.push_completing(leaf, |_| {});
+    }
+
+    /// `push`, handing `completed` the head of each subtree the leaf
+    /// completes, smallest first (what `Levels::push_hashed` takes).
+    pub fn push_completing(&mut self, leaf: Hash, mut completed: impl FnMut(Hash)) {
         let mut node = (1u64, leaf);
         // Two complete subtrees of one size merge into one of twice it.
         while let Some(&(size, hash)) = self.subtrees.last() {
@@ -291,6 +313,7 @@ impl Frontier {
             }
             self.subtrees.pop();
             node = (size * 2, node_hash(&hash, &node.1));
+            completed(node.1);
         }
         self.subtrees.push(node);
         self.size += 1;
@@ -417,6 +440,20 @@ mod tests {
             root(&leaves()),
             hex32("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
         );
+    }
+
+    #[test]
+    fn levels_given_the_frontiers_heads_are_the_levels_of_the_leaves() {
+        let all: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::default();
+        let mut levels = Levels::default();
+        for leaf in &all {
+            let mut completed = Vec::new();
+            frontier.push_completing(*leaf, |h| completed.push(h));
+            levels.push_hashed(*leaf, &completed);
+        }
+        assert_eq!(levels.levels, Levels::of(&all).levels);
+        assert_eq!(levels.mth(0, all.len()), frontier.root());
     }
 
     #[test]

@@ -262,13 +262,16 @@ impl Core {
                 .or_default()
                 .insert(member.clone());
         }
-        for (session, leaf) in &batch.appended {
+        let mut completed = batch.completed.as_slice();
+        for (session, leaf, n) in &batch.appended {
+            let (heads, rest) = completed.split_at((*n).min(completed.len()));
+            completed = rest;
             registry
                 .logs
                 .entry(*session)
                 .or_default()
                 .leaves
-                .push(*leaf);
+                .push_hashed(*leaf, heads);
         }
         for (session, head) in &batch.heads {
             registry.logs.entry(*session).or_default().head = Some(*head);

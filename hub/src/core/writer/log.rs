@@ -111,8 +111,12 @@ impl Core {
             index,
             entry: text.clone(),
         })?;
-        log.frontier.push(leaf);
-        batch.appended.push((session, leaf));
+        let before = batch.completed.len();
+        log.frontier
+            .push_completing(leaf, |head| batch.completed.push(head));
+        batch
+            .appended
+            .push((session, leaf, batch.completed.len() - before));
         Ok(Some((index, leaf, text)))
     }
 
@@ -325,7 +329,7 @@ impl Core {
 
     /// Signs the head of every log that grew in the batch.
     pub fn sign_heads(&mut self, batch: &mut Batch, txn: &mut dyn Txn) -> Result<(), StoreError> {
-        let mut grown: Vec<Uuid> = batch.appended.iter().map(|(s, _)| *s).collect();
+        let mut grown: Vec<Uuid> = batch.appended.iter().map(|(s, ..)| *s).collect();
         grown.sort_unstable();
         grown.dedup();
         for session in grown {
@@ -348,17 +352,18 @@ impl Core {
         batch: &mut Batch,
         txn: &mut dyn Txn,
     ) -> Result<(), StoreError> {
-        // Each head in hex once, not once per ballot.
-        let heads: Vec<(Uuid, HeadWire)> = batch
+        // Each head in JSON once, not once per ballot.
+        let heads: Vec<(Uuid, Box<RawValue>)> = batch
             .heads
             .iter()
-            .map(|(s, h)| (*s, HeadWire::from(h)))
-            .collect();
+            .map(|(s, h)| Ok((*s, serde_json::value::to_raw_value(&HeadWire::from(h))?)))
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
         for (reply, pending) in std::mem::take(&mut batch.pending) {
             let head = heads
                 .iter()
                 .find(|(s, _)| *s == pending.session)
-                .map(|(_, h)| h);
+                .map(|(_, h)| &**h);
             let answer = json(&VoteReceipt {
                 tally: &pending.tally,
                 seq: pending.seq,
@@ -367,7 +372,7 @@ impl Core {
                         index: pending.index,
                         leaf: lower_hex(&pending.leaf),
                         entry,
-                        head: head.clone(),
+                        head,
                     }),
                     _ => None,
                 },

@@ -124,8 +124,12 @@ pub(crate) struct Batch {
     /// Logs grown by the batch, as they were before it (`None`: begun by
     /// it).
     pub log_before: Vec<(Uuid, Option<log::SessionLog>)>,
-    /// Leaves appended by the batch, in order.
-    pub appended: Vec<(Uuid, Hash)>,
+    /// Leaves appended by the batch, in order, each with how many subtree
+    /// heads it completed.
+    pub appended: Vec<(Uuid, Hash, usize)>,
+    /// Those heads, in the same order (the readers' tree takes them rather
+    /// than hashing them again).
+    pub completed: Vec<Hash>,
     /// Heads signed at the end of the batch.
     pub heads: Vec<(Uuid, SignedHead)>,
     /// Ballots whose answers wait for their session's signed head.
