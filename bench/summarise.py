@@ -3,8 +3,9 @@
     python3 bench/summarise.py FOLDER [SERVER ...]
 
 Reports are named SERVER-SCENARIO-RUN.json. Columns follow the servers
-given (default: every server found, votehub first); the last column
-compares the first two (how many times better the first is).
+given (default: every server found, votehub first); the last columns
+compare the first with each of the others (how many times better the
+first is).
 """
 import json
 import statistics
@@ -19,6 +20,7 @@ METRICS = [
     ("ballot answer p99 (ms)", lambda r: r.get("ack_ms", {}).get("p99"), False),
     ("server CPU / message (µs)", lambda r: r.get("server_cpu_us_per_message"), False),
     ("ballots/s", lambda r: r.get("ballots_per_s"), True),
+    ("server CPU / ballot (µs)", lambda r: r.get("server_cpu_us_per_ballot"), False),
     ("server memory / subscriber (KB)", lambda r: r.get("server_kb_per_subscriber"), False),
     ("exact final tally", lambda r: r.get("exact"), None),
     ("errors", lambda r: r.get("errors"), None),
@@ -53,23 +55,26 @@ def main(folder, servers):
         found = sorted({s for _, s in runs})
         servers = sorted(found, key=lambda s: (s != "votehub", s))
     head = " | ".join(servers)
-    compare = f"{servers[0]} vs {servers[1]}" if len(servers) > 1 else ""
+    others = servers[1:] or [None]
+    compare = " | ".join(f"{servers[0]} vs {o}" if o else "" for o in others)
     print(f"| scenario | metric | {head} | {compare} |")
-    print("|---|---|" + "---|" * len(servers) + "---|")
+    print("|---|---|" + "---|" * (len(servers) + len(others)))
     for scenario in sorted({s for s, _ in runs}):
         n = max(len(runs.get((scenario, s), [])) for s in servers)
         for label, get, higher_better in METRICS:
             cells = [cell([get(r) for r in runs.get((scenario, s), [])]) for s in servers]
             if all(c is None for c in cells):
                 continue
-            ratio = ""
-            if len(cells) > 1:
-                a, b = cells[0], cells[1]
+            ratios = []
+            for b in cells[1:] or [None]:
+                a = cells[0]
                 numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
                 if numbers and higher_better is not None and a and b:
-                    ratio = f"{(a / b if higher_better else b / a):,.2f}×"
+                    ratios.append(f"{(a / b if higher_better else b / a):,.2f}×")
+                else:
+                    ratios.append("")
             row = " | ".join(fmt(c) for c in cells)
-            print(f"| {scenario} (runs: {n}) | {label} | {row} | {ratio} |")
+            print(f"| {scenario} (runs: {n}) | {label} | {row} | {' | '.join(ratios)} |")
 
 
 if __name__ == "__main__":

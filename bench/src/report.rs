@@ -38,6 +38,10 @@ pub struct Report {
     pub server_cpu_us_per_message: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ballots_per_s: Option<f64>,
+    /// The server's CPU time (every thread) while the ballots were taken,
+    /// per ballot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_ballot: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_kb_per_subscriber: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +104,9 @@ impl Report {
         }
         if let Some(b) = self.ballots_per_s {
             rows.push(("ballots/s", format!("{b:.0}")));
+        }
+        if let Some(c) = self.server_cpu_us_per_ballot {
+            rows.push(("server CPU/ballot", format!("{c:.2} µs")));
         }
         if let Some(m) = self.server_kb_per_subscriber {
             rows.push(("server memory/sub", format!("{m:.2} KB")));

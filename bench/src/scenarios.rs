@@ -247,6 +247,7 @@ pub async fn ingest(
     let readers = subscriber::open(&run.nodes, &session, subscribers, run.rcvbuf, &stats).await?;
     let next = Arc::new(AtomicU64::new(1));
     let bar = progress(ballots, "ballots");
+    let cpu0 = run.cpu_s();
     let t0 = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..clients.max(1) {
@@ -275,6 +276,12 @@ pub async fn ingest(
     }
     while senders.join_next().await.is_some() {}
     let acked = t0.elapsed().as_secs_f64();
+    // What the server spent taking them: on a saturated core, the cost
+    // that bounds the rate, and steadier from run to run than the rate.
+    if let (Some(a), Some(b)) = (cpu0, run.cpu_s()) {
+        report.server_cpu_s = Some(b - a);
+        report.server_cpu_us_per_ballot = Some((b - a) * 1e6 / ballots.max(1) as f64);
+    }
     bar.finish_and_clear();
     report.ballots_per_s = Some(ballots as f64 / acked);
     report.ack_ms = stats.acks();
