@@ -4,8 +4,9 @@
 
 Reports are named SERVER-SCENARIO-RUN.json. Columns follow the servers
 given (default: every server found, votehub first); the last columns
-compare the first with each of the others (how many times better the
-first is).
+compare the first with each of the others: how many times better the
+first is, run by run (each run takes every server back to back, so a
+noisy minute of the machine falls on all of them), the median of those.
 """
 import json
 import statistics
@@ -44,13 +45,17 @@ def fmt(v):
 
 def main(folder, servers):
     runs = defaultdict(list)
+    # (scenario, server) → {run number: report}, to pair runs.
+    numbered = defaultdict(dict)
     for path in sorted(Path(folder).glob("*.json")):
         server, rest = path.stem.split("-", 1)
-        scenario = rest.rsplit("-", 1)[0]
+        scenario, number = rest.rsplit("-", 1)
         try:
-            runs[(scenario, server)].append(json.loads(path.read_text()))
+            report = json.loads(path.read_text())
         except json.JSONDecodeError:
-            runs[(scenario, server)].append({"exact": False, "errors": "failed"})
+            report = {"exact": False, "errors": "failed"}
+        runs[(scenario, server)].append(report)
+        numbered[(scenario, server)][number] = report
     if not servers:
         found = sorted({s for _, s in runs})
         servers = sorted(found, key=lambda s: (s != "votehub", s))
@@ -66,13 +71,17 @@ def main(folder, servers):
             if all(c is None for c in cells):
                 continue
             ratios = []
-            for b in cells[1:] or [None]:
-                a = cells[0]
-                numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-                if numbers and higher_better is not None and a and b:
-                    ratios.append(f"{(a / b if higher_better else b / a):,.2f}×")
-                else:
-                    ratios.append("")
+            for other in servers[1:] or [None]:
+                paired = []
+                if other is not None and higher_better is not None:
+                    mine = numbered.get((scenario, servers[0]), {})
+                    theirs = numbered.get((scenario, other), {})
+                    for number in sorted(mine.keys() & theirs.keys()):
+                        a, b = get(mine[number]), get(theirs[number])
+                        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+                        if numbers and a and b:
+                            paired.append(a / b if higher_better else b / a)
+                ratios.append(f"{statistics.median(paired):,.2f}×" if paired else "")
             row = " | ".join(fmt(c) for c in cells)
             print(f"| {scenario} (runs: {n}) | {label} | {row} | {' | '.join(ratios)} |")
 

@@ -276,8 +276,9 @@ pub async fn ingest(
     }
     while senders.join_next().await.is_some() {}
     let acked = t0.elapsed().as_secs_f64();
-    // What the server spent taking them: on a saturated core, the cost
-    // that bounds the rate, and steadier from run to run than the rate.
+    // What the server spent (every thread) while they were taken, per
+    // ballot sent: with the rate, it tells a build that does more work
+    // from one that waits longer (on the disk, say).
     if let (Some(a), Some(b)) = (cpu0, run.cpu_s()) {
         report.server_cpu_s = Some(b - a);
         report.server_cpu_us_per_ballot = Some((b - a) * 1e6 / ballots.max(1) as f64);

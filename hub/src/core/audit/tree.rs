@@ -53,7 +53,8 @@ pub fn root(leaves: &[Hash]) -> Hash {
 
 /// Every complete subtree's head, level by level: `levels[0]` holds the
 /// leaves, `levels[k][i]` the head of leaves `i·2^k .. (i+1)·2^k`. A leaf
-/// costs one hash per subtree it completes (one on average); the head of
+/// costs one hash per subtree it completes (one on average; none when
+/// given the heads the writer's `Frontier` already hashed); the head of
 /// any range the RFC's recursion asks for is then O(log n), and a proof
 /// O(log² n) instead of O(n) — at a close, every phone asks for one.
 #[derive(Debug, Clone, Default)]
@@ -93,8 +94,8 @@ impl Levels {
             }
             node = match completed.get(k) {
                 Some(head) => {
-                    // Every test build checks that the heads given are
-                    // these leaves' own.
+                    // Debug builds (every test) check that the heads
+                    // given are these leaves' own.
                     debug_assert_eq!(*head, node_hash(&level[n - 2], &level[n - 1]));
                     *head
                 }

@@ -263,15 +263,19 @@ impl Core {
                 .insert(member.clone());
         }
         let mut completed = batch.completed.as_slice();
-        for (session, leaf, n) in &batch.appended {
-            let (heads, rest) = completed.split_at((*n).min(completed.len()));
+        for a in &batch.appended {
+            let (heads, rest) = completed.split_at(a.completed.min(completed.len()));
             completed = rest;
-            registry
-                .logs
-                .entry(*session)
-                .or_default()
-                .leaves
-                .push_hashed(*leaf, heads);
+            let leaves = &mut registry.logs.entry(a.session).or_default().leaves;
+            // The writer's heads belong to these leaves only if the view
+            // holds every leaf before this one; a view that does not would
+            // prove against another tree than the one signed.
+            if leaves.len() as u64 == a.index {
+                leaves.push_hashed(a.leaf, heads);
+            } else {
+                tracing::error!(session = %a.session, index = a.index, held = leaves.len(), "a log's published leaves are out of step with the writer's");
+                leaves.push(a.leaf);
+            }
         }
         for (session, head) in &batch.heads {
             registry.logs.entry(*session).or_default().head = Some(*head);

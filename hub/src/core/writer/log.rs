@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use uuid::Uuid;
 
-use super::{Batch, Core, CoreSession, Reply};
+use super::{Appended, Batch, Core, CoreSession, Reply};
 use crate::core::audit::entry::{
     BallotEntry, BallotWire, ClosedEntry, Entry, MemberEntry, PresenceWire, Pseudonyms, RollMember,
     VotedMember, canonical,
@@ -114,9 +114,12 @@ impl Core {
         let before = batch.completed.len();
         log.frontier
             .push_completing(leaf, |head| batch.completed.push(head));
-        batch
-            .appended
-            .push((session, leaf, batch.completed.len() - before));
+        batch.appended.push(Appended {
+            session,
+            index,
+            leaf,
+            completed: batch.completed.len() - before,
+        });
         Ok(Some((index, leaf, text)))
     }
 
@@ -329,7 +332,7 @@ impl Core {
 
     /// Signs the head of every log that grew in the batch.
     pub fn sign_heads(&mut self, batch: &mut Batch, txn: &mut dyn Txn) -> Result<(), StoreError> {
-        let mut grown: Vec<Uuid> = batch.appended.iter().map(|(s, ..)| *s).collect();
+        let mut grown: Vec<Uuid> = batch.appended.iter().map(|a| a.session).collect();
         grown.sort_unstable();
         grown.dedup();
         for session in grown {
