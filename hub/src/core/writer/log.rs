@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use uuid::Uuid;
 
-use super::{Appended, Batch, Core, CoreSession, Reply};
+use super::{Batch, Core, CoreSession, Reply};
 use crate::core::audit::entry::{
     BallotEntry, BallotWire, ClosedEntry, Entry, MemberEntry, PresenceWire, Pseudonyms, RollMember,
     VotedMember, canonical,
@@ -48,6 +48,16 @@ impl SessionLog {
             leaves,
         )
     }
+}
+
+/// A leaf a batch appended to a session's log.
+pub(crate) struct Appended {
+    pub session: Uuid,
+    /// Its index in the log.
+    pub index: u64,
+    pub leaf: Hash,
+    /// How many subtree heads it completed (in `Batch::completed`).
+    pub completed: usize,
 }
 
 /// A ballot's answer waiting for the head its batch signs.

@@ -105,16 +105,6 @@ pub(crate) type RollBefore = (Roll, HashSet<String>, HashMap<String, bool>, Vec<
 /// A session as it was: its settings and its state.
 pub(crate) type Before = (Arc<SessionMeta>, SessionState);
 
-/// A leaf a batch appended to a session's log.
-pub(crate) struct Appended {
-    pub session: Uuid,
-    /// Its index in the log.
-    pub index: u64,
-    pub leaf: Hash,
-    /// How many subtree heads it completed (in `Batch::completed`).
-    pub completed: usize,
-}
-
 /// What one batch changed, to publish once it commits or to undo if not.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -135,7 +125,7 @@ pub(crate) struct Batch {
     /// it).
     pub log_before: Vec<(Uuid, Option<log::SessionLog>)>,
     /// Leaves appended by the batch, in order.
-    pub appended: Vec<Appended>,
+    pub appended: Vec<log::Appended>,
     /// Those heads, in the same order (the readers' tree takes them rather
     /// than hashing them again).
     pub completed: Vec<Hash>,
